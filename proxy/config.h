@@ -1,0 +1,215 @@
+#ifndef SLUICE_PROXY_CONFIG_H_
+#define SLUICE_PROXY_CONFIG_H_
+
+// sluice-proxy's configuration as plain structs. Every member carries its
+// default, so a value-initialised ProxyConfig (or DefaultProxyConfig()) is a
+// complete, safe configuration: loopback listeners only, no rate limits, no
+// routes. config_loader.h reads these from YAML and validates them; the
+// example file proxy/sluice-proxy.example.yaml documents every field.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+
+namespace sluice {
+
+// A socket address to listen on. `host` is an IP literal without brackets
+// ("127.0.0.1", "::1", "0.0.0.0", "::"); port 0 asks for an ephemeral port.
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+
+  // "127.0.0.1:3128", or "[::1]:3128" for IPv6.
+  std::string ToString() const;
+  bool operator==(const ListenAddress&) const = default;
+};
+
+// Parses "host:port" where host is an IPv4 literal or a bracketed IPv6
+// literal ("[::1]:3128"). Host names are not accepted: the proxy binds
+// before it resolves anything. Errors describe the problem without a field
+// path; callers add the path.
+absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
+
+// Deadlines. All are > 0; none can be disabled.
+struct Timeouts {
+  // The whole request head (request line + headers) must arrive within
+  // this; slow clients get 408 (slowloris defence).
+  Duration header_read = std::chrono::seconds(10);
+  // Keep-alive idle time between two requests on a client connection.
+  Duration client_idle = std::chrono::seconds(60);
+  // DNS resolution plus TCP connect to the origin.
+  Duration connect = std::chrono::seconds(5);
+  // From the request being sent upstream to the response head arriving.
+  Duration upstream_response = std::chrono::seconds(60);
+  // No progress on a request or response body stream.
+  Duration body_idle = std::chrono::seconds(60);
+  // A CONNECT tunnel with no bytes in either direction.
+  Duration tunnel_idle = std::chrono::seconds(300);
+  // How long an idle upstream keep-alive connection stays pooled.
+  Duration pool_idle = std::chrono::seconds(30);
+
+  bool operator==(const Timeouts&) const = default;
+};
+
+// Size and count limits.
+struct Limits {
+  size_t max_header_bytes = 65536;    // Request head larger than this: 431.
+  size_t max_uri_bytes = 8192;        // Request target longer than this: 414.
+  size_t max_connections = 1024;      // Client connections, tunnels included.
+  size_t pool_max_idle_per_host = 64;  // 0 disables upstream keep-alive.
+  size_t pool_max_idle_total = 256;
+  size_t buffer_bytes = 65536;  // Per-direction streaming buffer.
+
+  bool operator==(const Limits&) const = default;
+};
+
+// Admin listener (/config, /metrics, health).
+struct AdminConfig {
+  // Unset when the admin listener is disabled ("" or "off" in YAML).
+  std::optional<ListenAddress> listen = ListenAddress{"127.0.0.1", 9901};
+
+  bool operator==(const AdminConfig&) const = default;
+};
+
+// CONNECT method policy.
+struct ConnectConfig {
+  // Target ports CONNECT may reach. Empty: CONNECT is refused entirely.
+  std::vector<uint16_t> allowed_ports = {443};
+
+  bool operator==(const ConnectConfig&) const = default;
+};
+
+// SSRF policy. Internal, loopback, link-local and similar ranges are denied
+// by default; `allow` re-opens ranges explicitly.
+struct SsrfConfig {
+  // CIDRs ("127.0.0.0/8", "fd00::/8", or a bare address for one host),
+  // checked by CheckCidrSyntax; the network layer parses them for real.
+  std::vector<std::string> allow;
+
+  bool operator==(const SsrfConfig&) const = default;
+};
+
+// Returns OK when `text` is "address/prefix-length" or a bare address
+// (one host) with an IPv4 or IPv6 address (no brackets), a prefix length
+// in range for that family, and no address bits set past the prefix
+// ("10.1.2.3/8" is refused as ambiguous). These are the rules of
+// ParseCidr in ip_address.h, which the network layer applies.
+absl::Status CheckCidrSyntax(std::string_view text);
+
+struct AccessLogConfig {
+  bool enabled = true;
+  std::string path = "-";  // "-" means stdout.
+
+  bool operator==(const AccessLogConfig&) const = default;
+};
+
+// Names of request headers the proxy gives meaning to. An empty name turns
+// the feature off.
+struct HeadersConfig {
+  // A client may shorten (never lengthen) how long it is willing to wait in
+  // a limiter queue. The value is a duration ("250ms") or seconds ("0.25").
+  std::string max_wait = "x-sluice-max-wait";
+
+  bool operator==(const HeadersConfig&) const = default;
+};
+
+enum class LimitAlgorithm { kGcra, kTokenBucket };
+
+// "gcra" or "token_bucket".
+std::string_view LimitAlgorithmName(LimitAlgorithm algorithm);
+// Inverse of LimitAlgorithmName (exact, lowercase names).
+std::optional<LimitAlgorithm> ParseLimitAlgorithm(std::string_view name);
+
+// Splits a limit into one bucket per distinct value of a request header.
+// The config holds only the header *name*; values are seen at request time
+// and never stored in configuration.
+struct PerKeyConfig {
+  std::string header;       // Non-empty.
+  size_t max_keys = 10000;  // >= 1; bound on the number of live buckets.
+
+  bool operator==(const PerKeyConfig&) const = default;
+};
+
+// One named rate limit ("rate_limits.<name>" in YAML).
+struct LimitConfig {
+  std::string name;  // The map key; [A-Za-z0-9_.-]+.
+  // `rate` tokens are released every `period`. Both > 0; `rate` is required.
+  double rate = 0;
+  Duration period = std::chrono::seconds(1);
+  // Bucket depth in tokens, >= 1. The default of 1 allows no burst: requests
+  // are paced evenly at rate/period.
+  double burst = 1;
+  LimitAlgorithm algorithm = LimitAlgorithm::kGcra;
+  // Requests that may wait for tokens at once; more are rejected (429).
+  // 0 means never queue.
+  size_t max_queue = 1000;
+  // Longest time a request waits for tokens before it is rejected.
+  Duration max_wait = std::chrono::seconds(30);
+  // Tokens a request costs, > 0 and <= burst.
+  double cost = 1;
+  // If set, the request's cost is read from this header (a number >= 0);
+  // a missing or malformed value falls back to `cost`.
+  std::string cost_header;
+  // Cap for header-supplied costs, <= burst. 0 means "burst".
+  double max_cost = 0;
+  // Unset: one bucket shared by every request that maps to this limit.
+  std::optional<PerKeyConfig> per_key;
+
+  // max_cost with the 0 default resolved.
+  double EffectiveMaxCost() const { return max_cost > 0 ? max_cost : burst; }
+  bool operator==(const LimitConfig&) const = default;
+};
+
+// Maps requests to a limit. All conditions must hold; an empty/unset
+// condition matches anything. Routes are tried in order; the first match
+// wins (see router.h).
+struct RouteConfig {
+  // "api.example.com" (exact), "*.example.com" (any subdomain at any depth,
+  // not the apex), or empty / "*" for any host. Compared case-insensitively.
+  std::string host;
+  std::string path_prefix;           // Empty, or starts with '/'.
+  std::vector<std::string> methods;  // Upper-cased tokens; empty = any.
+  // Name of a rate_limits entry. Empty: requests matching this route pass
+  // without a limit (useful to exempt paths ahead of a broader route).
+  std::string limit;
+
+  bool operator==(const RouteConfig&) const = default;
+};
+
+// Returns OK if `host` is a valid RouteConfig::host pattern.
+absl::Status CheckRouteHostPattern(std::string_view host);
+
+struct ProxyConfig {
+  std::vector<ListenAddress> listen = {{"127.0.0.1", 3128}, {"::1", 3128}};
+  int workers = 1;  // 1..64
+  AdminConfig admin;
+  Timeouts timeouts;
+  Limits limits;
+  ConnectConfig connect;
+  SsrfConfig ssrf;
+  // How long in-flight requests may finish after a shutdown signal. 0 stops
+  // at once.
+  Duration shutdown_grace = std::chrono::seconds(10);
+  AccessLogConfig access_log;
+  HeadersConfig headers;
+  std::map<std::string, LimitConfig, std::less<>> rate_limits;
+  std::vector<RouteConfig> routes;
+
+  // Returns the limit called `name`, or nullptr.
+  const LimitConfig* FindLimit(std::string_view name) const;
+  bool operator==(const ProxyConfig&) const = default;
+};
+
+// The configuration used when no file is given (same as ProxyConfig{}).
+ProxyConfig DefaultProxyConfig();
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONFIG_H_

@@ -1,0 +1,169 @@
+#include "proxy/config_yaml.h"
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "common/duration.h"
+
+namespace sluice {
+namespace config_yaml {
+
+std::string Where(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null() || node.IsNull()) return "";
+  return absl::StrCat(" (line ", mark.line + 1, ", column ", mark.column + 1,
+                      ")");
+}
+
+absl::Status FieldError(absl::string_view path, const YAML::Node& node,
+                        absl::string_view reason) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(path.empty() ? "config" : path, ": ", reason, Where(node)));
+}
+
+std::string Got(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: {
+      std::string s = node.Scalar();
+      constexpr size_t kMaxShown = 60;
+      bool cut = s.size() > kMaxShown;
+      if (cut) s.resize(kMaxShown);
+      return absl::StrCat("\"", absl::CHexEscape(s), cut ? "...\"" : "\"");
+    }
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "nothing";
+  }
+}
+
+std::string Join(absl::string_view path, absl::string_view key) {
+  if (path.empty()) return std::string(key);
+  return absl::StrCat(path, ".", key);
+}
+
+absl::Status ReadString(const YAML::Node& node, absl::string_view path,
+                        std::string* out) {
+  if (!node.IsScalar()) {
+    return FieldError(path, node,
+                      absl::StrCat("must be a string (got ", Got(node), ")"));
+  }
+  *out = node.Scalar();
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const YAML::Node& node, absl::string_view path,
+                      bool* out) {
+  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, *out)) {
+    return FieldError(
+        path, node,
+        absl::StrCat("must be true or false (got ", Got(node), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
+                        double min, bool min_exclusive, double* out) {
+  double value = 0;
+  bool ok = node.IsScalar() && absl::SimpleAtod(node.Scalar(), &value) &&
+            std::isfinite(value) && value <= kMaxTokens &&
+            (min_exclusive ? value > min : value >= min);
+  if (!ok) {
+    return FieldError(
+        path, node,
+        absl::StrCat("must be a number ", min_exclusive ? "> " : ">= ", min,
+                     " and <= 1e12 (got ", Got(node), ")"));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+absl::Status ReadDuration(const YAML::Node& node, absl::string_view path,
+                          bool allow_zero, Duration* out) {
+  if (!node.IsScalar()) {
+    return FieldError(path, node,
+                      absl::StrCat("must be a duration such as 250ms, 10s or "
+                                   "1m (got ",
+                                   Got(node), ")"));
+  }
+  absl::StatusOr<Duration> parsed = ParseConfigDuration(node.Scalar());
+  if (!parsed.ok()) {
+    return FieldError(path, node,
+                      absl::StrCat("bad duration ", Got(node), ": ",
+                                   parsed.status().message()));
+  }
+  if (!allow_zero && *parsed <= Duration::zero()) {
+    return FieldError(path, node, "must be > 0");
+  }
+  if (*parsed > kMaxDuration) {
+    return FieldError(path, node, "must be at most 8760h (one year)");
+  }
+  *out = *parsed;
+  return absl::OkStatus();
+}
+
+bool IsCleanUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+bool IsToken(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) continue;
+    if (absl::string_view("!#$%&'*+-.^_`|~").find(c) ==
+        absl::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ReadHeaderName(const YAML::Node& node, absl::string_view path,
+                            bool allow_empty, std::string* out) {
+  absl::Status status = ReadString(node, path, out);
+  if (!status.ok()) return status;
+  if (out->empty() ? !allow_empty : !IsToken(*out)) {
+    return FieldError(path, node, absl::StrCat("bad header name ", Got(node)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace config_yaml
+}  // namespace sluice

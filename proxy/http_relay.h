@@ -1,0 +1,90 @@
+#ifndef SLUICE_PROXY_HTTP_RELAY_H_
+#define SLUICE_PROXY_HTTP_RELAY_H_
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace sluice {
+
+// A caller-owned, bounded byte buffer for one relay direction.
+struct RelayBuffer {
+  char* ptr;
+  size_t len;
+  char* data() const { return ptr; }
+  size_t size() const { return len; }
+};
+
+// Where a relay failed, so the caller can pick the right status.
+struct RelayError {
+  boost::beast::error_code ec;
+  bool reading = false;  // true: reading the source failed
+};
+
+// Streams a message whose head has been parsed by `p` from `from` to `to`
+// through the bounded buffer `buf`: writes the head, then the body in
+// pieces as they arrive, letting the serializer re-frame it (chunked or
+// Content-Length). Every operation has its own deadline.
+template <bool isRequest>
+boost::asio::awaitable<RelayError> RelayMessage(
+    boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p, boost::beast::tcp_stream& to,
+    RelayBuffer buf, Duration idle, uint64_t& body_bytes,
+    bool head_only) {
+  auto& body = p.get().body();
+  body.data = nullptr;
+  body.size = 0;
+  body.more = !p.is_done() && !head_only;
+  boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body> sr{p.get()};
+  to.expires_after(idle);
+  auto [hec, hn] = co_await boost::beast::http::async_write_header(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (hec) co_return RelayError{hec, false};
+  if (head_only) co_return RelayError{};
+  while (!p.is_done()) {
+    body.data = buf.data();
+    body.size = buf.size();
+    from.expires_after(idle);
+    auto [rec, rn] = co_await boost::beast::http::async_read_some(from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (rec == boost::beast::http::error::need_buffer) rec = {};
+    if (rec) co_return RelayError{rec, true};
+    body.size = buf.size() - body.size;
+    body.more = !p.is_done();
+    body_bytes += body.size;
+    // A zero-length buffer would be serialized as a chunk of size zero,
+    // which means "end of body": only hand over real bytes.
+    if (body.size == 0) {
+      body.data = nullptr;
+      if (body.more) continue;
+    } else {
+      body.data = buf.data();
+    }
+    to.expires_after(idle);
+    auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (wec == boost::beast::http::error::need_buffer) wec = {};
+    if (wec) co_return RelayError{wec, false};
+  }
+  if (!sr.is_done()) {
+    body.data = nullptr;
+    body.size = 0;
+    body.more = false;
+    to.expires_after(idle);
+    auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (wec == boost::beast::http::error::need_buffer) wec = {};
+    if (wec) co_return RelayError{wec, false};
+  }
+  co_return RelayError{};
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_HTTP_RELAY_H_

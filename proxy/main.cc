@@ -1,0 +1,86 @@
+// sluice-proxy: a sidecar HTTP forward proxy that paces outbound API calls.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "proxy/config_loader.h"
+#include "proxy/proxy_app.h"
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "dev"
+#endif
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: sluice-proxy [--config FILE] [--check-config] [--help] [--version]\n"
+    "\n"
+    "A sidecar HTTP/1.1 forward proxy that rate-limits outbound API calls.\n"
+    "Point apps at it with http_proxy/HTTPS_PROXY (see README.md).\n"
+    "\n"
+    "  --config FILE    YAML configuration (default: embedded defaults,\n"
+    "                   listening on 127.0.0.1:3128 and [::1]:3128)\n"
+    "  --check-config   validate the configuration and exit (0 = valid)\n"
+    "  --help           show this help\n"
+    "  --version        print the version\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("sluice-proxy %s\n", SLUICE_VERSION);
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(std::strlen("--config="));
+    } else {
+      std::fprintf(stderr, "sluice-proxy: unknown argument '%s'\n\n%s",
+                   arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+
+  auto logger = spdlog::stderr_logger_mt("sluice");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+
+  absl::StatusOr<sluice::ProxyConfig> config =
+      config_path.empty() ? sluice::DefaultProxyConfig()
+                          : sluice::LoadProxyConfigFromFile(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "sluice-proxy: invalid config %s: %s\n",
+                 config_path.c_str(), std::string(config.status().message()).c_str());
+    return 1;
+  }
+  auto app = sluice::ProxyApp::Create(*std::move(config));
+  if (!app.ok()) {
+    std::fprintf(stderr, "sluice-proxy: invalid config %s: %s\n",
+                 config_path.c_str(), std::string(app.status().message()).c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::printf("sluice-proxy: config %s is valid\n",
+                config_path.empty() ? "(defaults)" : config_path.c_str());
+    return 0;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  if (auto st = (*app)->Bind(); !st.ok()) {
+    std::fprintf(stderr, "sluice-proxy: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return (*app)->Run();
+}

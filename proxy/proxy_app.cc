@@ -1,0 +1,294 @@
+#include "proxy/proxy_app.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/duration.h"
+#include "common/token_source_factory.h"
+#include "proxy/access_log.h"
+#include "proxy/admin_server.h"
+#include "proxy/config_loader.h"
+#include "proxy/keyed_limiter.h"
+#include "proxy/limit_gate.h"
+#include "proxy/metrics.h"
+#include "proxy/rate_limiter.h"
+#include "proxy/router.h"
+#include "proxy/server.h"
+#include "proxy/ssrf_guard.h"
+#include "proxy/upstream_pool.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+LimitRuntime::~LimitRuntime() = default;
+
+struct ProxyApp::Impl {
+  ProxyConfig config;
+  // Owned through a pointer so the destructor can end every pending
+  // session (which touch metrics) while the rest is still alive.
+  std::unique_ptr<asio::io_context> io_owner =
+      std::make_unique<asio::io_context>();
+  asio::io_context& io = *io_owner;
+  std::unique_ptr<Router> router;
+  std::unique_ptr<SsrfGuard> guard;
+  std::unique_ptr<UpstreamPool> pool;
+  std::unique_ptr<LimitGate> gate;
+  std::unique_ptr<ProxyMetrics> metrics;
+  std::unique_ptr<AccessLog> access_log;
+  std::vector<std::unique_ptr<LimitRuntime>> limits;
+  ProxyContext ctx;
+  std::unique_ptr<Server> server;
+  std::unique_ptr<AdminServer> admin;
+  std::optional<asio::signal_set> signals;
+  std::optional<asio::steady_timer> sweep_timer;
+  std::optional<asio::steady_timer> drain_timer;
+  std::string config_yaml;
+  uint16_t proxy_port = 0;
+  uint16_t admin_port = 0;
+  std::atomic<bool> stopping{false};
+  TimePoint drain_deadline{};
+
+  void ScheduleSweep();
+  void BeginShutdown();
+  void CheckDrained();
+};
+
+ProxyApp::ProxyApp() : impl_(std::make_unique<Impl>()) {}
+ProxyApp::~ProxyApp() {
+  if (!impl_) return;
+  Impl& m = *impl_;
+  m.io.stop();
+  m.signals.reset();
+  m.sweep_timer.reset();
+  m.drain_timer.reset();
+  m.admin.reset();
+  m.server.reset();
+  if (m.pool) m.pool->Clear();
+  // Destroys pending handlers (and sessions) while metrics, limiters and
+  // the gate still exist.
+  m.io_owner.reset();
+}
+
+namespace {
+
+Algorithm ToAlgorithm(LimitAlgorithm a) {
+  return a == LimitAlgorithm::kGcra ? Algorithm::kGcra : Algorithm::kTokenBucket;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
+  std::unique_ptr<ProxyApp> app(new ProxyApp());
+  Impl& m = *app->impl_;
+  m.config = std::move(config);
+  Clock* clock = SystemClock::Get();
+
+  std::vector<Cidr> allow;
+  for (size_t i = 0; i < m.config.ssrf.allow.size(); ++i) {
+    auto c = ParseCidr(m.config.ssrf.allow[i]);
+    if (!c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ssrf.allow[", i, "]: ", std::string(c.status().message())));
+    }
+    allow.push_back(*c);
+  }
+  m.guard = std::make_unique<SsrfGuard>(
+      std::move(allow), std::vector<std::pair<IpAddress, uint16_t>>{});
+  m.router = std::make_unique<Router>(m.config.routes);
+  m.pool = std::make_unique<UpstreamPool>(
+      UpstreamPool::Options{m.config.limits.pool_max_idle_per_host,
+                            m.config.limits.pool_max_idle_total,
+                            m.config.timeouts.pool_idle},
+      clock);
+  m.gate = std::make_unique<LimitGate>(clock);
+  m.metrics = std::make_unique<ProxyMetrics>();
+  auto log = AccessLog::Open(m.config.access_log.enabled, m.config.access_log.path);
+  if (!log.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("access_log.path: ", std::string(log.status().message())));
+  }
+  m.access_log = std::move(*log);
+
+  // One limiter (or keyed set) per configured limit.
+  absl::flat_hash_map<std::string, LimitRuntime*> by_name;
+  for (const auto& [name, lc] : m.config.rate_limits) {
+    auto rt = std::make_unique<LimitRuntime>();
+    rt->config = &lc;
+    RateSpec spec{lc.rate, lc.period, lc.burst};
+    Algorithm alg = ToAlgorithm(lc.algorithm);
+    RateLimiterOptions opts;
+    opts.max_queue = lc.max_queue;
+    if (lc.per_key) {
+      rt->keyed = std::make_unique<KeyedLimiterSet>(
+          lc.per_key->max_keys, opts,
+          [alg, spec](TimePoint now) { return MakeTokenSource(alg, spec, now); });
+    } else {
+      rt->shared = std::make_unique<RateLimiter>(
+          MakeTokenSource(alg, spec, clock->Now()), opts);
+    }
+    m.metrics->RegisterLimit(name);
+    by_name[name] = rt.get();
+    m.limits.push_back(std::move(rt));
+  }
+  m.ctx.route_limits.resize(m.config.routes.size(), nullptr);
+  for (size_t i = 0; i < m.config.routes.size(); ++i) {
+    const auto& r = m.config.routes[i];
+    if (r.limit.empty()) continue;
+    auto it = by_name.find(r.limit);
+    if (it == by_name.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("routes[", i, "].limit: unknown limit \"", r.limit, "\""));
+    }
+    m.ctx.route_limits[i] = it->second;
+  }
+
+  m.config_yaml = DumpRedactedConfig(m.config);
+  m.ctx.config = &m.config;
+  m.ctx.clock = clock;
+  m.ctx.router = m.router.get();
+  m.ctx.guard = m.guard.get();
+  m.ctx.pool = m.pool.get();
+  m.ctx.gate = m.gate.get();
+  m.ctx.metrics = m.metrics.get();
+  m.ctx.access_log = m.config.access_log.enabled ? m.access_log.get() : nullptr;
+  m.server = std::make_unique<Server>(m.io, m.ctx);
+  return app;
+}
+
+absl::Status ProxyApp::Bind() {
+  Impl& m = *impl_;
+  // Signals first, so a SIGTERM right after the "listening" line is a
+  // graceful shutdown rather than the default action.
+  m.signals.emplace(m.io, SIGTERM, SIGINT);
+  m.signals->async_wait([&m](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}", sig);
+    m.BeginShutdown();
+  });
+  for (size_t i = 0; i < m.config.listen.size(); ++i) {
+    auto ep = m.server->Listen(m.config.listen[i]);
+    if (!ep.ok()) {
+      return absl::Status(ep.status().code(),
+                          absl::StrCat("listen[", i, "]: ",
+                                       std::string(ep.status().message())));
+    }
+    if (i == 0) m.proxy_port = ep->port();
+    // Never dial ourselves, whatever the allowlist says.
+    const auto a = ep->address();
+    m.guard->AddSelf(a.is_v4() ? IpAddress::V4(a.to_v4().to_uint())
+                               : IpAddress::V6(a.to_v6().to_bytes()),
+                     ep->port());
+  }
+  std::string admin_text = "off";
+  if (m.config.admin.listen) {
+    AdminHandlers h;
+    h.metrics = [&m] {
+      m.metrics->SetPoolIdle(m.pool->idle());
+      return m.metrics->Serialize();
+    };
+    h.ready = [&m] { return !m.ctx.draining.load(); };
+    h.config_yaml = [&m] { return m.config_yaml; };
+    auto admin = AdminServer::Start(m.io, m.config.admin.listen->host,
+                                    m.config.admin.listen->port, std::move(h));
+    if (!admin.ok()) {
+      return absl::Status(admin.status().code(),
+                          absl::StrCat("admin.listen: ",
+                                       std::string(admin.status().message())));
+    }
+    m.admin = std::move(*admin);
+    m.admin_port = m.admin->port();
+    boost::system::error_code ec;
+    auto admin_ip = asio::ip::make_address(m.config.admin.listen->host, ec);
+    if (!ec) {
+      m.guard->AddSelf(admin_ip.is_v4() ? IpAddress::V4(admin_ip.to_v4().to_uint())
+                                        : IpAddress::V6(admin_ip.to_v6().to_bytes()),
+                       m.admin_port);
+    }
+    admin_text = ListenAddress{m.config.admin.listen->host, m.admin_port}.ToString();
+  }
+  std::string first = m.config.listen.empty()
+                          ? "none"
+                          : ListenAddress{m.config.listen[0].host, m.proxy_port}.ToString();
+  std::fprintf(stderr, "sluice-proxy listening proxy=%s admin=%s\n", first.c_str(),
+               admin_text.c_str());
+  std::fflush(stderr);
+  return absl::OkStatus();
+}
+
+void ProxyApp::Impl::ScheduleSweep() {
+  sweep_timer->expires_after(std::chrono::seconds(5));
+  sweep_timer->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping.load()) return;
+    pool->Sweep();
+    metrics->SetPoolIdle(pool->idle());
+    ScheduleSweep();
+  });
+}
+
+void ProxyApp::Impl::BeginShutdown() {
+  if (ctx.draining.exchange(true)) return;
+  spdlog::info("shutdown: draining for up to {}", FormatDuration(config.shutdown_grace));
+  server->StopAccepting();
+  if (admin) {
+    // Keep serving /readyz (now 503) until the drain ends.
+  }
+  drain_deadline = SystemClock::Get()->Now() + config.shutdown_grace;
+  CheckDrained();
+}
+
+void ProxyApp::Impl::CheckDrained() {
+  const bool done = ctx.connections.load() == 0;
+  const bool expired = SystemClock::Get()->Now() >= drain_deadline;
+  if (done || expired) {
+    if (!done) {
+      spdlog::warn("shutdown: grace expired with {} connection(s) open",
+                   ctx.connections.load());
+      server->CloseAll();
+    }
+    stopping.store(true);
+    if (admin) admin->Stop();
+    if (sweep_timer) sweep_timer->cancel();
+    if (signals) signals->cancel();
+    pool->Clear();
+    if (access_log) access_log->Flush();
+    io.stop();
+    return;
+  }
+  drain_timer->expires_after(std::chrono::milliseconds(20));
+  drain_timer->async_wait([this](boost::system::error_code ec) {
+    if (!ec) CheckDrained();
+  });
+}
+
+int ProxyApp::Run() {
+  Impl& m = *impl_;
+  m.sweep_timer.emplace(m.io);
+  m.drain_timer.emplace(m.io);
+  m.ScheduleSweep();
+  m.server->Start();
+  auto work = asio::make_work_guard(m.io);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < m.config.workers; ++i) {
+    threads.emplace_back([&m] { m.io.run(); });
+  }
+  m.io.run();
+  for (auto& t : threads) t.join();
+  return 0;
+}
+
+void ProxyApp::Shutdown() {
+  asio::post(impl_->io, [this] { impl_->BeginShutdown(); });
+}
+
+uint16_t ProxyApp::proxy_port() const { return impl_->proxy_port; }
+uint16_t ProxyApp::admin_port() const { return impl_->admin_port; }
+
+}  // namespace sluice

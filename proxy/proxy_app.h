@@ -1,0 +1,43 @@
+#ifndef SLUICE_PROXY_PROXY_APP_H_
+#define SLUICE_PROXY_PROXY_APP_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proxy/config.h"
+
+namespace sluice {
+
+// The whole sluice-proxy process: listeners, worker threads, limiters,
+// admin endpoint and graceful shutdown. Built from a validated config.
+class ProxyApp {
+ public:
+  // Builds every component. Errors name the offending config field.
+  static absl::StatusOr<std::unique_ptr<ProxyApp>> Create(ProxyConfig config);
+  ~ProxyApp();
+
+  // Binds the proxy and admin listeners. After it returns OK, ports are
+  // known and a "sluice-proxy listening ..." line is on stderr.
+  absl::Status Bind();
+
+  // Serves until SIGTERM/SIGINT (or Shutdown()), then drains in-flight
+  // requests for at most shutdown_grace. Returns the process exit code.
+  int Run();
+
+  // Starts a graceful shutdown from any thread.
+  void Shutdown();
+
+  // Actual bound ports (after Bind()).
+  uint16_t proxy_port() const;
+  uint16_t admin_port() const;
+
+ private:
+  ProxyApp();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_PROXY_APP_H_

@@ -1,0 +1,51 @@
+#ifndef SLUICE_PROXY_PROXY_CONTEXT_H_
+#define SLUICE_PROXY_PROXY_CONTEXT_H_
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "common/clock.h"
+#include "proxy/config.h"
+
+namespace sluice {
+
+class AccessLog;
+class KeyedLimiterSet;
+class LimitGate;
+class ProxyMetrics;
+class RateLimiter;
+class Router;
+class SsrfGuard;
+class UpstreamPool;
+
+// The limiter behind one configured limit: one shared bucket, or one bucket
+// per key.
+struct LimitRuntime {
+  const LimitConfig* config = nullptr;
+  std::unique_ptr<RateLimiter> shared;    // set unless per_key
+  std::unique_ptr<KeyedLimiterSet> keyed; // set when per_key
+  ~LimitRuntime();
+};
+
+// Everything a client session needs, owned by ProxyApp and alive for as
+// long as any session is. Members are thread-safe or immutable.
+struct ProxyContext {
+  const ProxyConfig* config = nullptr;
+  Clock* clock = nullptr;
+  const Router* router = nullptr;
+  const SsrfGuard* guard = nullptr;
+  UpstreamPool* pool = nullptr;
+  LimitGate* gate = nullptr;
+  ProxyMetrics* metrics = nullptr;
+  AccessLog* access_log = nullptr;
+  // Indexed by route index (Router::Match::index); nullptr = no limit.
+  std::vector<LimitRuntime*> route_limits;
+  // Set on SIGTERM: finish the current request, then close.
+  std::atomic<bool> draining{false};
+  std::atomic<size_t> connections{0};
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_PROXY_CONTEXT_H_
