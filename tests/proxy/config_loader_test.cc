@@ -22,6 +22,10 @@ using ::testing::Not;
 // The repository root, found from this file's location
 // (tests/proxy/config_loader_test.cc).
 std::filesystem::path RepoRoot() {
+#ifdef SLUICE_SOURCE_DIR
+  // Set by CMake: __FILE__ is relative when ccache rewrites paths.
+  return std::filesystem::path(SLUICE_SOURCE_DIR);
+#endif
   return std::filesystem::path(__FILE__)
       .parent_path()
       .parent_path()
