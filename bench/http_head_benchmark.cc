@@ -28,7 +28,8 @@ BENCHMARK(BM_ParseRequestHead);
 void BM_FullHeadPath(benchmark::State& state) {
   for (auto _ : state) {
     sluice::RequestParser parser;
-    if (sluice::ParseRequestHead(kHead, 8192, parser)) state.SkipWithError("parse");
+    if (sluice::ParseRequestHead(kHead, 8192, parser))
+      state.SkipWithError("parse");
     auto& req = parser.get();
     sluice::ForwardTarget ft;
     sluice::ParseForwardTarget({req.target().data(), req.target().size()}, ft);

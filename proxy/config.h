@@ -60,9 +60,9 @@ struct Timeouts {
 
 // Size and count limits.
 struct Limits {
-  size_t max_header_bytes = 65536;    // Request head larger than this: 431.
-  size_t max_uri_bytes = 8192;        // Request target longer than this: 414.
-  size_t max_connections = 1024;      // Client connections, tunnels included.
+  size_t max_header_bytes = 65536;     // Request head larger than this: 431.
+  size_t max_uri_bytes = 8192;         // Request target longer than this: 414.
+  size_t max_connections = 1024;       // Client connections, tunnels included.
   size_t pool_max_idle_per_host = 64;  // 0 disables upstream keep-alive.
   size_t pool_max_idle_total = 256;
   size_t buffer_bytes = 65536;  // Per-direction streaming buffer.

@@ -67,7 +67,8 @@ std::optional<HttpRuleError> ParseRequestHead(std::string_view head,
   parser.put(boost::asio::buffer(head.data(), head.size()), ec);
   if (!ec && !parser.is_header_done()) ec = http::error::partial_message;
   if (ec) {
-    return HttpRuleError{400, "bad_request", "malformed request: " + ec.message()};
+    return HttpRuleError{400, "bad_request",
+                         "malformed request: " + ec.message()};
   }
   const auto& req = parser.get();
   if (req.target().size() > max_uri_bytes) {
@@ -89,7 +90,8 @@ std::optional<HttpRuleError> ParseForwardTarget(std::string_view target,
   auto parsed = boost::urls::parse_absolute_uri(
       boost::core::string_view(target.data(), target.size()));
   if (!parsed) {
-    return HttpRuleError{400, "bad_target", "the request target is not a valid URI"};
+    return HttpRuleError{400, "bad_target",
+                         "the request target is not a valid URI"};
   }
   const auto& url = *parsed;
   const std::string scheme = Lower(Sv(url.scheme()));
@@ -99,10 +101,12 @@ std::optional<HttpRuleError> ParseForwardTarget(std::string_view target,
                          "CONNECT (set HTTPS_PROXY)"};
   }
   if (scheme != "http") {
-    return HttpRuleError{400, "unsupported_scheme", "only http:// is forwarded"};
+    return HttpRuleError{400, "unsupported_scheme",
+                         "only http:// is forwarded"};
   }
   if (url.has_userinfo()) {
-    return HttpRuleError{400, "userinfo", "credentials in the URI are not forwarded"};
+    return HttpRuleError{400, "userinfo",
+                         "credentials in the URI are not forwarded"};
   }
   out.host = HostOf(url);
   if (out.host.empty()) {

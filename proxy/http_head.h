@@ -26,7 +26,7 @@ std::optional<HttpRuleError> ParseRequestHead(std::string_view head,
 
 // The origin named by an absolute-form request target.
 struct ForwardTarget {
-  std::string host;           // lowercase; IPv6 without brackets
+  std::string host;  // lowercase; IPv6 without brackets
   uint16_t port = 80;
   std::string path;           // path only, for routing and logs
   std::string origin_target;  // path + query, for the origin request

@@ -38,23 +38,26 @@ struct RelayError {
 template <bool isRequest>
 boost::asio::awaitable<RelayError> RelayMessage(
     boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p, boost::beast::tcp_stream& to,
-    RelayBuffer buf, Duration idle, uint64_t& body_bytes,
-    bool head_only) {
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
+    boost::beast::tcp_stream& to, RelayBuffer buf, Duration idle,
+    uint64_t& body_bytes, bool head_only) {
   auto& body = p.get().body();
   body.data = nullptr;
   body.size = 0;
   body.more = !p.is_done() && !head_only;
-  boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body> sr{p.get()};
+  boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body> sr{
+      p.get()};
   to.expires_after(idle);
-  auto [hec, hn] = co_await boost::beast::http::async_write_header(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+  auto [hec, hn] = co_await boost::beast::http::async_write_header(
+      to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
   if (hec) co_return RelayError{hec, false};
   if (head_only) co_return RelayError{};
   while (!p.is_done()) {
     body.data = buf.data();
     body.size = buf.size();
     from.expires_after(idle);
-    auto [rec, rn] = co_await boost::beast::http::async_read_some(from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [rec, rn] = co_await boost::beast::http::async_read_some(
+        from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
     if (rec == boost::beast::http::error::need_buffer) rec = {};
     if (rec) co_return RelayError{rec, true};
     body.size = buf.size() - body.size;
@@ -69,7 +72,8 @@ boost::asio::awaitable<RelayError> RelayMessage(
       body.data = buf.data();
     }
     to.expires_after(idle);
-    auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [wec, wn] = co_await boost::beast::http::async_write(
+        to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
     if (wec == boost::beast::http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
   }
@@ -78,7 +82,8 @@ boost::asio::awaitable<RelayError> RelayMessage(
     body.size = 0;
     body.more = false;
     to.expires_after(idle);
-    auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+    auto [wec, wn] = co_await boost::beast::http::async_write(
+        to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
     if (wec == boost::beast::http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
   }

@@ -77,7 +77,8 @@ std::optional<HttpRuleError> CheckRequestFraming(const http::fields& fields) {
 bool StripHopByHop(http::fields& fields) {
   bool close = false;
   std::vector<std::string> named;
-  for (http::field f : {http::field::connection, http::field::proxy_connection}) {
+  for (http::field f :
+       {http::field::connection, http::field::proxy_connection}) {
     for (auto it = fields.find(f); it != fields.end() && it->name() == f;
          ++it) {
       http::token_list tokens{it->value()};

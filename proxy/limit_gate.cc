@@ -25,7 +25,9 @@ class TicketGuard {
  public:
   TicketGuard(RateLimiter& limiter, uint64_t ticket,
               std::function<void()> unregister)
-      : limiter_(limiter), ticket_(ticket), unregister_(std::move(unregister)) {}
+      : limiter_(limiter),
+        ticket_(ticket),
+        unregister_(std::move(unregister)) {}
   ~TicketGuard() {
     if (armed_) limiter_.Cancel(ticket_);
     unregister_();
@@ -77,8 +79,7 @@ asio::awaitable<LimitGate::Result> LimitGate::Acquire(RateLimiter& limiter,
     co_return Result{r.outcome, Duration::zero(), r.retry_after};
   }
 
-  auto waiter =
-      std::make_shared<Waiter>(co_await asio::this_coro::executor);
+  auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
   const Key key{&limiter, r.ticket};
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -105,7 +106,8 @@ asio::awaitable<LimitGate::Result> LimitGate::Acquire(RateLimiter& limiter,
     }
     // Relative to the injected clock, so a fake clock never makes the timer
     // spin or stall; a Kick() wakes waiters without waiting for timers.
-    waiter->timer.expires_after(std::max(wake - clock_->Now(), Duration::zero()));
+    waiter->timer.expires_after(
+        std::max(wake - clock_->Now(), Duration::zero()));
     co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (waiter->state.load(std::memory_order_acquire) != Waiter::kWaiting) {
       continue;

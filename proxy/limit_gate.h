@@ -1,9 +1,9 @@
 #ifndef SLUICE_PROXY_LIMIT_GATE_H_
 #define SLUICE_PROXY_LIMIT_GATE_H_
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 #include <mutex>
 

@@ -17,7 +17,8 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: sluice-proxy [--config FILE] [--check-config] [--help] [--version]\n"
+    "usage: sluice-proxy [--config FILE] [--check-config] [--help] "
+    "[--version]\n"
     "\n"
     "A sidecar HTTP/1.1 forward proxy that rate-limits outbound API calls.\n"
     "Point apps at it with http_proxy/HTTPS_PROXY (see README.md).\n"
@@ -63,13 +64,15 @@ int main(int argc, char** argv) {
                           : sluice::LoadProxyConfigFromFile(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "sluice-proxy: invalid config %s: %s\n",
-                 config_path.c_str(), std::string(config.status().message()).c_str());
+                 config_path.c_str(),
+                 std::string(config.status().message()).c_str());
     return 1;
   }
   auto app = sluice::ProxyApp::Create(*std::move(config));
   if (!app.ok()) {
     std::fprintf(stderr, "sluice-proxy: invalid config %s: %s\n",
-                 config_path.c_str(), std::string(app.status().message()).c_str());
+                 config_path.c_str(),
+                 std::string(app.status().message()).c_str());
     return 1;
   }
   if (check_only) {
@@ -79,7 +82,8 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGPIPE, SIG_IGN);
   if (auto st = (*app)->Bind(); !st.ok()) {
-    std::fprintf(stderr, "sluice-proxy: %s\n", std::string(st.message()).c_str());
+    std::fprintf(stderr, "sluice-proxy: %s\n",
+                 std::string(st.message()).c_str());
     return 1;
   }
   return (*app)->Run();

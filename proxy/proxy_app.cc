@@ -1,11 +1,12 @@
 #include "proxy/proxy_app.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
 
@@ -80,7 +81,8 @@ ProxyApp::~ProxyApp() {
 namespace {
 
 Algorithm ToAlgorithm(LimitAlgorithm a) {
-  return a == LimitAlgorithm::kGcra ? Algorithm::kGcra : Algorithm::kTokenBucket;
+  return a == LimitAlgorithm::kGcra ? Algorithm::kGcra
+                                    : Algorithm::kTokenBucket;
 }
 
 }  // namespace
@@ -110,7 +112,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
       clock);
   m.gate = std::make_unique<LimitGate>(clock);
   m.metrics = std::make_unique<ProxyMetrics>();
-  auto log = AccessLog::Open(m.config.access_log.enabled, m.config.access_log.path);
+  auto log =
+      AccessLog::Open(m.config.access_log.enabled, m.config.access_log.path);
   if (!log.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("access_log.path: ", std::string(log.status().message())));
@@ -128,8 +131,9 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
     opts.max_queue = lc.max_queue;
     if (lc.per_key) {
       rt->keyed = std::make_unique<KeyedLimiterSet>(
-          lc.per_key->max_keys, opts,
-          [alg, spec](TimePoint now) { return MakeTokenSource(alg, spec, now); });
+          lc.per_key->max_keys, opts, [alg, spec](TimePoint now) {
+            return MakeTokenSource(alg, spec, now);
+          });
     } else {
       rt->shared = std::make_unique<RateLimiter>(
           MakeTokenSource(alg, spec, clock->Now()), opts);
@@ -144,8 +148,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
     if (r.limit.empty()) continue;
     auto it = by_name.find(r.limit);
     if (it == by_name.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("routes[", i, "].limit: unknown limit \"", r.limit, "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "routes[", i, "].limit: unknown limit \"", r.limit, "\""));
     }
     m.ctx.route_limits[i] = it->second;
   }
@@ -208,17 +212,20 @@ absl::Status ProxyApp::Bind() {
     boost::system::error_code ec;
     auto admin_ip = asio::ip::make_address(m.config.admin.listen->host, ec);
     if (!ec) {
-      m.guard->AddSelf(admin_ip.is_v4() ? IpAddress::V4(admin_ip.to_v4().to_uint())
-                                        : IpAddress::V6(admin_ip.to_v6().to_bytes()),
+      m.guard->AddSelf(admin_ip.is_v4()
+                           ? IpAddress::V4(admin_ip.to_v4().to_uint())
+                           : IpAddress::V6(admin_ip.to_v6().to_bytes()),
                        m.admin_port);
     }
-    admin_text = ListenAddress{m.config.admin.listen->host, m.admin_port}.ToString();
+    admin_text =
+        ListenAddress{m.config.admin.listen->host, m.admin_port}.ToString();
   }
-  std::string first = m.config.listen.empty()
-                          ? "none"
-                          : ListenAddress{m.config.listen[0].host, m.proxy_port}.ToString();
-  std::fprintf(stderr, "sluice-proxy listening proxy=%s admin=%s\n", first.c_str(),
-               admin_text.c_str());
+  std::string first =
+      m.config.listen.empty()
+          ? "none"
+          : ListenAddress{m.config.listen[0].host, m.proxy_port}.ToString();
+  std::fprintf(stderr, "sluice-proxy listening proxy=%s admin=%s\n",
+               first.c_str(), admin_text.c_str());
   std::fflush(stderr);
   return absl::OkStatus();
 }
@@ -235,7 +242,8 @@ void ProxyApp::Impl::ScheduleSweep() {
 
 void ProxyApp::Impl::BeginShutdown() {
   if (ctx.draining.exchange(true)) return;
-  spdlog::info("shutdown: draining for up to {}", FormatDuration(config.shutdown_grace));
+  spdlog::info("shutdown: draining for up to {}",
+               FormatDuration(config.shutdown_grace));
   server->StopAccepting();
   if (admin) {
     // Keep serving /readyz (now 503) until the drain ends.

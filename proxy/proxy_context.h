@@ -23,8 +23,8 @@ class UpstreamPool;
 // per key.
 struct LimitRuntime {
   const LimitConfig* config = nullptr;
-  std::unique_ptr<RateLimiter> shared;    // set unless per_key
-  std::unique_ptr<KeyedLimiterSet> keyed; // set when per_key
+  std::unique_ptr<RateLimiter> shared;     // set unless per_key
+  std::unique_ptr<KeyedLimiterSet> keyed;  // set when per_key
   ~LimitRuntime();
 };
 

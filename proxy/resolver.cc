@@ -54,7 +54,8 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
   std::vector<tcp::endpoint> candidates;
   HostLiteral literal = ParseHostLiteral(host);
   if (literal.kind == HostKind::kInvalid) {
-    co_return Fail(400, "bad_host", "the host looks numeric but is not a valid address");
+    co_return Fail(400, "bad_host",
+                   "the host looks numeric but is not a valid address");
   }
   if (literal.kind == HostKind::kAddress) {
     candidates.emplace_back(ToAsio(literal.address), port);
@@ -69,7 +70,8 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
     }
     auto [ec, results] = std::get<0>(std::move(which));
     if (ec) {
-      co_return Fail(502, "dns", "could not resolve " + host + ": " + ec.message());
+      co_return Fail(502, "dns",
+                     "could not resolve " + host + ": " + ec.message());
     }
     for (const auto& entry : results) candidates.push_back(entry.endpoint());
   }
@@ -105,8 +107,9 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
     co_return Fail(504, "connect_timeout", "timed out connecting to " + host);
   }
   if (ec) {
-    co_return Fail(502, ec == asio::error::connection_refused ? "refused" : "connect",
-                   "could not connect to " + host + ": " + ec.message());
+    co_return Fail(
+        502, ec == asio::error::connection_refused ? "refused" : "connect",
+        "could not connect to " + host + ": " + ec.message());
   }
   stream->expires_never();
   boost::system::error_code ignored;

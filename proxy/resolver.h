@@ -14,10 +14,10 @@ namespace sluice {
 // Outcome of resolving and connecting to an origin.
 struct DialResult {
   std::unique_ptr<boost::beast::tcp_stream> stream;  // set on success
-  unsigned status = 0;     // on failure: 400, 403, 502 or 504
-  std::string reason;      // machine-readable: "dns", "refused", "ssrf", ...
-  std::string detail;      // for the person reading the error
-  std::string peer;        // "ip:port" actually dialled
+  unsigned status = 0;  // on failure: 400, 403, 502 or 504
+  std::string reason;   // machine-readable: "dns", "refused", "ssrf", ...
+  std::string detail;   // for the person reading the error
+  std::string peer;     // "ip:port" actually dialled
 };
 
 // Resolves `host`, classifies every address with `guard`, and connects to

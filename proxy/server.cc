@@ -1,9 +1,10 @@
 #include "proxy/server.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "proxy/metrics.h"
@@ -48,37 +49,37 @@ void Server::Start() {
 
 void Server::DoAccept(size_t index) {
   auto& acc = *acceptors_[index];
-  acc.async_accept(
-      asio::make_strand(io_),
-      [this, index](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || ctx_.draining.load()) {
-          return;
-        }
-        if (!ec) {
-          if (ctx_.connections.load() >= ctx_.config->limits.max_connections) {
-            ctx_.metrics->OnConnectionRejected();
-            // Tell the client why before closing; never block on it.
-            auto s = std::make_shared<tcp::socket>(std::move(socket));
-            static constexpr std::string_view k503 =
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                "Connection: close\r\nx-sluice-error: too_many_connections\r\n\r\n";
-            asio::async_write(*s, asio::buffer(k503),
-                              [s](boost::system::error_code, size_t) {
-                                boost::system::error_code ignored;
-                                s->close(ignored);
-                              });
-          } else {
-            boost::system::error_code ignored;
-            socket.set_option(tcp::no_delay(true), ignored);
-            auto session = std::make_shared<Session>(std::move(socket), ctx_);
-            Track(session);
-            session->Start();
-          }
-        } else {
-          spdlog::warn("accept failed: {}", ec.message());
-        }
-        DoAccept(index);
-      });
+  acc.async_accept(asio::make_strand(io_), [this, index](
+                                               boost::system::error_code ec,
+                                               tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || ctx_.draining.load()) {
+      return;
+    }
+    if (!ec) {
+      if (ctx_.connections.load() >= ctx_.config->limits.max_connections) {
+        ctx_.metrics->OnConnectionRejected();
+        // Tell the client why before closing; never block on it.
+        auto s = std::make_shared<tcp::socket>(std::move(socket));
+        static constexpr std::string_view k503 =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+            "Connection: close\r\nx-sluice-error: too_many_connections\r\n\r\n";
+        asio::async_write(*s, asio::buffer(k503),
+                          [s](boost::system::error_code, size_t) {
+                            boost::system::error_code ignored;
+                            s->close(ignored);
+                          });
+      } else {
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto session = std::make_shared<Session>(std::move(socket), ctx_);
+        Track(session);
+        session->Start();
+      }
+    } else {
+      spdlog::warn("accept failed: {}", ec.message());
+    }
+    DoAccept(index);
+  });
 }
 
 void Server::Track(const std::shared_ptr<Session>& s) {

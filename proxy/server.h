@@ -25,7 +25,8 @@ class Server {
 
   // Binds and listens on `addr`. Returns the bound endpoint's error naming
   // the address on failure.
-  absl::StatusOr<boost::asio::ip::tcp::endpoint> Listen(const ListenAddress& addr);
+  absl::StatusOr<boost::asio::ip::tcp::endpoint> Listen(
+      const ListenAddress& addr);
 
   // Starts accepting on every bound listener.
   void Start();

@@ -1,5 +1,7 @@
 #include "proxy/session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,8 +12,6 @@
 #include <boost/json.hpp>
 #include <optional>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
 #include "common/duration.h"
@@ -73,7 +73,8 @@ Session::Session(tcp::socket socket, ProxyContext& ctx)
       head_timer_(stream_.get_executor()) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
-  if (!ec) client_addr_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (!ec)
+    client_addr_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   ctx_.connections.fetch_add(1);
   ctx_.metrics->OnConnectionOpened();
 }
@@ -84,20 +85,21 @@ Session::~Session() {
 }
 
 void Session::Start() {
-  asio::co_spawn(stream_.get_executor(),
-                 [self = shared_from_this()] { return self->Run(); },
-                 [](std::exception_ptr e) {
-                   // Nothing may escape a session; record and drop.
-                   if (e) {
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       spdlog::error("session failed: {}", ex.what());
-                     } catch (...) {
-                       spdlog::error("session failed: unknown exception");
-                     }
-                   }
-                 });
+  asio::co_spawn(
+      stream_.get_executor(),
+      [self = shared_from_this()] { return self->Run(); },
+      [](std::exception_ptr e) {
+        // Nothing may escape a session; record and drop.
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("session failed: {}", ex.what());
+          } catch (...) {
+            spdlog::error("session failed: unknown exception");
+          }
+        }
+      });
 }
 
 void Session::Close(bool force) {
@@ -157,13 +159,14 @@ void Session::ArmHeadDeadline(Duration d) {
   head_timed_out_ = false;
   head_timer_.expires_after(d);
   // Runs on the session's strand (the timer shares its executor).
-  head_timer_.async_wait([weak = weak_from_this(), gen](boost::system::error_code ec) {
-    auto self = weak.lock();
-    if (ec || !self || self->head_gen_ != gen) return;
-    self->head_timed_out_ = true;
-    boost::system::error_code ignored;
-    self->stream_.socket().cancel(ignored);
-  });
+  head_timer_.async_wait(
+      [weak = weak_from_this(), gen](boost::system::error_code ec) {
+        auto self = weak.lock();
+        if (ec || !self || self->head_gen_ != gen) return;
+        self->head_timed_out_ = true;
+        boost::system::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      });
 }
 
 void Session::DisarmHeadDeadline() {
@@ -251,7 +254,8 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
     TimePoint t0 = ctx_.clock->Now();
     DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
                                        ctx_.config->timeouts.connect);
-    ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.stream ? "" : d.reason);
+    ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0,
+                                 d.stream ? "" : d.reason);
     if (!d.stream) co_return d;
     up = std::move(d.stream);
     ctx_.metrics->OnPoolNew();
@@ -259,7 +263,7 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   };
   if (!up) {
     if (auto failed = co_await dial()) {
-      rs.outcome = failed->status == 403 ? RequestOutcome::kDeniedSsrf
+      rs.outcome = failed->status == 403   ? RequestOutcome::kDeniedSsrf
                    : failed->status == 504 ? RequestOutcome::kUpstreamTimeout
                                            : RequestOutcome::kUpstreamError;
       co_return co_await SendError(rs, failed->status, failed->reason,
@@ -278,7 +282,8 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   req.target(ft.origin_target);
   req.set(http::field::host, ft.host_header);
 
-  if (!relay_buf_) relay_buf_ = std::make_unique<char[]>(ctx_.config->limits.buffer_bytes);
+  if (!relay_buf_)
+    relay_buf_ = std::make_unique<char[]>(ctx_.config->limits.buffer_bytes);
   RelayBuffer buf{relay_buf_.get(), ctx_.config->limits.buffer_bytes};
   const TimePoint sent_at = ctx_.clock->Now();
   beast::flat_buffer up_buf;
@@ -298,8 +303,9 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
         rs.bytes_in, false);
     if (re.ec) {
       if (re.reading) {
-        rs.outcome = re.ec == beast::error::timeout ? RequestOutcome::kClientTimeout
-                                                    : RequestOutcome::kBadRequest;
+        rs.outcome = re.ec == beast::error::timeout
+                         ? RequestOutcome::kClientTimeout
+                         : RequestOutcome::kBadRequest;
         const unsigned st = re.ec == beast::error::timeout ? 408 : 400;
         std::string detail = "request body: " + re.ec.message();
         co_return co_await SendError(rs, st, "bad_body", std::move(detail));
@@ -314,8 +320,9 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
         }
         continue;
       }
-      rs.outcome = re.ec == beast::error::timeout ? RequestOutcome::kUpstreamTimeout
-                                                  : RequestOutcome::kUpstreamError;
+      rs.outcome = re.ec == beast::error::timeout
+                       ? RequestOutcome::kUpstreamTimeout
+                       : RequestOutcome::kUpstreamError;
       const unsigned st = re.ec == beast::error::timeout ? 504 : 502;
       co_return co_await SendError(rs, st, "upstream_write",
                                    "sending to the origin failed");
@@ -326,19 +333,21 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
     beast::error_code rec;
     for (;;) {
       resp.emplace();
-      resp->header_limit(static_cast<uint32_t>(ctx_.config->limits.max_header_bytes));
+      resp->header_limit(
+          static_cast<uint32_t>(ctx_.config->limits.max_header_bytes));
       resp->body_limit(boost::none);
       if (req.method() == http::verb::head) resp->skip(true);
       up->expires_after(ctx_.config->timeouts.upstream_response);
-      auto [ec, n] = co_await http::async_read_header(*up, up_buf, *resp, kNoThrow);
+      auto [ec, n] =
+          co_await http::async_read_header(*up, up_buf, *resp, kNoThrow);
       rec = ec;
       if (rec) break;
       unsigned code = resp->get().result_int();
       if (code >= 100 && code < 200 && code != 101) continue;
       break;
     }
-    if (rec && reused && attempt == 0 && up_buf.size() == 0 && rs.bytes_in == 0 &&
-        rec != beast::error::timeout) {
+    if (rec && reused && attempt == 0 && up_buf.size() == 0 &&
+        rs.bytes_in == 0 && rec != beast::error::timeout) {
       reused = false;
       if (auto failed = co_await dial()) {
         rs.outcome = RequestOutcome::kUpstreamError;
@@ -355,9 +364,11 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
       // co_await expressions.
       const unsigned st = timeout ? 504 : 502;
       std::string reason = timeout ? "upstream_timeout" : "upstream_response";
-      std::string detail = timeout ? std::string("the origin did not answer in time")
-                                   : "the origin sent an invalid response: " + rec.message();
-      co_return co_await SendError(rs, st, std::move(reason), std::move(detail));
+      std::string detail =
+          timeout ? std::string("the origin did not answer in time")
+                  : "the origin sent an invalid response: " + rec.message();
+      co_return co_await SendError(rs, st, std::move(reason),
+                                   std::move(detail));
     }
     break;
   }
@@ -395,9 +406,9 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   res.keep_alive(rs.client_keep_alive);
   rs.outcome = RequestOutcome::kForwarded;
 
-  RelayError re = co_await RelayMessage<false>(
-      *up, up_buf, *resp, stream_, buf, ctx_.config->timeouts.body_idle,
-      rs.bytes_out, no_body);
+  RelayError re = co_await RelayMessage<false>(*up, up_buf, *resp, stream_, buf,
+                                               ctx_.config->timeouts.body_idle,
+                                               rs.bytes_out, no_body);
   if (re.ec) {
     // The head is already on its way to the client: all we can do is close.
     rs.outcome = re.reading ? (re.ec == beast::error::timeout
@@ -431,9 +442,10 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
   TimePoint t0 = ctx_.clock->Now();
   DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
                                      ctx_.config->timeouts.connect);
-  ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.stream ? "" : d.reason);
+  ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0,
+                               d.stream ? "" : d.reason);
   if (!d.stream) {
-    rs.outcome = d.status == 403 ? RequestOutcome::kDeniedSsrf
+    rs.outcome = d.status == 403   ? RequestOutcome::kDeniedSsrf
                  : d.status == 504 ? RequestOutcome::kUpstreamTimeout
                                    : RequestOutcome::kUpstreamError;
     co_return co_await SendError(rs, d.status, d.reason, d.detail);
@@ -442,22 +454,24 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
                        ? "HTTP/1.0 200 Connection established\r\n\r\n"
                        : "HTTP/1.1 200 Connection established\r\n\r\n";
   stream_.expires_after(ctx_.config->timeouts.body_idle);
-  auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(ok), kNoThrow);
+  auto [wec, wn] =
+      co_await asio::async_write(stream_, asio::buffer(ok), kNoThrow);
   if (wec) co_return false;
   rs.status = 200;
   rs.outcome = RequestOutcome::kTunnel;
   // Bytes the client sent after the CONNECT head (e.g. an eager TLS hello).
   if (buffer_.size() > 0) {
     d.stream->expires_after(ctx_.config->timeouts.body_idle);
-    auto [fec, fn] = co_await asio::async_write(*d.stream, buffer_.data(), kNoThrow);
+    auto [fec, fn] =
+        co_await asio::async_write(*d.stream, buffer_.data(), kNoThrow);
     if (fec) co_return false;
     rs.bytes_in += fn;
     buffer_.consume(buffer_.size());
   }
   ctx_.metrics->OnTunnelOpened();
-  TunnelStats stats = co_await RelayTunnel(
-      stream_, *d.stream, ctx_.config->timeouts.tunnel_idle,
-      ctx_.config->limits.buffer_bytes);
+  TunnelStats stats = co_await RelayTunnel(stream_, *d.stream,
+                                           ctx_.config->timeouts.tunnel_idle,
+                                           ctx_.config->limits.buffer_bytes);
   ctx_.metrics->OnTunnelClosed();
   rs.bytes_in += stats.client_to_upstream;
   rs.bytes_out += stats.upstream_to_client;
@@ -481,7 +495,8 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
     auto it = req.find(lc.cost_header);
     double v = 0;
     if (it != req.end() &&
-        absl::SimpleAtod(absl::string_view(it->value().data(), it->value().size()), &v) &&
+        absl::SimpleAtod(
+            absl::string_view(it->value().data(), it->value().size()), &v) &&
         std::isfinite(v) && v >= 0) {
       cost = std::min(v, lc.EffectiveMaxCost());
     }
@@ -498,12 +513,14 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
   std::shared_ptr<RateLimiter> keyed;  // keeps a per-key limiter alive
   if (lr->keyed) {
     auto it = req.find(lc.per_key->header);
-    std::string_view key = it == req.end() ? std::string_view() : Sv(it->value());
+    std::string_view key =
+        it == req.end() ? std::string_view() : Sv(it->value());
     keyed = lr->keyed->GetOrCreate(key, ctx_.clock->Now());
     limiter = keyed.get();
     if (!limiter) {
       rs.outcome = RequestOutcome::kLimitedKeyOverflow;
-      rs.keep_after_reject = co_await SendLimited(rs, "key_overflow", std::chrono::seconds(1));
+      rs.keep_after_reject =
+          co_await SendLimited(rs, "key_overflow", std::chrono::seconds(1));
       co_return false;
     }
   }
@@ -517,15 +534,18 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
     case AcquireOutcome::kQueued:  // not returned by the gate
     case AcquireOutcome::kRejectedWait:
       rs.outcome = RequestOutcome::kLimitedWaitExceeded;
-      rs.keep_after_reject = co_await SendLimited(rs, "wait_exceeded", r.retry_after);
+      rs.keep_after_reject =
+          co_await SendLimited(rs, "wait_exceeded", r.retry_after);
       co_return false;
     case AcquireOutcome::kRejectedQueueFull:
       rs.outcome = RequestOutcome::kLimitedQueueFull;
-      rs.keep_after_reject = co_await SendLimited(rs, "queue_full", r.retry_after);
+      rs.keep_after_reject =
+          co_await SendLimited(rs, "queue_full", r.retry_after);
       co_return false;
     case AcquireOutcome::kRejectedTooCostly:
       rs.outcome = RequestOutcome::kLimitedTooCostly;
-      rs.keep_after_reject = co_await SendLimited(rs, "too_costly", r.retry_after);
+      rs.keep_after_reject =
+          co_await SendLimited(rs, "too_costly", r.retry_after);
       co_return false;
   }
   co_return false;
@@ -542,8 +562,10 @@ asio::awaitable<bool> Session::SendLimited(RequestState& rs, std::string reason,
   rs.limited_by_sluice = true;
   ctx_.metrics->OnRejected(rs.limit, reason);
   // "Never" (no prediction) is reported as an hour: still a valid header.
-  retry_after = std::clamp<Duration>(retry_after, Duration::zero(), std::chrono::hours(1));
-  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(retry_after).count();
+  retry_after = std::clamp<Duration>(retry_after, Duration::zero(),
+                                     std::chrono::hours(1));
+  const auto ms =
+      std::chrono::ceil<std::chrono::milliseconds>(retry_after).count();
   const auto secs = std::max<int64_t>(1, (ms + 999) / 1000);
   http::response<http::string_body> res{http::status::too_many_requests,
                                         rs.client_version};
@@ -586,9 +608,9 @@ asio::awaitable<bool> Session::SendResponse(
     RequestState& rs, http::response<http::string_body>& res) {
   // If the client's body was not read, the connection's framing is lost.
   bool keep = rs.client_keep_alive && !rs.body_pending && rs.parser &&
-              !close_requested_ && !ctx_.draining.load() && res.result_int() != 408 &&
-              res.result_int() != 400 && res.result_int() != 431 &&
-              res.result_int() != 414;
+              !close_requested_ && !ctx_.draining.load() &&
+              res.result_int() != 408 && res.result_int() != 400 &&
+              res.result_int() != 431 && res.result_int() != 414;
   res.version(11);
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");

@@ -52,8 +52,7 @@ class Session : public std::enable_shared_from_this<Session> {
       RequestState& rs,
       boost::beast::http::response<boost::beast::http::string_body>& res);
   // Sends sluice's own 429 with Retry-After and x-sluice-limited.
-  boost::asio::awaitable<bool> SendLimited(RequestState& rs,
-                                           std::string reason,
+  boost::asio::awaitable<bool> SendLimited(RequestState& rs, std::string reason,
                                            Duration retry_after);
   void Finish(RequestState& rs);
   static std::string RouteLabel(const RouteConfig& route, size_t index);
@@ -71,7 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DisarmHeadDeadline();
   // Streaming buffer, allocated on first use and kept for the connection.
   std::unique_ptr<char[]> relay_buf_;
-  bool idle_ = false;          // between requests, on the strand
+  bool idle_ = false;  // between requests, on the strand
   bool close_requested_ = false;
 };
 

@@ -62,12 +62,12 @@ asio::awaitable<TunnelStats> RelayTunnel(boost::beast::tcp_stream& client,
   client.expires_never();
   upstream.expires_never();
   auto last = std::chrono::steady_clock::now();
-  auto result = co_await (
-      (Pump(client.socket(), upstream.socket(), buffer_bytes,
-            stats.client_to_upstream, last) &&
-       Pump(upstream.socket(), client.socket(), buffer_bytes,
-            stats.upstream_to_client, last)) ||
-      Watchdog(last, idle));
+  auto result =
+      co_await ((Pump(client.socket(), upstream.socket(), buffer_bytes,
+                      stats.client_to_upstream, last) &&
+                 Pump(upstream.socket(), client.socket(), buffer_bytes,
+                      stats.upstream_to_client, last)) ||
+                Watchdog(last, idle));
   if (result.index() == 1) stats.idle_timeout = std::get<1>(result);
   boost::system::error_code ignored;
   client.socket().close(ignored);

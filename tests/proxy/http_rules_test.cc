@@ -10,8 +10,9 @@ namespace {
 namespace http = boost::beast::http;
 
 TEST(CheckRawRequestHeadTest, AcceptsPlainHead) {
-  EXPECT_FALSE(CheckRawRequestHead("GET http://a/ HTTP/1.1\r\nHost: a\r\n"
-                                   "X-A: 1\r\n\r\n"));
+  EXPECT_FALSE(
+      CheckRawRequestHead("GET http://a/ HTTP/1.1\r\nHost: a\r\n"
+                          "X-A: 1\r\n\r\n"));
 }
 
 TEST(CheckRawRequestHeadTest, RejectsObsFold) {
@@ -20,7 +21,8 @@ TEST(CheckRawRequestHeadTest, RejectsObsFold) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, 400u);
   EXPECT_EQ(e->reason, "obs_fold");
-  auto tab = CheckRawRequestHead("GET http://a/ HTTP/1.1\r\nX-A: 1\r\n\tx\r\n\r\n");
+  auto tab =
+      CheckRawRequestHead("GET http://a/ HTTP/1.1\r\nX-A: 1\r\n\tx\r\n\r\n");
   ASSERT_TRUE(tab);
   EXPECT_EQ(tab->reason, "obs_fold");
 }
@@ -38,7 +40,8 @@ TEST(OversizedHeadErrorTest, LongRequestLineIs414) {
 }
 
 TEST(OversizedHeadErrorTest, LongHeadersAre431) {
-  std::string head = "GET http://a/ HTTP/1.1\r\nX-Big: " + std::string(9000, 'x');
+  std::string head =
+      "GET http://a/ HTTP/1.1\r\nX-Big: " + std::string(9000, 'x');
   EXPECT_EQ(OversizedHeadError(head, 1024).status, 431u);
 }
 
@@ -62,17 +65,22 @@ TEST(CheckRequestFramingTest, RejectsSmugglingShapes) {
   std::vector<Case> cases = {
       {{{http::field::content_length, "5"},
         {http::field::transfer_encoding, "chunked"}},
-       400, "te_and_cl"},
-      {{{http::field::transfer_encoding, "chunked, gzip"}}, 400,
+       400,
+       "te_and_cl"},
+      {{{http::field::transfer_encoding, "chunked, gzip"}},
+       400,
        "chunked_not_last"},
       {{{http::field::transfer_encoding, "gzip"}}, 400, "chunked_not_last"},
-      {{{http::field::transfer_encoding, "chunked, chunked"}}, 400,
+      {{{http::field::transfer_encoding, "chunked, chunked"}},
+       400,
        "chunked_twice"},
-      {{{http::field::transfer_encoding, "gzip, chunked"}}, 501,
+      {{{http::field::transfer_encoding, "gzip, chunked"}},
+       501,
        "unsupported_te"},
       {{{http::field::transfer_encoding, "chunked"},
         {http::field::transfer_encoding, "chunked"}},
-       400, "multiple_te"},
+       400,
+       "multiple_te"},
   };
   for (const auto& c : cases) {
     http::fields f;
