@@ -105,6 +105,19 @@ class RateLimiter {
 
   size_t queue_depth() const;
 
+  // Demand measured since the previous TakeDemandStats, in tokens. This is
+  // what a leased source reports to the quota server: arrivals, not just
+  // admissions, so an under-served sidecar shows its true demand.
+  struct DemandStats {
+    double allowed = 0;  // admitted (at once, or from the queue)
+    double denied = 0;   // rejected at Acquire, or expired in the queue
+    double queued = 0;   // cost waiting right now (absolute, not reset)
+    Duration wait_total{};       // summed wait of queue admissions
+    uint64_t queue_admitted = 0;  // number of queue admissions
+  };
+  // Returns the counters and resets all but `queued`.
+  DemandStats TakeDemandStats();
+
   // Swaps the token source (e.g. standalone -> leased) without touching
   // callers; queued requests stay queued, in order, and are admitted against
   // the new source from the next Poll. A null source is ignored. The old

@@ -1,0 +1,83 @@
+#ifndef SLUICE_PROXY_LEASE_AGENT_H_
+#define SLUICE_PROXY_LEASE_AGENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "proxy/lease_pool.h"
+#include "sluice/v1/quota.pb.h"
+
+namespace sluice {
+
+class RateLimiter;
+
+// One leased bucket as the sidecar sees it: the limiter whose demand is
+// measured and the pool that grants feed.
+struct LeaseBinding {
+  std::string resource;
+  std::string key_hash;  // empty when not keyed
+  RateLimiter* limiter = nullptr;  // outlives the agent; not owned
+  std::shared_ptr<LeasePool> pool;
+};
+
+// The sidecar half of the lease protocol with no I/O and no threads: it
+// turns time and server messages into pool updates and sidecar messages.
+// The gRPC LeaseClient and the fleet simulation both drive this class.
+//
+// Not thread-safe: the owner serialises calls (the lease client thread).
+// The pools it feeds are thread-safe on their own.
+class LeaseAgent {
+ public:
+  struct Options {
+    std::string sidecar_id;  // non-empty, stable for the process
+    std::string pod;
+    std::string pod_namespace;
+    std::string version;
+    double weight = 1;
+    // Report interval until the server says otherwise.
+    Duration refresh = std::chrono::milliseconds(100);
+  };
+  LeaseAgent(Options options, std::vector<LeaseBinding> bindings);
+
+  // A stream opened: returns the Hello and one report per bucket (which is
+  // the ask for a first grant). Resets per-stream state (grant seq).
+  std::vector<sluice::v1::SidecarMessage> OnConnected(TimePoint now);
+  // The stream ended: pools go unavailable (their policy applies once held
+  // tokens expire).
+  void OnDisconnected(TimePoint now);
+
+  // Applies one server message: grants (tokens expire ttl after `now`,
+  // target shrinks), limit updates. A message for an unknown bucket is
+  // ignored. A new server_epoch is noted (logged by the owner).
+  void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
+
+  // Reports due at `now`: a bucket reports every refresh_after_ms, and early
+  // (at most once per grant received) when its pool holds less than half
+  // its target, or less than the cost of what is queued. Empty when not
+  // connected.
+  std::vector<sluice::v1::SidecarMessage> Poll(TimePoint now);
+  // When Poll next has something to do (never before `now` of the last
+  // call). TimePoint::max() when not connected.
+  TimePoint NextWakeup() const;
+
+  bool connected() const { return connected_; }
+  uint64_t server_epoch() const { return server_epoch_; }
+  size_t server_restarts_seen() const { return server_restarts_; }
+
+ private:
+  struct BucketState;
+  Options options_;
+  std::vector<LeaseBinding> bindings_;
+  std::vector<std::unique_ptr<BucketState>> state_;  // parallel to bindings_
+  bool connected_ = false;
+  uint64_t server_epoch_ = 0;
+  size_t server_restarts_ = 0;
+  uint64_t grant_seq_seen_ = 0;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_LEASE_AGENT_H_

@@ -1,0 +1,114 @@
+#ifndef SLUICE_QUOTA_SERVER_QUOTA_ALLOCATOR_H_
+#define SLUICE_QUOTA_SERVER_QUOTA_ALLOCATOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "quota-server/server_config.h"
+#include "sluice/v1/quota.pb.h"
+
+namespace sluice {
+
+// Identifies one sidecar stream for the life of the stream. Assigned by the
+// transport (gRPC reactor or simulation); never reused within a process.
+using StreamId = uint64_t;
+
+// Messages the allocator wants delivered, in order per stream.
+struct Outbox {
+  std::vector<std::pair<StreamId, sluice::v1::ServerMessage>> messages;
+};
+
+// The quota server's brain, with no I/O and no threads: it consumes sidecar
+// messages and time, and produces server messages. See docs/leasing.md for
+// the ledger, the invariant L + sum(O_i) <= b (or <= K while learning) and
+// the allocation rules. The gRPC service and the fleet simulation both drive
+// this same class.
+//
+// Thread-compatibility: not thread-safe; the owner serialises all calls
+// (the gRPC service holds one mutex around it).
+//
+// Time: every call takes `now`; `now` must not go backwards.
+class QuotaAllocator {
+ public:
+  // `config` must have passed ValidateServerConfig. `epoch` is stamped on
+  // every message (random per process in production, fixed in tests).
+  QuotaAllocator(ServerConfig config, uint64_t epoch, TimePoint now);
+  ~QuotaAllocator();
+  QuotaAllocator(const QuotaAllocator&) = delete;
+  QuotaAllocator& operator=(const QuotaAllocator&) = delete;
+
+  // A new stream opened. Nothing is sent until its Hello arrives.
+  void Open(StreamId stream, TimePoint now);
+
+  // A message arrived on `stream`. A Hello must come first (anything else
+  // before it is ignored); a second Hello is ignored. Demand for a resource
+  // the config does not know is ignored (counted in status). Replies go to
+  // `out`: LimitUpdate the first time a stream reports a resource, then
+  // grants and shrinks.
+  void OnMessage(StreamId stream, const sluice::v1::SidecarMessage& msg,
+                 TimePoint now, Outbox* out);
+
+  // The stream ended (cleanly or not). Its ledger is kept until its
+  // tokens must have expired (docs/leasing.md, "Expiry and disconnects").
+  void Close(StreamId stream, TimePoint now);
+
+  // Periodic work, at least every 100 ms: accrue levels, drop expired
+  // ledgers of closed streams, end learning mode, serve sidecars whose last
+  // ask could not be met, send shrinks, and push LimitUpdates for changed
+  // limits.
+  void Tick(TimePoint now, Outbox* out);
+
+  // Replaces the configuration (reload). Resources keep their state when
+  // their name stays; limits change from `now`; removed resources revoke
+  // their grants (target 0). Connected sidecars get LimitUpdates on the
+  // next Tick. Fails (changing nothing) if the config is invalid.
+  absl::Status Reconfigure(ServerConfig config, TimePoint now);
+
+  // Sets one resource's rate and burst at runtime (admin endpoint).
+  // NotFound for an unknown resource, InvalidArgument for a bad rate.
+  absl::Status SetLimit(const std::string& resource, double rate_per_second,
+                        double burst, TimePoint now);
+
+  // Snapshot for /status, the HTML page and the metrics.
+  struct SidecarStatus {
+    std::string sidecar_id;
+    std::string pod;
+    bool connected = false;
+    double weight = 1;
+    double demand_per_second = 0;  // smoothed measured demand
+    double share_per_second = 0;   // current max-min share
+    double outstanding = 0;        // O_i
+    double granted_total = 0;      // tokens granted since start
+  };
+  struct ResourceStatus {
+    std::string name;
+    double rate_per_second = 0;
+    double burst = 0;
+    double level = 0;
+    double outstanding = 0;          // sum O_i
+    double granted_per_second = 0;   // smoothed grant rate
+    double utilisation = 0;          // granted_per_second / rate
+    bool learning = false;
+    std::vector<SidecarStatus> sidecars;
+  };
+  struct Status {
+    uint64_t epoch = 0;
+    uint64_t config_version = 0;
+    size_t connected_streams = 0;
+    std::vector<ResourceStatus> resources;
+  };
+  Status Snapshot(TimePoint now) const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_QUOTA_SERVER_QUOTA_ALLOCATOR_H_
