@@ -274,10 +274,14 @@ Response AdminServer::Connection::Handle(
     const http::request<http::empty_body>& req) {
   const unsigned version = req.version() == 10 ? 10 : 11;
   const http::verb method = req.method();
-  if (method != http::verb::get && method != http::verb::head) {
+  const AdminHandlers& h = owner_->handlers();
+  const bool post_ok =
+      method == http::verb::post && !h.post_prefix_routes.empty();
+  if (method != http::verb::get && method != http::verb::head && !post_ok) {
     Response res = MakeResponse(http::status::method_not_allowed, version,
                                 kTextPlain, "method not allowed\n");
-    res.set(http::field::allow, "GET, HEAD");
+    res.set(http::field::allow,
+            h.post_prefix_routes.empty() ? "GET, HEAD" : "GET, HEAD, POST");
     // CONNECT and unknown methods leave the stream in doubt: close.
     res.keep_alive(req.keep_alive() && method != http::verb::connect &&
                    method != http::verb::unknown);
@@ -296,16 +300,38 @@ Response AdminServer::Connection::Handle(
     return res;
   }
   const std::string path = url->path();
-  const AdminHandlers& h = owner_->handlers();
+  AdminRequest areq;
+  areq.method = std::string(req.method_string());
+  areq.path = path;
+  for (const auto& param : url->params()) {
+    areq.query[std::string(param.key)] = std::string(param.value);
+  }
   Response res;
   try {
-    if (path == "/healthz") {
+    if (method == http::verb::post) {
+      res = MakeResponse(http::status::not_found, version, kTextPlain,
+                         "not found\n");
+      for (const auto& [prefix, route] : h.post_prefix_routes) {
+        if (path.starts_with(prefix)) {
+          AdminResponse out = route(areq);
+          res = MakeResponse(static_cast<http::status>(out.status), version,
+                             out.content_type, std::move(out.body));
+          break;
+        }
+      }
+    } else if (auto it = h.get_routes.find(path); it != h.get_routes.end()) {
+      AdminResponse out = it->second(areq);
+      res = MakeResponse(static_cast<http::status>(out.status), version,
+                         out.content_type, std::move(out.body));
+    } else if (path == "/healthz") {
       res = MakeResponse(http::status::ok, version, kTextPlain, "ok");
     } else if (path == "/readyz") {
       const bool ready = !owner_->stopped() && (!h.ready || h.ready());
-      res = ready ? MakeResponse(http::status::ok, version, kTextPlain, "ready")
-                  : MakeResponse(http::status::service_unavailable, version,
-                                 kTextPlain, "not ready");
+      std::string body = ready ? "ready" : "not ready";
+      if (h.ready_detail) absl::StrAppend(&body, "\n", h.ready_detail());
+      res = MakeResponse(
+          ready ? http::status::ok : http::status::service_unavailable, version,
+          kTextPlain, std::move(body));
     } else if (path == "/metrics" && h.metrics) {
       res = MakeResponse(http::status::ok, version, "text/plain; version=0.0.4",
                          h.metrics());

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,10 +21,31 @@ namespace sluice {
 // thread running the io_context, concurrently with itself. An unset
 // function makes its endpoint 404 (ready: unset means always ready). A
 // function that throws gives a 500.
+struct AdminRequest {
+  std::string method;  // "GET", "HEAD" or "POST"
+  std::string path;    // decoded path, e.g. "/limits/openai"
+  // Decoded query parameters ("?rate=10&burst=5"); the last value of a
+  // repeated key wins.
+  std::map<std::string, std::string> query;
+};
+struct AdminResponse {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+using AdminRoute = std::function<AdminResponse(const AdminRequest&)>;
+
 struct AdminHandlers {
   std::function<std::string()> metrics;      // GET /metrics
   std::function<bool()> ready;               // GET /readyz
   std::function<std::string()> config_yaml;  // GET /config
+  // Appended to the /readyz body (e.g. which quota policy is in force).
+  std::function<std::string()> ready_detail;
+  // Further GET/HEAD routes by exact path ("/status", "/").
+  std::map<std::string, AdminRoute> get_routes;
+  // POST routes by path prefix ("/limits/" matches "/limits/openai"). POSTs
+  // carry no body (413 otherwise): parameters go in the query string.
+  std::map<std::string, AdminRoute> post_prefix_routes;
 };
 
 // A small HTTP/1.1 server for operators, on its own listener:
@@ -31,6 +53,8 @@ struct AdminHandlers {
 //   GET /healthz  -> 200 "ok" while the process runs
 //   GET /readyz   -> 200 "ready", or 503 "not ready" (e.g. while draining)
 //   GET /config   -> 200 application/yaml
+//   GET <path>    -> AdminHandlers::get_routes
+//   POST <prefix>... -> AdminHandlers::post_prefix_routes
 // HEAD works wherever GET does. Unknown paths get 404, other methods 405
 // (CONNECT included), and any target that is not origin-form ("/path",
 // e.g. an absolute URL) 400: this listener never proxies anything.

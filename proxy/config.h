@@ -161,6 +161,11 @@ struct LimitConfig {
   double max_cost = 0;
   // Unset: one bucket shared by every request that maps to this limit.
   std::optional<PerKeyConfig> per_key;
+  // Name of the quota server resource this limit leases its tokens from
+  // (needs quota.servers). Empty: a local limit (standalone). The local
+  // rate/burst above still apply until the server answers, and shape the
+  // fallback when it cannot be reached.
+  std::string resource;
 
   // max_cost with the 0 default resolved.
   double EffectiveMaxCost() const { return max_cost > 0 ? max_cost : burst; }
@@ -186,6 +191,20 @@ struct RouteConfig {
 // Returns OK if `host` is a valid RouteConfig::host pattern.
 absl::Status CheckRouteHostPattern(std::string_view host);
 
+// Leased mode: where sluice-quota-server is and who this sidecar is.
+struct QuotaClientConfig {
+  // gRPC targets: "host:port" or "dns:///name:port" (several servers behind
+  // one name). Empty: standalone mode, every limit is local.
+  std::vector<std::string> servers;
+  // Unique in the fleet. Empty: "<pod or hostname>-<pid>".
+  std::string sidecar_id;
+  double weight = 1;  // > 0; weighted max-min fairness
+  Duration backoff_initial = std::chrono::milliseconds(100);
+  Duration backoff_max = std::chrono::seconds(5);
+  Duration connect_timeout = std::chrono::seconds(2);
+  bool operator==(const QuotaClientConfig&) const = default;
+};
+
 struct ProxyConfig {
   std::vector<ListenAddress> listen = {{"127.0.0.1", 3128}, {"::1", 3128}};
   int workers = 1;  // 1..64
@@ -199,6 +218,7 @@ struct ProxyConfig {
   Duration shutdown_grace = std::chrono::seconds(10);
   AccessLogConfig access_log;
   HeadersConfig headers;
+  QuotaClientConfig quota;
   std::map<std::string, LimitConfig, std::less<>> rate_limits;
   std::vector<RouteConfig> routes;
 

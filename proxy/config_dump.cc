@@ -72,6 +72,7 @@ void EmitLimit(YAML::Emitter& out, const LimitConfig& limit) {
     EmitInt(out, "max_keys", limit.per_key->max_keys);
     out << YAML::EndMap;
   }
+  EmitString(out, "resource", limit.resource, Exposure::kPublic);
   out << YAML::EndMap;
 }
 
@@ -151,6 +152,19 @@ std::string DumpRedactedConfig(const ProxyConfig& config) {
 
   out << YAML::Key << "headers" << YAML::Value << YAML::BeginMap;
   EmitString(out, "max_wait", config.headers.max_wait, Exposure::kPublic);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "quota" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "servers" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& server : config.quota.servers) {
+    out << YAML::DoubleQuoted << server;
+  }
+  out << YAML::EndSeq;
+  EmitString(out, "sidecar_id", config.quota.sidecar_id, Exposure::kPublic);
+  EmitNumber(out, "weight", config.quota.weight);
+  EmitDuration(out, "backoff_initial", config.quota.backoff_initial);
+  EmitDuration(out, "backoff_max", config.quota.backoff_max);
+  EmitDuration(out, "connect_timeout", config.quota.connect_timeout);
   out << YAML::EndMap;
 
   out << YAML::Key << "rate_limits" << YAML::Value;

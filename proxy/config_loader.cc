@@ -241,7 +241,7 @@ absl::Status ParseLimit(const YAML::Node& node, absl::string_view path,
   absl::Status status = ForEachField(
       node, path,
       {"rate", "period", "burst", "algorithm", "max_queue", "max_wait", "cost",
-       "cost_header", "max_cost", "per_key"},
+       "cost_header", "max_cost", "per_key", "resource"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "rate") {
@@ -285,6 +285,16 @@ absl::Status ParseLimit(const YAML::Node& node, absl::string_view path,
         if (key == "max_cost") {
           max_cost_node.emplace(value);
           return ReadNumber(value, field, 0, false, &limit->max_cost);
+        }
+        if (key == "resource") {
+          absl::Status s = ReadString(value, field, &limit->resource);
+          if (s.ok() && !limit->resource.empty() &&
+              !IsValidLimitName(limit->resource)) {
+            return FieldError(field, value,
+                              "must be 1..64 of letters, digits, '_', '-', "
+                              "'.'");
+          }
+          return s;
         }
         limit->per_key.emplace();
         return ParsePerKey(value, field, &*limit->per_key);
@@ -404,13 +414,59 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path,
       });
 }
 
+absl::Status ParseQuota(const YAML::Node& node, QuotaClientConfig* quota) {
+  return ForEachField(
+      node, "quota",
+      {"servers", "sidecar_id", "weight", "backoff_initial", "backoff_max",
+       "connect_timeout"},
+      [&](absl::string_view key, const YAML::Node& value,
+          const std::string& path) -> absl::Status {
+        if (key == "servers") {
+          quota->servers.clear();
+          return ForEachItem(
+              value, path, [&](const YAML::Node& item, const std::string& p) {
+                std::string target;
+                absl::Status s = ReadString(item, p, &target);
+                if (!s.ok()) return s;
+                if (target.empty() || !IsCleanUtf8(target) ||
+                    target.find(' ') != std::string::npos) {
+                  return FieldError(p, item,
+                                    "must be host:port or dns:///name:port");
+                }
+                quota->servers.push_back(std::move(target));
+                return absl::OkStatus();
+              });
+        }
+        if (key == "sidecar_id") {
+          absl::Status s = ReadString(value, path, &quota->sidecar_id);
+          if (s.ok() && (quota->sidecar_id.size() > 253 ||
+                         !IsCleanUtf8(quota->sidecar_id))) {
+            return FieldError(path, value,
+                              "must be at most 253 bytes of clean UTF-8");
+          }
+          return s;
+        }
+        if (key == "weight") {
+          return ReadNumber(value, path, 0, true, &quota->weight);
+        }
+        if (key == "backoff_initial") {
+          return ReadDuration(value, path, false, &quota->backoff_initial);
+        }
+        if (key == "backoff_max") {
+          return ReadDuration(value, path, false, &quota->backoff_max);
+        }
+        return ReadDuration(value, path, false, &quota->connect_timeout);
+      });
+}
+
 absl::Status ParseRoot(const YAML::Node& root, ProxyConfig* config) {
   // Parsed last: routes refer to rate_limits.
   std::optional<YAML::Node> routes;
   absl::Status status = ForEachField(
       root, "",
       {"listen", "workers", "admin", "timeouts", "limits", "connect", "ssrf",
-       "shutdown_grace", "access_log", "headers", "rate_limits", "routes"},
+       "shutdown_grace", "access_log", "headers", "quota", "rate_limits",
+       "routes"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& path) -> absl::Status {
         if (key == "listen") return ParseListen(value, config);
@@ -428,11 +484,30 @@ absl::Status ParseRoot(const YAML::Node& root, ProxyConfig* config) {
           return ParseAccessLog(value, &config->access_log);
         }
         if (key == "headers") return ParseHeaders(value, &config->headers);
+        if (key == "quota") return ParseQuota(value, &config->quota);
         if (key == "rate_limits") return ParseRateLimits(value, config);
         routes.emplace(value);
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
+  if (config->quota.backoff_max < config->quota.backoff_initial) {
+    return absl::InvalidArgumentError(
+        "quota.backoff_max: must be >= quota.backoff_initial");
+  }
+  for (const auto& [name, limit] : config->rate_limits) {
+    if (!limit.resource.empty() && config->quota.servers.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rate_limits.", name,
+                       ".resource: needs quota.servers (no quota server is "
+                       "configured)"));
+    }
+    if (!limit.resource.empty() && limit.per_key) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rate_limits.", name,
+                       ".resource: leased per-key limits are not supported "
+                       "yet; drop per_key or resource"));
+    }
+  }
   if (config->admin.listen && config->admin.listen->port != 0) {
     for (size_t i = 0; i < config->listen.size(); ++i) {
       if (config->listen[i] == *config->admin.listen) {

@@ -18,7 +18,7 @@ class RateLimiter;
 // measured and the pool that grants feed.
 struct LeaseBinding {
   std::string resource;
-  std::string key_hash;  // empty when not keyed
+  std::string key_hash;            // empty when not keyed
   RateLimiter* limiter = nullptr;  // outlives the agent; not owned
   std::shared_ptr<LeasePool> pool;
 };
@@ -41,6 +41,7 @@ class LeaseAgent {
     Duration refresh = std::chrono::milliseconds(100);
   };
   LeaseAgent(Options options, std::vector<LeaseBinding> bindings);
+  ~LeaseAgent();  // Out of line: BucketState is incomplete here.
 
   // A stream opened: returns the Hello and one report per bucket (which is
   // the ask for a first grant). Resets per-stream state (grant seq).
@@ -57,7 +58,9 @@ class LeaseAgent {
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
   // (at most once per grant received) when its pool holds less than half
   // its target, or less than the cost of what is queued. Empty when not
-  // connected.
+  // connected. Spending is not announced to the agent, so while an early
+  // report is possible NextWakeup asks to be polled every quarter refresh
+  // interval to look for it.
   std::vector<sluice::v1::SidecarMessage> Poll(TimePoint now);
   // When Poll next has something to do (never before `now` of the last
   // call). TimePoint::max() when not connected.
@@ -69,6 +72,11 @@ class LeaseAgent {
 
  private:
   struct BucketState;
+  // The report for bucket `i` at `now`; takes the limiter's counters.
+  sluice::v1::SidecarMessage MakeReport(size_t i, TimePoint now);
+  // Notes `now` as the latest time seen and returns it.
+  TimePoint Observe(TimePoint now);
+
   Options options_;
   std::vector<LeaseBinding> bindings_;
   std::vector<std::unique_ptr<BucketState>> state_;  // parallel to bindings_
@@ -76,6 +84,7 @@ class LeaseAgent {
   uint64_t server_epoch_ = 0;
   size_t server_restarts_ = 0;
   uint64_t grant_seq_seen_ = 0;
+  TimePoint last_now_{};  // Latest `now` passed to any method.
 };
 
 }  // namespace sluice

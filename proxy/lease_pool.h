@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/token_bucket.h"
 #include "common/token_source.h"
 
 namespace sluice {
@@ -38,7 +39,9 @@ enum class LeasePolicy { kFallbackShare, kFailClosed, kFailOpen };
 // the pool keeps spending what it holds until it expires; then the policy
 // decides: fallback_share paces requests with a local bucket at
 // min(limit rate / sidecars, last share) with a burst of at most the last
-// grant; fail_closed refuses; fail_open admits everything.
+// grant; fail_closed refuses; fail_open admits everything. A pool starts
+// disconnected (its policy applies at the local route limit) until the first
+// SetConnected(true).
 class LeasePool {
  public:
   struct Options {
@@ -51,6 +54,9 @@ class LeasePool {
     // Most grant batches kept; older ones merge into the next (keeping the
     // earlier expiry, so merging never extends a token's life).
     size_t max_batches = 64;
+    // While connected and the server has sent no share yet, tokens beyond
+    // those held are predicted this far from now (one report interval).
+    Duration refresh = std::chrono::milliseconds(100);
   };
   explicit LeasePool(Options options);
   LeasePool(const LeasePool&) = delete;
@@ -91,15 +97,42 @@ class LeasePool {
   double Capacity() const;
 
  private:
-  // ... implementation-defined members, guarded by mu_ ...
   struct Batch {
     double tokens;
-    TimePoint expires_at;
+    TimePoint expires_at;  // Alive while now < expires_at.
   };
+  // Treats a `now` earlier than the latest seen as the latest seen.
+  TimePoint ClampLocked(TimePoint now);
+  // Drops batches with expires_at <= now.
+  void DropExpiredLocked(TimePoint now);
+  double HeldLocked() const;
+  // Whether the unavailability policy is in force: disconnected and nothing
+  // held (call after DropExpiredLocked).
+  bool PolicyActiveLocked() const { return !connected_ && batches_.empty(); }
+  // The fallback bucket's rate and burst from what is known now.
+  RateSpec FallbackSpecLocked() const;
+  // The fallback bucket, created full at `now` on first use.
+  TokenBucket& FallbackLocked(TimePoint now);
+  // Time at which `cost` tokens beyond the pool's batches arrive at the
+  // share pace, counting only batches still alive then.
+  std::optional<TimePoint> LeasedPredictionLocked(double cost,
+                                                  TimePoint now) const;
+  double ToleranceLocked() const;
+
   Options options_;
   std::function<void()> on_tokens_;
   mutable std::mutex mu_;
+  // Sorted by expires_at, earliest first. Guarded by mu_ (as is all below).
   std::deque<Batch> batches_;
+  double capacity_;
+  double limit_rate_;
+  uint32_t sidecars_ = 1;
+  LeasePolicy policy_;
+  double share_ = 0;        // Last share_per_second from a grant.
+  double last_grant_ = 0;   // Size of the last grant with tokens > 0.
+  bool connected_ = false;  // Until the first SetConnected(true).
+  TimePoint last_now_{};
+  std::optional<TokenBucket> fallback_;  // Only while the policy is in force.
 };
 
 // Adapter handed to RateLimiter (which owns its source by unique_ptr) while

@@ -56,14 +56,17 @@ RateLimiter::RateLimiter(std::unique_ptr<TokenSource> source,
 AcquireResult RateLimiter::Acquire(double cost, Duration max_wait,
                                    TimePoint now) {
   if (!std::isfinite(cost) || cost < 0) {
+    // Not a demand for tokens at all: nothing is counted.
     return Rejected(AcquireOutcome::kRejectedTooCostly, Duration::max());
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (cost > source_->Capacity()) {
+    stats_.denied += cost;
     return Rejected(AcquireOutcome::kRejectedTooCostly, Duration::max());
   }
   // Fast path: nobody waiting and the tokens are there.
   if (queue_.empty() && source_->TryTake(cost, now)) {
+    stats_.allowed += cost;
     return AcquireResult{AcquireOutcome::kAdmitted};
   }
   // Must wait behind everything queued. Predict when this request would be
@@ -71,18 +74,21 @@ AcquireResult RateLimiter::Acquire(double cost, Duration max_wait,
   const std::optional<TimePoint> at =
       source_->AvailableAt(queued_cost_.Value() + cost, now);
   if (!at.has_value()) {
+    stats_.denied += cost;
     return Rejected(AcquireOutcome::kRejectedWait, Duration::max());
   }
   const Duration wait = std::max(*at, now) - now;
   if (max_wait <= Duration::zero() || *at > SaturatingAdd(now, max_wait)) {
+    stats_.denied += cost;
     return Rejected(AcquireOutcome::kRejectedWait, wait);
   }
   if (queue_.size() >= opts_.max_queue) {
+    stats_.denied += cost;
     return Rejected(AcquireOutcome::kRejectedQueueFull, wait);
   }
   const uint64_t ticket = next_ticket_++;
   const TimePoint deadline = SaturatingAdd(now, max_wait);
-  queue_.emplace_hint(queue_.end(), ticket, Waiter{cost, deadline});
+  queue_.emplace_hint(queue_.end(), ticket, Waiter{cost, deadline, now});
   deadlines_.emplace(deadline, ticket);
   queued_cost_.Add(cost);
   AcquireResult r{AcquireOutcome::kQueued};
@@ -105,6 +111,10 @@ bool RateLimiter::AdmitReadyLocked(TimePoint now,
   while (!queue_.empty()) {
     auto head = queue_.begin();
     if (!source_->TryTake(head->second.cost, now)) break;
+    stats_.allowed += head->second.cost;
+    stats_.wait_total +=
+        std::max(now - head->second.enqueued, Duration::zero());
+    ++stats_.queue_admitted;
     admitted->push_back(head->first);
     RemoveLocked(head);
     any = true;
@@ -118,7 +128,9 @@ bool RateLimiter::ExpireDueLocked(TimePoint now,
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const uint64_t ticket = deadlines_.begin()->second;
     expired->push_back(ticket);
-    RemoveLocked(queue_.find(ticket));
+    auto it = queue_.find(ticket);
+    stats_.denied += it->second.cost;
+    RemoveLocked(it);
     any = true;
   }
   return any;
@@ -158,6 +170,18 @@ bool RateLimiter::Cancel(uint64_t ticket) {
 size_t RateLimiter::queue_depth() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();
+}
+
+double RateLimiter::queued_cost() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::max(queued_cost_.Value(), 0.0);
+}
+
+RateLimiter::DemandStats RateLimiter::TakeDemandStats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DemandStats out = std::exchange(stats_, DemandStats{});
+  out.queued = std::max(queued_cost_.Value(), 0.0);
+  return out;
 }
 
 void RateLimiter::ReplaceSource(std::unique_ptr<TokenSource> source,

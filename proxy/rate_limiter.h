@@ -104,15 +104,17 @@ class RateLimiter {
   bool Cancel(uint64_t ticket);
 
   size_t queue_depth() const;
+  // Summed cost of the requests queued now, in tokens.
+  double queued_cost() const;
 
   // Demand measured since the previous TakeDemandStats, in tokens. This is
   // what a leased source reports to the quota server: arrivals, not just
   // admissions, so an under-served sidecar shows its true demand.
   struct DemandStats {
-    double allowed = 0;  // admitted (at once, or from the queue)
-    double denied = 0;   // rejected at Acquire, or expired in the queue
-    double queued = 0;   // cost waiting right now (absolute, not reset)
-    Duration wait_total{};       // summed wait of queue admissions
+    double allowed = 0;     // admitted (at once, or from the queue)
+    double denied = 0;      // rejected at Acquire, or expired in the queue
+    double queued = 0;      // cost waiting right now (absolute, not reset)
+    Duration wait_total{};  // summed wait of queue admissions
     uint64_t queue_admitted = 0;  // number of queue admissions
   };
   // Returns the counters and resets all but `queued`.
@@ -128,6 +130,7 @@ class RateLimiter {
   struct Waiter {
     double cost;
     TimePoint deadline;
+    TimePoint enqueued;  // For the wait statistics.
   };
   using Queue = std::map<uint64_t, Waiter>;  // Tickets grow: key order = FIFO.
 
@@ -159,6 +162,8 @@ class RateLimiter {
   // (deadline, ticket) for every queued waiter. Guarded by mu_.
   std::set<std::pair<TimePoint, uint64_t>> deadlines_;
   CostSum queued_cost_;  // Guarded by mu_.
+  // Interval counters for TakeDemandStats (queued comes from queued_cost_).
+  DemandStats stats_;  // Guarded by mu_.
 };
 
 }  // namespace sluice

@@ -46,9 +46,11 @@ class QuotaAllocator {
   void Open(StreamId stream, TimePoint now);
 
   // A message arrived on `stream`. A Hello must come first (anything else
-  // before it is ignored); a second Hello is ignored. Demand for a resource
-  // the config does not know is ignored (counted in status). Replies go to
-  // `out`: LimitUpdate the first time a stream reports a resource, then
+  // before it is ignored); a second Hello is ignored, and so is a Hello with
+  // a protocol_version other than 1 (the transport refuses those). Messages
+  // on a stream that was not Open()ed or is closed are ignored. Demand for a
+  // resource the config does not know is ignored (counted in status). Replies
+  // go to `out`: LimitUpdate the first time a stream reports a resource, then
   // grants and shrinks.
   void OnMessage(StreamId stream, const sluice::v1::SidecarMessage& msg,
                  TimePoint now, Outbox* out);
@@ -90,9 +92,9 @@ class QuotaAllocator {
     double rate_per_second = 0;
     double burst = 0;
     double level = 0;
-    double outstanding = 0;          // sum O_i
-    double granted_per_second = 0;   // smoothed grant rate
-    double utilisation = 0;          // granted_per_second / rate
+    double outstanding = 0;         // sum O_i
+    double granted_per_second = 0;  // smoothed grant rate
+    double utilisation = 0;         // granted_per_second / rate
     bool learning = false;
     std::vector<SidecarStatus> sidecars;
   };
@@ -100,6 +102,9 @@ class QuotaAllocator {
     uint64_t epoch = 0;
     uint64_t config_version = 0;
     size_t connected_streams = 0;
+    // Reports ignored: unknown resource, a key for an unkeyed resource, or
+    // a per-key resource at its key limit.
+    uint64_t ignored_reports = 0;
     std::vector<ResourceStatus> resources;
   };
   Status Snapshot(TimePoint now) const;

@@ -308,11 +308,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "yaml syntax error at line 1, column 4: unexpected ','"},
         ErrorCase{"[1]\n,\n",
                   "yaml syntax error at line 2, column 1: unexpected ','"},
-        ErrorCase{
-            "lisen: []\n",
-            "lisen: unknown field (expected one of: listen, workers, "
-            "admin, timeouts, limits, connect, ssrf, shutdown_grace, "
-            "access_log, headers, rate_limits, routes) (line 1, column 1)"},
+        ErrorCase{"lisen: []\n",
+                  "lisen: unknown field (expected one of: listen, workers, "
+                  "admin, timeouts, limits, connect, ssrf, shutdown_grace, "
+                  "access_log, headers, quota, rate_limits, routes) (line 1, "
+                  "column 1)"},
+        ErrorCase{"quota: {weight: 0}\n",
+                  "quota.weight: must be a number > 0 and <= 1e12 (got \"0\") "
+                  "(line 1, column 17)"},
+        ErrorCase{"quota: {servers: [\"\"]}\n",
+                  "quota.servers[0]: must be host:port or dns:///name:port "
+                  "(line 1, column 19)"},
+        ErrorCase{"quota: {backoff_initial: 2s, backoff_max: 1s}\n",
+                  "quota.backoff_max: must be >= quota.backoff_initial"},
+        ErrorCase{"rate_limits:\n  a: {rate: 1, resource: api}\n",
+                  "rate_limits.a.resource: needs quota.servers (no quota "
+                  "server is configured)"},
         ErrorCase{"workers: 2\nworkers: 3\n",
                   "workers: duplicate field (line 2, column 1)"},
         ErrorCase{"[a]: 1\n",
@@ -576,7 +587,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{LimitYaml("    rate: 1\n    brust: 5\n"),
                   "rate_limits.a.brust: unknown field (expected one of: rate, "
                   "period, burst, algorithm, max_queue, max_wait, cost, "
-                  "cost_header, max_cost, per_key) (line 4, column 5)"},
+                  "cost_header, max_cost, per_key, resource) (line 4, column "
+                  "5)"},
         ErrorCase{
             LimitYaml("    rate: 2e9\n"),
             "rate_limits.a.rate: more than one token per nanosecond is not "

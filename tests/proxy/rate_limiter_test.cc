@@ -353,6 +353,94 @@ TEST_P(RateLimiterTest, ConcurrentAcquireAdmitsExactlyTheBurst) {
   EXPECT_EQ(admitted.load(), 1000);
 }
 
+TEST_P(RateLimiterTest, DemandStatsCountAcquireOutcomesInTokens) {
+  auto l = Make(TenPerSecondBurstFive(), /*max_queue=*/1);
+  RateLimiter::DemandStats s = l->TakeDemandStats();
+  EXPECT_EQ(s.allowed, 0);
+  EXPECT_EQ(s.denied, 0);
+  EXPECT_EQ(s.queued, 0);
+
+  ASSERT_EQ(l->Acquire(2, seconds(1), kT0).outcome, AcquireOutcome::kAdmitted);
+  ASSERT_EQ(l->Acquire(3, seconds(1), kT0).outcome, AcquireOutcome::kAdmitted);
+  // Too costly (valid cost above capacity) is demand that was refused.
+  ASSERT_EQ(l->Acquire(6, seconds(1), kT0).outcome,
+            AcquireOutcome::kRejectedTooCostly);
+  // Invalid costs are not demand.
+  ASSERT_EQ(l->Acquire(-1, seconds(1), kT0).outcome,
+            AcquireOutcome::kRejectedTooCostly);
+  // Wait too long / never queue.
+  ASSERT_EQ(l->Acquire(1.5, Duration::zero(), kT0).outcome,
+            AcquireOutcome::kRejectedWait);
+  AcquireResult q = l->Acquire(2, seconds(1), kT0);
+  ASSERT_EQ(q.outcome, AcquireOutcome::kQueued);
+  ASSERT_EQ(l->Acquire(0.25, seconds(1), kT0).outcome,
+            AcquireOutcome::kRejectedQueueFull);
+  EXPECT_DOUBLE_EQ(l->queued_cost(), 2);
+
+  s = l->TakeDemandStats();
+  EXPECT_DOUBLE_EQ(s.allowed, 5);
+  EXPECT_DOUBLE_EQ(s.denied, 6 + 1.5 + 0.25);
+  EXPECT_DOUBLE_EQ(s.queued, 2);
+  EXPECT_EQ(s.queue_admitted, 0u);
+  EXPECT_EQ(s.wait_total, Duration::zero());
+
+  // Counters reset; queued is absolute and stays.
+  s = l->TakeDemandStats();
+  EXPECT_EQ(s.allowed, 0);
+  EXPECT_EQ(s.denied, 0);
+  EXPECT_DOUBLE_EQ(s.queued, 2);
+}
+
+TEST_P(RateLimiterTest, DemandStatsCountQueueAdmissionsWaitsAndExpiries) {
+  auto l = MakeDrained();
+  l->TakeDemandStats();                                     // Forget the drain.
+  AcquireResult a = l->Acquire(1, seconds(1), kT0);         // due 100 ms
+  AcquireResult b = l->Acquire(2, seconds(1), kT0);         // due 300 ms
+  AcquireResult c = l->Acquire(1, milliseconds(350), kT0);  // due 400 ms
+  AcquireResult d = l->Acquire(0.5, seconds(1), kT0);       // due 350 ms
+  ASSERT_EQ(a.outcome, AcquireOutcome::kQueued);
+  ASSERT_EQ(b.outcome, AcquireOutcome::kQueued);
+  ASSERT_EQ(c.outcome, AcquireOutcome::kRejectedWait);  // 400 ms > 350 ms
+  ASSERT_EQ(d.outcome, AcquireOutcome::kQueued);
+  EXPECT_DOUBLE_EQ(l->TakeDemandStats().queued, 1 + 2 + 0.5);
+  EXPECT_DOUBLE_EQ(l->TakeDemandStats().denied, 0);  // c counted, then reset
+
+  // A late poll at 300 ms admits a (waited 300 ms) and b (300 ms).
+  RateLimiter::PollResult p = l->Poll(kT0 + milliseconds(300));
+  ASSERT_EQ(p.admitted, (std::vector<uint64_t>{a.ticket, b.ticket}));
+  RateLimiter::DemandStats s = l->TakeDemandStats();
+  EXPECT_DOUBLE_EQ(s.allowed, 3);
+  EXPECT_DOUBLE_EQ(s.denied, 0);
+  EXPECT_DOUBLE_EQ(s.queued, 0.5);
+  EXPECT_EQ(s.queue_admitted, 2u);
+  EXPECT_EQ(s.wait_total, milliseconds(600));
+
+  // d expires when the source turns out slower than predicted.
+  auto slow = MakeTokenSource(GetParam(), RateSpec{1, seconds(100), 5}, kT0);
+  ASSERT_TRUE(slow->TryTake(5, kT0));
+  l->ReplaceSource(std::move(slow), kT0);
+  p = l->Poll(kT0 + seconds(1));
+  ASSERT_EQ(p.expired, std::vector<uint64_t>{d.ticket});
+  s = l->TakeDemandStats();
+  EXPECT_DOUBLE_EQ(s.allowed, 0);
+  EXPECT_DOUBLE_EQ(s.denied, 0.5);
+  EXPECT_DOUBLE_EQ(s.queued, 0);
+  EXPECT_EQ(s.queue_admitted, 0u);
+}
+
+TEST_P(RateLimiterTest, CancelIsNeitherAllowedNorDenied) {
+  auto l = MakeDrained();
+  l->TakeDemandStats();
+  AcquireResult a = l->Acquire(1, seconds(1), kT0);
+  ASSERT_EQ(a.outcome, AcquireOutcome::kQueued);
+  ASSERT_TRUE(l->Cancel(a.ticket));
+  RateLimiter::DemandStats s = l->TakeDemandStats();
+  EXPECT_EQ(s.allowed, 0);
+  EXPECT_EQ(s.denied, 0);
+  EXPECT_EQ(s.queued, 0);
+  EXPECT_EQ(l->queued_cost(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothAlgorithms, RateLimiterTest,
                          ::testing::Values(Algorithm::kTokenBucket,
                                            Algorithm::kGcra),

@@ -1,0 +1,253 @@
+#include "proxy/lease_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+#include "sluice/v1/quota.grpc.pb.h"
+
+namespace sluice {
+
+using sluice::v1::ServerMessage;
+using sluice::v1::SidecarMessage;
+
+namespace {
+constexpr size_t kMaxQueuedWrites = 1024;
+constexpr auto kBackoffResetAfter = std::chrono::seconds(10);
+constexpr auto kMaxLoopWait = std::chrono::milliseconds(100);
+}  // namespace
+
+// One stream. Reactions run on gRPC's threads and only move data into or
+// out of queues; the client thread does everything else. A hold keeps the
+// reactor alive until the client thread has stopped writing (RemoveHold in
+// Shutdown), so OnDone cannot race a StartWrite.
+class LeaseClient::Stream
+    : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
+ public:
+  explicit Stream(LeaseClient* owner) : owner_(owner) {}
+
+  void Begin(sluice::v1::QuotaService::Stub* stub) {
+    stub->async()->Lease(&context_, this);
+    AddHold();
+    StartRead(&in_);
+    StartCall();
+  }
+
+  // Queues a message; when the queue is full the oldest waiting message is
+  // dropped (every report is absolute, so a newer one supersedes it).
+  void Send(SidecarMessage msg) {
+    std::lock_guard lock(wmu_);
+    if (closing_) return;
+    if (pending_.size() >= kMaxQueuedWrites && pending_.size() > 1) {
+      pending_.erase(pending_.begin() + 1);  // front() may be in flight
+    }
+    pending_.push_back(std::move(msg));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&pending_.front());
+    }
+  }
+
+  // Stops writing, cancels the call and waits for OnDone.
+  void Shutdown() {
+    {
+      std::lock_guard lock(wmu_);
+      if (closing_) return;
+      closing_ = true;
+    }
+    context_.TryCancel();
+    RemoveHold();
+    std::unique_lock lock(owner_->mu_);
+    owner_->cv_.wait(lock, [this] { return done_; });
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard lock(owner_->mu_);
+      read_failed_ = true;
+      owner_->cv_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard lock(owner_->mu_);
+      inbox_.push_back(std::move(in_));
+      owner_->cv_.notify_all();
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(wmu_);
+    pending_.pop_front();
+    if (!ok || closing_ || pending_.empty()) {
+      writing_ = false;
+      return;
+    }
+    StartWrite(&pending_.front());
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard lock(owner_->mu_);
+    status_ = status;
+    done_ = true;
+    owner_->cv_.notify_all();
+  }
+
+  // Guarded by owner_->mu_.
+  std::deque<ServerMessage> inbox_;
+  bool read_failed_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+
+ private:
+  LeaseClient* const owner_;
+  grpc::ClientContext context_;
+  ServerMessage in_;
+  std::mutex wmu_;
+  std::deque<SidecarMessage> pending_;  // front() is being written
+  bool writing_ = false;
+  bool closing_ = false;
+};
+
+LeaseClient::LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent,
+                         Clock* clock)
+    : options_(std::move(options)), agent_(std::move(agent)), clock_(clock) {}
+
+LeaseClient::~LeaseClient() { Stop(); }
+
+void LeaseClient::Start() {
+  if (thread_.joinable() || options_.servers.empty()) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void LeaseClient::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+LeaseClient::Stats LeaseClient::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void LeaseClient::Loop() {
+  std::mt19937_64 rng(std::random_device{}());
+  Duration backoff = options_.backoff_initial;
+  size_t index = 0;
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+    }
+    const std::string& target =
+        options_.servers[index % options_.servers.size()];
+    const TimePoint began = clock_->Now();
+    const bool connected = RunStream(target);
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      if (!connected) ++stats_.failed_attempts;
+    }
+    if (connected && clock_->Now() - began >= kBackoffResetAfter) {
+      backoff = options_.backoff_initial;
+    }
+    ++index;  // fail over to the next server
+    // Full jitter in [backoff/2, backoff] so a fleet does not reconnect in
+    // lockstep after a server restart.
+    std::uniform_int_distribution<int64_t> jitter(backoff.count() / 2,
+                                                  backoff.count());
+    const Duration wait(jitter(rng));
+    backoff = std::min(options_.backoff_max, backoff * 2);
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, wait, [this] { return stopping_; });
+  }
+}
+
+bool LeaseClient::RunStream(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  auto channel = grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), args);
+  auto stub = sluice::v1::QuotaService::NewStub(channel);
+  auto stream = std::make_unique<Stream>(this);
+  {
+    std::lock_guard lock(mu_);
+    stream_ = stream.get();
+    stats_.server = target;
+  }
+  stream->Begin(stub.get());
+  for (auto& msg : agent_->OnConnected(clock_->Now())) {
+    stream->Send(std::move(msg));
+  }
+  bool connected = false;
+  const TimePoint connect_deadline = clock_->Now() + options_.connect_timeout;
+  std::deque<ServerMessage> batch;
+  while (true) {
+    bool ended = false;
+    {
+      std::unique_lock lock(mu_);
+      const TimePoint now = clock_->Now();
+      TimePoint wake = std::min(agent_->NextWakeup(), now + kMaxLoopWait);
+      if (!connected) wake = std::min(wake, connect_deadline);
+      cv_.wait_for(lock, std::max(Duration::zero(), wake - now), [&] {
+        return stopping_ || !stream->inbox_.empty() || stream->read_failed_ ||
+               stream->done_;
+      });
+      if (stopping_) break;
+      batch.swap(stream->inbox_);
+      ended = stream->read_failed_ || stream->done_;
+      stats_.messages_in += batch.size();
+    }
+    const TimePoint now = clock_->Now();
+    for (const ServerMessage& msg : batch) {
+      agent_->OnServerMessage(msg, now);
+    }
+    if (!batch.empty() && !connected) {
+      connected = true;
+      std::lock_guard lock(mu_);
+      ++stats_.connects;
+      stats_.connected = true;
+      spdlog::info("lease stream to {} established", target);
+    }
+    batch.clear();
+    if (ended) break;
+    if (!connected && now >= connect_deadline) {
+      spdlog::warn("lease stream to {}: no answer within the connect timeout",
+                   target);
+      break;
+    }
+    std::vector<SidecarMessage> out = agent_->Poll(now);
+    {
+      std::lock_guard lock(mu_);
+      stats_.messages_out += out.size();
+    }
+    for (auto& msg : out) stream->Send(std::move(msg));
+  }
+  stream->Shutdown();
+  agent_->OnDisconnected(clock_->Now());
+  {
+    std::lock_guard lock(mu_);
+    if (connected) {
+      ++stats_.disconnects;
+      spdlog::warn("lease stream to {} ended: {}", target,
+                   stream->status_.error_message());
+    }
+    stats_.connected = false;
+    stats_.server_restarts = agent_->server_restarts_seen();
+    stream_ = nullptr;
+  }
+  return connected;
+}
+
+}  // namespace sluice

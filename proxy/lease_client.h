@@ -1,0 +1,83 @@
+#ifndef SLUICE_PROXY_LEASE_CLIENT_H_
+#define SLUICE_PROXY_LEASE_CLIENT_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "proxy/lease_agent.h"
+
+namespace sluice {
+
+// Runs a LeaseAgent against sluice-quota-server over one long-lived gRPC
+// bidi stream (callback API), on its own thread.
+//
+// - `servers` are gRPC targets: "host:port", or "dns:///name:port" for a
+//   name that resolves to several servers. On failure the client moves to
+//   the next target after a jittered exponential backoff (initial 100 ms,
+//   doubling to 5 s; reset after a stream that lived 10 s).
+// - A stream counts as connected once the server's first message arrives;
+//   until then, and after it ends, the agent is told it is disconnected
+//   and every pool applies its unavailability policy.
+// - Every wait is bounded: connecting (2 s deadline for the stream to
+//   start answering), writes are queued to at most 1024 messages (older
+//   reports are dropped first: reports are absolute), and gRPC keepalive
+//   pings find a dead server within ~15 s.
+//
+// All agent calls happen on the client's thread.
+class LeaseClient {
+ public:
+  struct Options {
+    std::vector<std::string> servers;  // non-empty
+    Duration backoff_initial = std::chrono::milliseconds(100);
+    Duration backoff_max = std::chrono::seconds(5);
+    Duration connect_timeout = std::chrono::seconds(2);
+  };
+  struct Stats {
+    uint64_t connects = 0;     // streams that got a first answer
+    uint64_t disconnects = 0;  // streams that ended after connecting
+    uint64_t failed_attempts = 0;
+    uint64_t messages_in = 0;
+    uint64_t messages_out = 0;
+    uint64_t server_restarts = 0;
+    bool connected = false;
+    std::string server;  // current or last target
+  };
+
+  LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent, Clock* clock);
+  ~LeaseClient();  // Stop()s
+  LeaseClient(const LeaseClient&) = delete;
+  LeaseClient& operator=(const LeaseClient&) = delete;
+
+  void Start();
+  // Cancels the stream and joins the thread. Idempotent.
+  void Stop();
+
+  Stats stats() const;
+
+ private:
+  class Stream;
+  void Loop();
+  // Runs one stream to its end. Returns true if it got connected.
+  bool RunStream(const std::string& target);
+
+  const Options options_;
+  std::unique_ptr<LeaseAgent> agent_;
+  Clock* const clock_;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;     // guarded by mu_
+  Stream* stream_ = nullptr;  // live stream, guarded by mu_
+  Stats stats_;               // guarded by mu_
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_LEASE_CLIENT_H_

@@ -1,0 +1,235 @@
+#include "quota-server/quota_admin.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <map>
+#include <set>
+
+namespace sluice {
+
+namespace json = boost::json;
+
+std::string StatusJson(const QuotaAllocator::Status& status) {
+  json::object root;
+  root["epoch"] = status.epoch;
+  root["config_version"] = status.config_version;
+  root["connected_streams"] = status.connected_streams;
+  json::array resources;
+  for (const auto& r : status.resources) {
+    json::object o;
+    o["name"] = r.name;
+    o["rate_per_second"] = r.rate_per_second;
+    o["burst"] = r.burst;
+    o["level"] = r.level;
+    o["outstanding"] = r.outstanding;
+    o["granted_per_second"] = r.granted_per_second;
+    o["utilisation"] = r.utilisation;
+    o["learning"] = r.learning;
+    json::array sidecars;
+    for (const auto& s : r.sidecars) {
+      json::object so;
+      so["id"] = s.sidecar_id;
+      so["pod"] = s.pod;
+      so["connected"] = s.connected;
+      so["weight"] = s.weight;
+      so["demand_per_second"] = s.demand_per_second;
+      so["share_per_second"] = s.share_per_second;
+      so["outstanding"] = s.outstanding;
+      so["granted_total"] = s.granted_total;
+      sidecars.push_back(std::move(so));
+    }
+    o["sidecars"] = std::move(sidecars);
+    resources.push_back(std::move(o));
+  }
+  root["resources"] = std::move(resources);
+  return json::serialize(root);
+}
+
+const std::string& StatusPageHtml() {
+  static const std::string kPage = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>sluice quota server</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:20px} h2{font-size:16px;margin:20px 0 6px}
+table{border-collapse:collapse;min-width:640px}
+td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
+td:first-child,th:first-child{text-align:left}
+.bar{display:inline-block;height:10px;background:#3b82f6;vertical-align:middle}
+.use{font-weight:600} .muted{color:#888}
+</style></head><body>
+<h1>sluice quota server</h1>
+<div id="meta" class="muted">loading…</div>
+<div id="resources"></div>
+<script>
+function fmt(x){return (Math.round(x*100)/100).toString()}
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]))}
+async function refresh(){
+  try{
+    const r=await fetch('/status',{cache:'no-store'}); const s=await r.json();
+    document.getElementById('meta').textContent='epoch '+s.epoch+' · config v'+s.config_version+' · '+s.connected_streams+' sidecars connected · updated '+new Date().toLocaleTimeString();
+    let h='';
+    for(const res of s.resources){
+      h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
+         ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
+         ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+'</p>';
+      h+='<table><tr><th>sidecar</th><th>pod</th><th>weight</th><th>demand/s</th><th>share/s</th><th></th><th>held</th></tr>';
+      for(const sc of res.sidecars){
+        const w=res.rate_per_second>0?Math.min(300,300*sc.share_per_second/res.rate_per_second):0;
+        h+='<tr'+(sc.connected?'':' class="muted"')+'><td>'+esc(sc.id)+'</td><td>'+esc(sc.pod)+'</td><td>'+fmt(sc.weight)+'</td><td>'+fmt(sc.demand_per_second)+
+           '</td><td>'+fmt(sc.share_per_second)+'</td><td style="text-align:left"><span class="bar" style="width:'+w+'px"></span></td><td>'+fmt(sc.outstanding)+'</td></tr>';
+      }
+      h+='</table>';
+    }
+    document.getElementById('resources').innerHTML=h;
+  }catch(e){document.getElementById('meta').textContent='status unavailable: '+e}
+}
+refresh(); setInterval(refresh,1000);
+</script></body></html>
+)HTML";
+  return kPage;
+}
+
+namespace {
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+
+template <typename Builder>
+auto& Reg(Builder b, const char* name, const char* help,
+          prometheus::Registry& registry) {
+  return b.Name(name).Help(help).Register(registry);
+}
+
+// Adds the difference between a running total and what a counter shows.
+void CatchUp(Counter& c, uint64_t total) {
+  const double delta = static_cast<double>(total) - c.Value();
+  if (delta > 0) c.Increment(delta);
+}
+}  // namespace
+
+struct QuotaMetrics::State {
+  explicit State(prometheus::Registry& r)
+      : rate(Reg(prometheus::BuildGauge(), "sluice_quota_limit_rate_per_second",
+                 "Configured global rate of a resource, tokens per second", r)),
+        burst(Reg(prometheus::BuildGauge(), "sluice_quota_limit_burst_tokens",
+                  "Configured global burst of a resource", r)),
+        level(Reg(prometheus::BuildGauge(), "sluice_quota_level_tokens",
+                  "Tokens accrued and not yet granted", r)),
+        outstanding(
+            Reg(prometheus::BuildGauge(), "sluice_quota_outstanding_tokens",
+                "Upper bound on leased tokens sidecars may still spend", r)),
+        granted(Reg(prometheus::BuildGauge(),
+                    "sluice_quota_granted_tokens_per_second",
+                    "Smoothed rate of tokens granted", r)),
+        utilisation(Reg(prometheus::BuildGauge(),
+                        "sluice_quota_utilisation_ratio",
+                        "Granted rate divided by the limit", r)),
+        learning(Reg(prometheus::BuildGauge(), "sluice_quota_learning",
+                     "1 while the resource is in restart learning mode", r)),
+        sidecars(Reg(prometheus::BuildGauge(), "sluice_quota_sidecars",
+                     "Sidecars holding a ledger for the resource", r)),
+        streams(Reg(prometheus::BuildGauge(), "sluice_quota_streams_active",
+                    "Connected sidecar streams", r)
+                    .Add({})),
+        opened(Reg(prometheus::BuildCounter(),
+                   "sluice_quota_streams_opened_total",
+                   "Sidecar streams accepted", r)
+                   .Add({})),
+        rejected(Reg(prometheus::BuildCounter(),
+                     "sluice_quota_streams_rejected_total",
+                     "Streams ended for protocol errors or slow reading", r)
+                     .Add({})),
+        messages(Reg(prometheus::BuildCounter(), "sluice_quota_messages_total",
+                     "Lease protocol messages by direction", r)),
+        messages_in(messages.Add({{"direction", "in"}})),
+        messages_out(messages.Add({{"direction", "out"}})),
+        reloads(Reg(prometheus::BuildCounter(), "sluice_quota_reloads_total",
+                    "Configuration reloads by result", r)),
+        reload_ok(reloads.Add({{"result", "ok"}})),
+        reload_failed(reloads.Add({{"result", "error"}})),
+        limit_changes(Reg(prometheus::BuildCounter(),
+                          "sluice_quota_limit_changes_total",
+                          "Limits set through the admin endpoint", r)
+                          .Add({})) {}
+
+  Family<Gauge>& rate;
+  Family<Gauge>& burst;
+  Family<Gauge>& level;
+  Family<Gauge>& outstanding;
+  Family<Gauge>& granted;
+  Family<Gauge>& utilisation;
+  Family<Gauge>& learning;
+  Family<Gauge>& sidecars;
+  Gauge& streams;
+  Counter& opened;
+  Counter& rejected;
+  Family<Counter>& messages;
+  Counter& messages_in;
+  Counter& messages_out;
+  Family<Counter>& reloads;
+  Counter& reload_ok;
+  Counter& reload_failed;
+  Counter& limit_changes;
+  std::set<std::string> known;  // resources with series
+};
+
+QuotaMetrics::QuotaMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      state_(std::make_unique<State>(*registry_)) {}
+
+QuotaMetrics::~QuotaMetrics() = default;
+
+void QuotaMetrics::Update(const QuotaAllocator::Status& status,
+                          uint64_t streams_opened, uint64_t messages_in,
+                          uint64_t messages_out, uint64_t streams_rejected) {
+  State& s = *state_;
+  std::set<std::string> seen;
+  for (const auto& r : status.resources) {
+    const std::map<std::string, std::string> l{{"resource", r.name}};
+    s.rate.Add(l).Set(r.rate_per_second);
+    s.burst.Add(l).Set(r.burst);
+    s.level.Add(l).Set(r.level);
+    s.outstanding.Add(l).Set(r.outstanding);
+    s.granted.Add(l).Set(r.granted_per_second);
+    s.utilisation.Add(l).Set(r.utilisation);
+    s.learning.Add(l).Set(r.learning ? 1 : 0);
+    s.sidecars.Add(l).Set(static_cast<double>(r.sidecars.size()));
+    seen.insert(r.name);
+  }
+  for (const auto& gone : s.known) {
+    if (seen.count(gone)) continue;
+    const std::map<std::string, std::string> l{{"resource", gone}};
+    for (Family<Gauge>* f :
+         {&s.rate, &s.burst, &s.level, &s.outstanding, &s.granted,
+          &s.utilisation, &s.learning, &s.sidecars}) {
+      f->Remove(&f->Add(l));
+    }
+  }
+  s.known = std::move(seen);
+  s.streams.Set(static_cast<double>(status.connected_streams));
+  CatchUp(s.opened, streams_opened);
+  CatchUp(s.rejected, streams_rejected);
+  CatchUp(s.messages_in, messages_in);
+  CatchUp(s.messages_out, messages_out);
+}
+
+void QuotaMetrics::CountReload(bool ok) {
+  (ok ? state_->reload_ok : state_->reload_failed).Increment();
+}
+
+void QuotaMetrics::CountLimitChange() { state_->limit_changes.Increment(); }
+
+std::string QuotaMetrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  std::sort(families.begin(), families.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace sluice

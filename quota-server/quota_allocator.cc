@@ -1,0 +1,496 @@
+#include "quota-server/quota_allocator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/duration.h"
+#include "quota-server/lease_messages.h"
+#include "quota-server/resource_ledger.h"
+
+namespace sluice {
+namespace {
+
+// Per-key resources keep at most this many key buckets; reports for more
+// keys are ignored until idle buckets are evicted.
+constexpr size_t kMaxKeysPerResource = 10000;
+// Smoothing of the status page's granted rate.
+constexpr double kGrantRateTauSeconds = 1.0;
+constexpr double kMaxWeight = 1e6;
+constexpr double kMinWeight = 1e-6;
+
+LedgerLimits LimitsOf(const ResourceConfig& config) {
+  return LedgerLimits{.rate_per_second = config.RatePerSecond(),
+                      .burst = config.burst,
+                      .lease = config.lease};
+}
+
+// What a sidecar is told about a limit; a change means a new LimitUpdate.
+bool SameLimit(const ResourceConfig& a, const ResourceConfig& b) {
+  return a.RatePerSecond() == b.RatePerSecond() && a.burst == b.burst &&
+         a.unavailable_policy == b.unavailable_policy;
+}
+
+}  // namespace
+
+class QuotaAllocator::Impl {
+ public:
+  Impl(ServerConfig config, uint64_t epoch, TimePoint now)
+      : config_(std::move(config)), epoch_(epoch), start_(now), rate_at_(now) {
+    for (const ResourceConfig& rc : config_.resources) {
+      resources_.emplace(rc.name, NewResource(rc, now));
+    }
+  }
+
+  void Open(StreamId id) {
+    auto [it, inserted] = streams_.try_emplace(id, nullptr);
+    if (inserted) it->second = NewStream(id);
+  }
+
+  void OnMessage(StreamId id, const sluice::v1::SidecarMessage& msg,
+                 TimePoint now, Outbox* out) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;  // never opened, or closed and gone
+    Stream& s = *it->second;
+    if (!s.open || s.superseded) return;
+    if (msg.has_hello()) {
+      if (!s.hello) OnHello(id, s, msg.hello(), now);
+      return;
+    }
+    if (msg.has_demand() && s.hello) OnReport(id, s, msg.demand(), now, out);
+  }
+
+  void Close(StreamId id, TimePoint now) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    Stream& s = *it->second;
+    if (!s.open) return;
+    if (!s.superseded) Detach(s, now);
+    s.open = false;
+    MaybeErase(id);
+  }
+
+  void Tick(TimePoint now, Outbox* out) {
+    if (limits_dirty_) PushLimitUpdates(out);
+    for (const PendingRevoke& r : pending_revokes_) {
+      auto it = streams_.find(r.stream);
+      if (it == streams_.end() || !it->second->open) continue;
+      out->messages.emplace_back(
+          r.stream, MakeGrant(*it->second, r.resource, r.key, GrantOrder{}));
+    }
+    pending_revokes_.clear();
+    for (const ResourceConfig& rc : config_.resources) {
+      Resource& r = *resources_.at(rc.name);
+      for (auto it = r.buckets.begin(); it != r.buckets.end();) {
+        ResourceLedger* ledger = it->second.get();
+        removed_.clear();
+        ledger->Tick(now, Sink(rc.name, it->first, &r, out), &removed_);
+        ForgetMembers(ledger);
+        // An idle key's bucket is evicted once it would have refilled
+        // anyway (burst / rate after its last grant), so recreating it full
+        // never lets a window see more than rate * W + burst.
+        if (rc.per_key && ledger->empty() &&
+            ToSeconds(now - ledger->last_grant_at()) >=
+                rc.burst / rc.RatePerSecond()) {
+          r.buckets.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+    const double dt = ToSeconds(now - rate_at_);
+    if (dt > 0) {
+      const double alpha = 1 - std::exp(-dt / kGrantRateTauSeconds);
+      for (auto& [name, r] : resources_) {
+        r->granted_rate += alpha * (r->granted_since / dt - r->granted_rate);
+        r->granted_since = 0;
+      }
+      rate_at_ = now;
+    }
+  }
+
+  absl::Status Reconfigure(ServerConfig config, TimePoint now) {
+    absl::Status status = ValidateServerConfig(config);
+    if (!status.ok()) return status;
+    ++config_version_;
+    absl::flat_hash_map<std::string, std::unique_ptr<Resource>> next;
+    for (const ResourceConfig& rc : config.resources) {
+      auto old = resources_.find(rc.name);
+      if (old == resources_.end()) {
+        next.emplace(rc.name, NewResource(rc, now));
+        continue;
+      }
+      std::unique_ptr<Resource> r = std::move(old->second);
+      resources_.erase(old);
+      if (!SameLimit(r->config, rc)) {
+        r->version = config_version_;
+        limits_dirty_ = true;
+      }
+      if (!(r->config == rc)) {
+        for (auto& [key, ledger] : r->buckets) {
+          ledger->SetLimits(LimitsOf(rc), now);
+        }
+      }
+      r->config = rc;
+      next.emplace(rc.name, std::move(r));
+    }
+    // What is left is removed: revoke every grant, then forget it.
+    for (auto& [name, r] : resources_) {
+      for (auto& [key, ledger] : r->buckets) {
+        ledger->RevokeAll([&](const GrantOrder& order) -> uint64_t {
+          pending_revokes_.push_back({order.stream, name, key});
+          return 0;
+        });
+        ledger->ForEachMember([&](const ResourceLedger::MemberView& m) {
+          auto it = streams_.find(m.stream);
+          if (it != streams_.end()) it->second->ledgers.erase(ledger.get());
+        });
+      }
+      std::vector<StreamId> to_check;
+      for (auto& [id, s] : streams_) {
+        if (s->limit_sent.erase(name) > 0 || s->ledgers.empty()) {
+          to_check.push_back(id);
+        }
+      }
+      for (StreamId id : to_check) MaybeErase(id);
+    }
+    resources_ = std::move(next);
+    if (!config.learning) {
+      for (auto& [name, r] : resources_) {
+        for (auto& [key, ledger] : r->buckets) ledger->EndLearning();
+      }
+    }
+    config_ = std::move(config);
+    return absl::OkStatus();
+  }
+
+  absl::Status SetLimit(const std::string& resource, double rate, double burst,
+                        TimePoint now) {
+    auto it = resources_.find(resource);
+    if (it == resources_.end()) {
+      return absl::NotFoundError(absl::StrCat("unknown resource: ", resource));
+    }
+    ServerConfig next = config_;
+    for (ResourceConfig& rc : next.resources) {
+      if (rc.name != resource) continue;
+      rc.rate = rate;
+      rc.period = std::chrono::seconds(1);
+      rc.burst = burst;
+    }
+    absl::Status status = ValidateServerConfig(next);
+    if (!status.ok()) return status;
+    return Reconfigure(std::move(next), now);
+  }
+
+  Status Snapshot(TimePoint now) const;
+
+ private:
+  struct Resource {
+    ResourceConfig config;
+    uint64_t version = 0;  // config_version_ at its last limit change
+    absl::flat_hash_map<std::string, std::unique_ptr<ResourceLedger>> buckets;
+    uint32_t reporting_streams = 0;  // open streams that reported it
+    double granted_since = 0;        // tokens granted since the last Tick
+    double granted_rate = 0;
+  };
+  struct Stream {
+    StreamId id = 0;
+    bool open = true;
+    bool hello = false;
+    bool superseded = false;  // a newer stream has the same sidecar id
+    std::string sidecar_id;
+    std::string pod;
+    double weight = 1;
+    uint64_t next_seq = 1;
+    std::vector<StreamId> predecessors;  // older streams of this sidecar
+    // Resource name -> version of the last LimitUpdate sent for it.
+    absl::flat_hash_map<std::string, uint64_t> limit_sent;
+    absl::flat_hash_set<ResourceLedger*> ledgers;  // where it is a member
+  };
+  struct PendingRevoke {
+    StreamId stream;
+    std::string resource;
+    std::string key;
+  };
+
+  std::unique_ptr<Resource> NewResource(const ResourceConfig& rc,
+                                        TimePoint now) {
+    auto r = std::make_unique<Resource>();
+    r->config = rc;
+    r->version = config_version_;
+    // An unkeyed resource's level accrues from the start.
+    if (!rc.per_key) r->buckets.emplace("", NewLedger(rc, now, false));
+    return r;
+  }
+
+  // A per-key bucket starts full: nothing is outstanding for a key never
+  // seen (or evicted only after idling long enough to refill, see Tick).
+  std::unique_ptr<ResourceLedger> NewLedger(const ResourceConfig& rc,
+                                            TimePoint now, bool full) {
+    return std::make_unique<ResourceLedger>(
+        LimitsOf(rc), now, LearningUntil(rc), full ? rc.burst : 0.0);
+  }
+
+  static std::unique_ptr<Stream> NewStream(StreamId id) {
+    auto s = std::make_unique<Stream>();
+    s->id = id;
+    return s;
+  }
+
+  TimePoint LearningUntil(const ResourceConfig& rc) const {
+    if (!config_.learning) return TimePoint::min();
+    return start_ + rc.lease.ttl + rc.lease.grace;
+  }
+
+  void OnHello(StreamId id, Stream& s, const sluice::v1::Hello& hello,
+               TimePoint now) {
+    // Speaking another protocol version is the transport's to refuse; the
+    // allocator leaves such a stream without a Hello.
+    if (hello.protocol_version() != kLeaseProtocolVersion) return;
+    s.hello = true;
+    s.sidecar_id = hello.sidecar_id();
+    s.pod = hello.pod();
+    const double w = hello.weight();
+    s.weight =
+        std::isfinite(w) && w > 0 ? std::clamp(w, kMinWeight, kMaxWeight) : 1.0;
+    if (s.sidecar_id.empty()) return;
+    auto [it, inserted] = by_id_.try_emplace(s.sidecar_id, id);
+    if (inserted) return;
+    const StreamId old_id = it->second;
+    it->second = id;
+    auto old = streams_.find(old_id);
+    if (old == streams_.end()) return;
+    Stream& o = *old->second;
+    for (StreamId p : o.predecessors) {
+      if (streams_.contains(p)) s.predecessors.push_back(p);
+    }
+    s.predecessors.push_back(old_id);
+    if (o.open && !o.superseded) Detach(o, now);
+    o.superseded = true;
+  }
+
+  // Stops allocating to `s`; its ledgers keep its tokens until they die.
+  void Detach(Stream& s, TimePoint now) {
+    for (const auto& [name, version] : s.limit_sent) {
+      auto it = resources_.find(name);
+      if (it != resources_.end()) --it->second->reporting_streams;
+    }
+    for (ResourceLedger* ledger : s.ledgers) {
+      ledger->Detach(s.id, now);
+    }
+  }
+
+  void OnReport(StreamId id, Stream& s, const sluice::v1::DemandReport& rep,
+                TimePoint now, Outbox* out) {
+    auto rit = resources_.find(rep.bucket().resource());
+    if (rit == resources_.end()) {
+      ++ignored_reports_;
+      return;
+    }
+    Resource& r = *rit->second;
+    const std::string& key = rep.bucket().key_hash();
+    if (!r.config.per_key && !key.empty()) {
+      ++ignored_reports_;  // a key for an unkeyed resource: misconfigured
+      return;
+    }
+    auto [sent, first] = s.limit_sent.try_emplace(r.config.name, r.version);
+    if (first) {
+      ++r.reporting_streams;
+      out->messages.emplace_back(id, MakeLimit(r));
+    }
+    auto bit = r.buckets.find(key);
+    if (bit == r.buckets.end()) {
+      if (r.config.per_key && r.buckets.size() >= kMaxKeysPerResource) {
+        ++ignored_reports_;
+        return;
+      }
+      bit = r.buckets.emplace(key, NewLedger(r.config, now, r.config.per_key))
+                .first;
+    }
+    ResourceLedger* ledger = bit->second.get();
+    const ResourceLedger::Reporter who{.stream = id,
+                                       .sidecar_id = s.sidecar_id,
+                                       .weight = s.weight,
+                                       .replaces = s.predecessors};
+    removed_.clear();
+    if (ledger->OnReport(who, rep, now, Sink(r.config.name, key, &r, out),
+                         &removed_)) {
+      s.ledgers.insert(ledger);
+    }
+    ForgetMembers(ledger);
+  }
+
+  // Streams in removed_ are no longer members of `ledger`.
+  void ForgetMembers(ResourceLedger* ledger) {
+    for (StreamId gone : removed_) {
+      auto it = streams_.find(gone);
+      if (it == streams_.end()) continue;
+      it->second->ledgers.erase(ledger);
+      MaybeErase(gone);
+    }
+    removed_.clear();
+  }
+
+  // Drops a closed stream once no ledger remembers it.
+  void MaybeErase(StreamId id) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    Stream& s = *it->second;
+    if (s.open || !s.ledgers.empty()) return;
+    auto by = by_id_.find(s.sidecar_id);
+    if (by != by_id_.end() && by->second == id) by_id_.erase(by);
+    streams_.erase(it);
+  }
+
+  // Sends ledger grants for one bucket as LeaseGrant messages.
+  struct Sender {
+    Impl* impl;
+    const std::string* resource;
+    const std::string* key;
+    Resource* r;
+    Outbox* out;
+    uint64_t operator()(const GrantOrder& order) const {
+      auto it = impl->streams_.find(order.stream);
+      if (it == impl->streams_.end()) return 0;
+      Stream& s = *it->second;
+      const uint64_t seq = s.next_seq;
+      out->messages.emplace_back(order.stream,
+                                 impl->MakeGrant(s, *resource, *key, order));
+      r->granted_since += order.tokens;
+      return seq;
+    }
+  };
+  Sender Sink(const std::string& resource, const std::string& key, Resource* r,
+              Outbox* out) {
+    return Sender{this, &resource, &key, r, out};
+  }
+
+  sluice::v1::ServerMessage MakeGrant(Stream& s, const std::string& resource,
+                                      const std::string& key,
+                                      const GrantOrder& order) {
+    auto it = resources_.find(resource);
+    return MakeGrantMessage(
+        epoch_, resource, key, order, s.next_seq++,
+        it != resources_.end() ? it->second->config.lease : LeaseTuning{});
+  }
+
+  sluice::v1::ServerMessage MakeLimit(const Resource& r) const {
+    return MakeLimitMessage(epoch_, r.config, r.reporting_streams, r.version);
+  }
+
+  void PushLimitUpdates(Outbox* out) {
+    for (auto& [id, s] : streams_) {
+      if (!s->open || s->superseded) continue;
+      for (auto& [name, version] : s->limit_sent) {
+        const Resource& r = *resources_.at(name);
+        if (version == r.version) continue;
+        version = r.version;
+        out->messages.emplace_back(id, MakeLimit(r));
+      }
+    }
+    limits_dirty_ = false;
+  }
+
+  ServerConfig config_;
+  const uint64_t epoch_;
+  const TimePoint start_;
+  uint64_t config_version_ = 1;
+  absl::flat_hash_map<std::string, std::unique_ptr<Resource>> resources_;
+  absl::flat_hash_map<StreamId, std::unique_ptr<Stream>> streams_;
+  absl::flat_hash_map<std::string, StreamId> by_id_;
+  std::vector<PendingRevoke> pending_revokes_;
+  bool limits_dirty_ = false;
+  uint64_t ignored_reports_ = 0;
+  TimePoint rate_at_;
+  std::vector<StreamId> removed_;  // scratch
+};
+
+QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
+  Status status;
+  status.epoch = epoch_;
+  status.config_version = config_version_;
+  status.ignored_reports = ignored_reports_;
+  for (const auto& [id, s] : streams_) {
+    if (s->open && s->hello && !s->superseded) ++status.connected_streams;
+  }
+  for (const ResourceConfig& rc : config_.resources) {
+    const Resource& r = *resources_.at(rc.name);
+    ResourceStatus& rs = status.resources.emplace_back();
+    rs.name = rc.name;
+    rs.rate_per_second = rc.RatePerSecond();
+    rs.burst = rc.burst;
+    rs.granted_per_second = r.granted_rate;
+    rs.utilisation = rs.granted_per_second / rs.rate_per_second;
+    rs.learning = config_.learning && now < LearningUntil(rc);
+    // One row per stream, summed over the buckets of a per-key resource.
+    absl::flat_hash_map<StreamId, size_t> row;
+    for (const auto& [key, ledger] : r.buckets) {
+      rs.level += ledger->Level(now);
+      rs.outstanding += ledger->Outstanding();
+      ledger->ForEachMember([&](const ResourceLedger::MemberView& m) {
+        auto [it, inserted] = row.try_emplace(m.stream, rs.sidecars.size());
+        if (inserted) {
+          SidecarStatus& ss = rs.sidecars.emplace_back();
+          auto sit = streams_.find(m.stream);
+          if (sit != streams_.end()) {
+            ss.sidecar_id = sit->second->sidecar_id;
+            ss.pod = sit->second->pod;
+          }
+          ss.weight = m.weight;
+        }
+        SidecarStatus& ss = rs.sidecars[it->second];
+        ss.connected = ss.connected || m.attached;
+        ss.demand_per_second += m.demand_per_second;
+        ss.share_per_second += m.share_per_second;
+        ss.outstanding += m.outstanding;
+        ss.granted_total += m.granted_total;
+      });
+    }
+    std::sort(rs.sidecars.begin(), rs.sidecars.end(),
+              [](const SidecarStatus& a, const SidecarStatus& b) {
+                return a.sidecar_id < b.sidecar_id;
+              });
+  }
+  return status;
+}
+
+QuotaAllocator::QuotaAllocator(ServerConfig config, uint64_t epoch,
+                               TimePoint now)
+    : impl_(std::make_unique<Impl>(std::move(config), epoch, now)) {}
+
+QuotaAllocator::~QuotaAllocator() = default;
+
+void QuotaAllocator::Open(StreamId stream, TimePoint now) {
+  impl_->Open(stream);
+}
+
+void QuotaAllocator::OnMessage(StreamId stream,
+                               const sluice::v1::SidecarMessage& msg,
+                               TimePoint now, Outbox* out) {
+  impl_->OnMessage(stream, msg, now, out);
+}
+
+void QuotaAllocator::Close(StreamId stream, TimePoint now) {
+  impl_->Close(stream, now);
+}
+
+void QuotaAllocator::Tick(TimePoint now, Outbox* out) { impl_->Tick(now, out); }
+
+absl::Status QuotaAllocator::Reconfigure(ServerConfig config, TimePoint now) {
+  return impl_->Reconfigure(std::move(config), now);
+}
+
+absl::Status QuotaAllocator::SetLimit(const std::string& resource,
+                                      double rate_per_second, double burst,
+                                      TimePoint now) {
+  return impl_->SetLimit(resource, rate_per_second, burst, now);
+}
+
+QuotaAllocator::Status QuotaAllocator::Snapshot(TimePoint now) const {
+  return impl_->Snapshot(now);
+}
+
+}  // namespace sluice

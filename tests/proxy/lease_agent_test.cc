@@ -1,0 +1,378 @@
+#include "proxy/lease_agent.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/rate_limiter.h"
+
+namespace sluice {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using v1::ServerMessage;
+using v1::SidecarMessage;
+
+const TimePoint kT0 = TimePoint(seconds(1000));
+
+// Two buckets, "a" and "b" (keyed), each a limiter on a leased pool.
+class LeaseAgentTest : public ::testing::Test {
+ protected:
+  LeaseAgentTest() {
+    for (int i = 0; i < 2; ++i) {
+      LeasePool::Options o;
+      o.initial_capacity = 100;
+      o.initial_rate_per_second = 1000;
+      pools_[i] = std::make_shared<LeasePool>(o);
+      limiters_[i] = std::make_unique<RateLimiter>(
+          std::make_unique<LeasedTokenSource>(pools_[i]), RateLimiterOptions{});
+    }
+    LeaseAgent::Options opts;
+    opts.sidecar_id = "sc-1";
+    opts.pod = "pod-1";
+    opts.pod_namespace = "ns";
+    opts.version = "0.1.0";
+    opts.weight = 2;
+    std::vector<LeaseBinding> bindings;
+    bindings.push_back(LeaseBinding{"a", "", limiters_[0].get(), pools_[0]});
+    bindings.push_back(LeaseBinding{"b", "k1", limiters_[1].get(), pools_[1]});
+    agent_ = std::make_unique<LeaseAgent>(opts, std::move(bindings));
+  }
+
+  static ServerMessage Grant(const std::string& resource, double tokens,
+                             uint64_t seq, double target,
+                             uint32_t ttl_ms = 2000, double share = 10,
+                             uint32_t refresh_ms = 0,
+                             const std::string& key_hash = "") {
+    ServerMessage m;
+    m.set_protocol_version(1);
+    m.set_server_epoch(42);
+    v1::LeaseGrant* g = m.mutable_grant();
+    g->mutable_bucket()->set_resource(resource);
+    g->mutable_bucket()->set_key_hash(key_hash);
+    g->set_tokens(tokens);
+    g->set_seq(seq);
+    g->set_target(target);
+    g->set_ttl_ms(ttl_ms);
+    g->set_share_per_second(share);
+    g->set_refresh_after_ms(refresh_ms);
+    return m;
+  }
+
+  static ServerMessage Limit(const std::string& resource, double rate,
+                             double burst, v1::UnavailablePolicy policy,
+                             uint32_t sidecars) {
+    ServerMessage m;
+    m.set_server_epoch(42);
+    v1::LimitUpdate* l = m.mutable_limit();
+    l->set_resource(resource);
+    l->set_rate_per_second(rate);
+    l->set_burst(burst);
+    l->set_unavailable_policy(policy);
+    l->set_sidecars(sidecars);
+    l->set_config_version(1);
+    return m;
+  }
+
+  static std::vector<std::string> Resources(
+      const std::vector<SidecarMessage>& msgs) {
+    std::vector<std::string> out;
+    for (const SidecarMessage& m : msgs) {
+      EXPECT_TRUE(m.has_demand());
+      out.push_back(m.demand().bucket().resource());
+    }
+    return out;
+  }
+
+  std::shared_ptr<LeasePool> pools_[2];
+  std::unique_ptr<RateLimiter> limiters_[2];
+  std::unique_ptr<LeaseAgent> agent_;
+};
+
+TEST_F(LeaseAgentTest, ConnectSendsHelloThenOneReportPerBucket) {
+  EXPECT_FALSE(agent_->connected());
+  EXPECT_EQ(agent_->NextWakeup(), TimePoint::max());
+  EXPECT_TRUE(agent_->Poll(kT0).empty());
+
+  std::vector<SidecarMessage> out = agent_->OnConnected(kT0);
+  EXPECT_TRUE(agent_->connected());
+  ASSERT_EQ(out.size(), 3u);
+  ASSERT_TRUE(out[0].has_hello());
+  const v1::Hello& h = out[0].hello();
+  EXPECT_EQ(h.protocol_version(), 1u);
+  EXPECT_EQ(h.sidecar_id(), "sc-1");
+  EXPECT_EQ(h.pod(), "pod-1");
+  EXPECT_EQ(h.namespace_(), "ns");
+  EXPECT_EQ(h.version(), "0.1.0");
+  EXPECT_EQ(h.weight(), 2);
+  ASSERT_TRUE(out[1].has_demand());
+  ASSERT_TRUE(out[2].has_demand());
+  EXPECT_EQ(out[1].demand().bucket().resource(), "a");
+  EXPECT_EQ(out[1].demand().bucket().key_hash(), "");
+  EXPECT_EQ(out[2].demand().bucket().resource(), "b");
+  EXPECT_EQ(out[2].demand().bucket().key_hash(), "k1");
+  for (int i = 1; i <= 2; ++i) {
+    EXPECT_EQ(out[i].demand().held(), 0);
+    EXPECT_EQ(out[i].demand().grant_seq_seen(), 0u);
+    EXPECT_EQ(out[i].demand().elapsed_ms(), 0u);  // No earlier report.
+  }
+  // The pools are now fed by grants only.
+  EXPECT_EQ(pools_[0]->Mode(kT0), LeaseMode::kLeased);
+  EXPECT_EQ(pools_[1]->Mode(kT0), LeaseMode::kLeased);
+  // Nothing more is due right away.
+  EXPECT_TRUE(agent_->Poll(kT0).empty());
+  EXPECT_EQ(agent_->NextWakeup(), kT0 + milliseconds(100));
+}
+
+TEST_F(LeaseAgentTest, GrantFeedsThePoolAndTheLimiterAdmits) {
+  agent_->OnConnected(kT0);
+  AcquireResult q = limiters_[0]->Acquire(1, seconds(1), kT0);
+  ASSERT_EQ(q.outcome, AcquireOutcome::kQueued);  // Predicted: no share yet.
+  agent_->OnServerMessage(Grant("a", 5, 1, 5, /*ttl_ms=*/2000), kT0);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0), 5);
+  EXPECT_DOUBLE_EQ(pools_[1]->Held(kT0), 0);
+  EXPECT_DOUBLE_EQ(pools_[0]->share_per_second(), 10);
+  EXPECT_EQ(limiters_[0]->Poll(kT0).admitted, std::vector<uint64_t>{q.ticket});
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(limiters_[0]->Acquire(1, Duration::zero(), kT0).outcome,
+              AcquireOutcome::kAdmitted);
+  }
+  EXPECT_EQ(limiters_[0]->Acquire(1, Duration::zero(), kT0).outcome,
+            AcquireOutcome::kRejectedWait);
+  // Tokens die ttl after receipt.
+  agent_->OnServerMessage(Grant("a", 3, 2, 5, /*ttl_ms=*/500),
+                          kT0 + milliseconds(100));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(599)), 3);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(600)), 0);
+}
+
+TEST_F(LeaseAgentTest, ReportsCarryMeasuredDemandAndState) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("a", 3, 1, 10), kT0);
+  RateLimiter& l = *limiters_[0];
+  ASSERT_EQ(l.Acquire(2, Duration::zero(), kT0).outcome,
+            AcquireOutcome::kAdmitted);
+  ASSERT_EQ(l.Acquire(4, Duration::zero(), kT0).outcome,
+            AcquireOutcome::kRejectedWait);
+  // 1 held, share 10/s: 2 tokens are predicted in 100 ms.
+  AcquireResult q1 = l.Acquire(2, seconds(1), kT0);
+  ASSERT_EQ(q1.outcome, AcquireOutcome::kQueued);
+  agent_->OnServerMessage(Grant("a", 1, 2, 10), kT0 + milliseconds(40));
+  ASSERT_EQ(l.Poll(kT0 + milliseconds(40)).admitted,
+            std::vector<uint64_t>{q1.ticket});
+  AcquireResult q2 = l.Acquire(1.5, seconds(1), kT0 + milliseconds(40));
+  ASSERT_EQ(q2.outcome, AcquireOutcome::kQueued);
+
+  std::vector<SidecarMessage> out = agent_->Poll(kT0 + milliseconds(100));
+  ASSERT_EQ(Resources(out), (std::vector<std::string>{"a", "b"}));
+  const v1::DemandReport& r = out[0].demand();
+  EXPECT_DOUBLE_EQ(r.allowed(), 4);
+  EXPECT_DOUBLE_EQ(r.denied(), 4);
+  EXPECT_DOUBLE_EQ(r.queued(), 1.5);
+  EXPECT_DOUBLE_EQ(r.wait_ms(), 40);
+  EXPECT_EQ(r.elapsed_ms(), 100u);
+  EXPECT_DOUBLE_EQ(r.held(), 0);
+  EXPECT_EQ(r.grant_seq_seen(), 2u);
+  EXPECT_EQ(out[1].demand().allowed(), 0);
+  EXPECT_EQ(out[1].demand().grant_seq_seen(), 2u);
+
+  // Interval counters restart; queued is absolute.
+  out = agent_->Poll(kT0 + milliseconds(250));
+  ASSERT_EQ(Resources(out), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(out[0].demand().allowed(), 0);
+  EXPECT_EQ(out[0].demand().denied(), 0);
+  EXPECT_EQ(out[0].demand().wait_ms(), 0);
+  EXPECT_DOUBLE_EQ(out[0].demand().queued(), 1.5);
+  EXPECT_EQ(out[0].demand().elapsed_ms(), 150u);
+}
+
+TEST_F(LeaseAgentTest, ReportsEveryRefreshIntervalTheServerAsks) {
+  agent_->OnConnected(kT0);
+  EXPECT_TRUE(agent_->Poll(kT0 + milliseconds(99)).empty());
+  EXPECT_EQ(agent_->NextWakeup(), kT0 + milliseconds(100));
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + milliseconds(100))),
+            (std::vector<std::string>{"a", "b"}));
+  // Bucket b is told to report every 300 ms (a grant with no tokens).
+  agent_->OnServerMessage(
+      Grant("b", 0, 1, 0, 2000, 10, /*refresh_ms=*/300, "k1"),
+      kT0 + milliseconds(100));
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + milliseconds(200))),
+            std::vector<std::string>{"a"});
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + milliseconds(300))),
+            std::vector<std::string>{"a"});
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + milliseconds(400))),
+            (std::vector<std::string>{"a", "b"}));
+  // A late poll sends one report per bucket, not one per missed interval.
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + seconds(5))),
+            (std::vector<std::string>{"a", "b"}));
+  // a's next periodic report is 100 ms away, but b got a grant and may need
+  // an early report: it is looked at every 300 / 4 ms.
+  EXPECT_EQ(agent_->NextWakeup(), kT0 + seconds(5) + milliseconds(75));
+}
+
+TEST_F(LeaseAgentTest, EarlyReportWhenLowAtMostOncePerGrant) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("a", 10, 1, /*target=*/10), kT0);
+  // Armed: the agent asks to look every quarter interval.
+  EXPECT_EQ(agent_->NextWakeup(), kT0 + milliseconds(25));
+  ASSERT_TRUE(pools_[0]->TryTake(5, kT0));
+  EXPECT_TRUE(agent_->Poll(kT0 + milliseconds(10)).empty());  // 5: not low.
+  ASSERT_TRUE(pools_[0]->TryTake(1, kT0 + milliseconds(10)));
+  std::vector<SidecarMessage> out = agent_->Poll(kT0 + milliseconds(20));
+  ASSERT_EQ(Resources(out), std::vector<std::string>{"a"});
+  EXPECT_DOUBLE_EQ(out[0].demand().held(), 4);
+  // Spent the early report: no more until a grant, only periodic ones.
+  ASSERT_TRUE(pools_[0]->TryTake(4, kT0 + milliseconds(20)));
+  EXPECT_TRUE(agent_->Poll(kT0 + milliseconds(30)).empty());
+  EXPECT_EQ(agent_->NextWakeup(), kT0 + milliseconds(100));  // b's periodic.
+  // A grant (even one that only restates the target) re-arms it.
+  agent_->OnServerMessage(Grant("a", 0, 2, 10), kT0 + milliseconds(40));
+  EXPECT_EQ(Resources(agent_->Poll(kT0 + milliseconds(40))),
+            std::vector<std::string>{"a"});
+  EXPECT_TRUE(agent_->Poll(kT0 + milliseconds(50)).empty());
+}
+
+TEST_F(LeaseAgentTest, EarlyReportWhenHeldIsBelowWhatIsQueued) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("b", 3, 1, /*target=*/4, 2000, 10, 0, "k1"),
+                          kT0);
+  EXPECT_TRUE(agent_->Poll(kT0 + milliseconds(10)).empty());  // 3 >= 4 / 2
+  ASSERT_EQ(limiters_[1]->Acquire(5, seconds(1), kT0).outcome,
+            AcquireOutcome::kQueued);
+  std::vector<SidecarMessage> out = agent_->Poll(kT0 + milliseconds(20));
+  ASSERT_EQ(Resources(out), std::vector<std::string>{"b"});
+  EXPECT_DOUBLE_EQ(out[0].demand().queued(), 5);
+  EXPECT_DOUBLE_EQ(out[0].demand().held(), 3);
+}
+
+TEST_F(LeaseAgentTest, GrantSeqSeenIsTheHighestOnThisStream) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("a", 1, 1, 10), kT0);
+  agent_->OnServerMessage(Grant("b", 1, 3, 10, 2000, 10, 0, "k1"), kT0);
+  agent_->OnServerMessage(Grant("a", 1, 2, 10), kT0);  // Reordered.
+  std::vector<SidecarMessage> out = agent_->Poll(kT0 + milliseconds(100));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].demand().grant_seq_seen(), 3u);
+  EXPECT_EQ(out[1].demand().grant_seq_seen(), 3u);
+  // A grant for a bucket this sidecar does not have is dropped, but it was
+  // received.
+  agent_->OnServerMessage(Grant("zzz", 100, 4, 100), kT0 + milliseconds(100));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(100)), 2);
+  out = agent_->Poll(kT0 + milliseconds(200));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].demand().grant_seq_seen(), 4u);
+  // A new stream starts over.
+  agent_->OnDisconnected(kT0 + milliseconds(200));
+  out = agent_->OnConnected(kT0 + milliseconds(300));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].demand().grant_seq_seen(), 0u);
+  EXPECT_EQ(out[2].demand().grant_seq_seen(), 0u);
+  // Held tokens from the old stream are still reported (they count).
+  EXPECT_DOUBLE_EQ(out[1].demand().held(), 2);
+  EXPECT_EQ(out[1].demand().elapsed_ms(), 100u);
+}
+
+TEST_F(LeaseAgentTest, LowerTargetShrinksBeforeTheGrantIsAdded) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("a", 10, 1, 10), kT0);
+  // Target only: drop down to 3.
+  agent_->OnServerMessage(Grant("a", 0, 2, 3), kT0 + milliseconds(10));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(10)), 3);
+  // Shrink to 1, then 2 more arrive.
+  agent_->OnServerMessage(Grant("a", 2, 3, 1), kT0 + milliseconds(20));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(20)), 3);
+  // A higher target never drops anything.
+  agent_->OnServerMessage(Grant("a", 1, 4, 50), kT0 + milliseconds(30));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(30)), 4);
+  // Target 0 revokes.
+  agent_->OnServerMessage(Grant("a", 0, 5, 0), kT0 + milliseconds(40));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(40)), 0);
+}
+
+TEST_F(LeaseAgentTest, LimitUpdateSetsCapacityAndPolicy) {
+  agent_->OnConnected(kT0);
+  EXPECT_DOUBLE_EQ(pools_[0]->Capacity(), 100);
+  agent_->OnServerMessage(Limit("a", 100, 40, v1::FAIL_CLOSED, 2), kT0);
+  EXPECT_DOUBLE_EQ(pools_[0]->Capacity(), 40);
+  EXPECT_DOUBLE_EQ(pools_[1]->Capacity(), 100);  // Other resource.
+  agent_->OnServerMessage(Limit("b", 10, 7, v1::FAIL_OPEN, 2), kT0);
+  EXPECT_DOUBLE_EQ(pools_[1]->Capacity(), 7);
+  EXPECT_EQ(limiters_[1]->Acquire(8, seconds(1), kT0).outcome,
+            AcquireOutcome::kRejectedTooCostly);
+  agent_->OnDisconnected(kT0);
+  EXPECT_EQ(pools_[0]->Mode(kT0), LeaseMode::kFailClosed);
+  EXPECT_EQ(pools_[1]->Mode(kT0), LeaseMode::kFailOpen);
+  // Unspecified means fallback_share.
+  agent_->OnServerMessage(
+      Limit("a", 100, 40, v1::UNAVAILABLE_POLICY_UNSPECIFIED, 2), kT0);
+  EXPECT_EQ(pools_[0]->Mode(kT0), LeaseMode::kFallbackShare);
+  agent_->OnServerMessage(Limit("b", 10, 7, v1::FALLBACK_SHARE, 2), kT0);
+  EXPECT_EQ(pools_[1]->Mode(kT0), LeaseMode::kFallbackShare);
+}
+
+TEST_F(LeaseAgentTest, DisconnectSpendsHeldThenFallsBackToTheShare) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(
+      Limit("a", 100, 50, v1::UNAVAILABLE_POLICY_UNSPECIFIED, 4), kT0);
+  agent_->OnServerMessage(Grant("a", 10, 1, 10, /*ttl_ms=*/1000, /*share=*/20),
+                          kT0);
+  agent_->OnDisconnected(kT0 + milliseconds(10));
+  EXPECT_FALSE(agent_->connected());
+  EXPECT_TRUE(agent_->Poll(kT0 + seconds(1)).empty());
+  EXPECT_EQ(agent_->NextWakeup(), TimePoint::max());
+
+  RateLimiter& l = *limiters_[0];
+  const TimePoint t = kT0 + milliseconds(10);
+  EXPECT_EQ(pools_[0]->Mode(t), LeaseMode::kLeased);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(l.Acquire(2, Duration::zero(), t).outcome,
+              AcquireOutcome::kAdmitted);
+  }
+  // 2 held, more than that waits for the held batch to expire, then the
+  // local bucket (burst 10) has them.
+  AcquireResult q = l.Acquire(3, seconds(2), t);
+  ASSERT_EQ(q.outcome, AcquireOutcome::kQueued);
+  EXPECT_EQ(q.admit_at, kT0 + seconds(1));
+  const TimePoint t1 = kT0 + seconds(1);
+  EXPECT_EQ(pools_[0]->Mode(t1), LeaseMode::kFallbackShare);
+  EXPECT_EQ(l.Poll(t1).admitted, std::vector<uint64_t>{q.ticket});
+  // min(100 / 4, 20) = 20/s; 7 of the burst of 10 left.
+  EXPECT_EQ(l.Acquire(7, Duration::zero(), t1).outcome,
+            AcquireOutcome::kAdmitted);
+  AcquireResult r = l.Acquire(1, seconds(1), t1);
+  ASSERT_EQ(r.outcome, AcquireOutcome::kQueued);
+  EXPECT_EQ(r.admit_at, t1 + milliseconds(50));
+
+  // Reconnecting returns to leased tokens.
+  agent_->OnConnected(t1 + milliseconds(50));
+  EXPECT_EQ(pools_[0]->Mode(t1 + milliseconds(50)), LeaseMode::kLeased);
+}
+
+TEST_F(LeaseAgentTest, ServerEpochChangesAreCounted) {
+  agent_->OnConnected(kT0);
+  EXPECT_EQ(agent_->server_epoch(), 0u);
+  ServerMessage m = Limit("a", 100, 50, v1::FALLBACK_SHARE, 1);
+  m.set_server_epoch(7);
+  agent_->OnServerMessage(m, kT0);
+  agent_->OnServerMessage(m, kT0);
+  EXPECT_EQ(agent_->server_epoch(), 7u);
+  EXPECT_EQ(agent_->server_restarts_seen(), 0u);
+  // A restarted server, seen over a new stream.
+  agent_->OnDisconnected(kT0);
+  agent_->OnConnected(kT0 + seconds(1));
+  m.set_server_epoch(9);
+  agent_->OnServerMessage(m, kT0 + seconds(1));
+  EXPECT_EQ(agent_->server_epoch(), 9u);
+  EXPECT_EQ(agent_->server_restarts_seen(), 1u);
+  // 0 is "not set", not a restart.
+  m.set_server_epoch(0);
+  agent_->OnServerMessage(m, kT0 + seconds(1));
+  EXPECT_EQ(agent_->server_epoch(), 9u);
+  EXPECT_EQ(agent_->server_restarts_seen(), 1u);
+}
+
+}  // namespace
+}  // namespace sluice
