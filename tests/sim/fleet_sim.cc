@@ -1,0 +1,317 @@
+#include "tests/sim/fleet_sim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <queue>
+#include <random>
+#include <unordered_map>
+#include <utility>
+
+#include "proxy/lease_agent.h"
+#include "proxy/lease_pool.h"
+#include "proxy/rate_limiter.h"
+#include "quota-server/quota_allocator.h"
+
+namespace sluice::sim {
+
+namespace {
+
+constexpr int64_t kBucketNs = 100'000'000;  // 100 ms result buckets
+
+struct Sidecar {
+  std::shared_ptr<LeasePool> pool;
+  std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<LeaseAgent> agent;
+  bool alive = false;
+  StreamId stream = 0;  // 0: no stream
+  double due = 0;       // fractional arrivals carried between steps
+};
+
+struct Stream {
+  size_t sidecar = 0;
+  bool server_open = true;
+  bool sidecar_open = true;
+  TimePoint last_up{};
+  TimePoint last_down{};
+};
+
+struct Event {
+  TimePoint at;
+  uint64_t seq;
+  std::function<void()> fn;
+  bool operator>(const Event& o) const {
+    return at != o.at ? at > o.at : seq > o.seq;
+  }
+};
+
+class Fleet {
+ public:
+  explicit Fleet(const SimConfig& cfg) : cfg_(cfg), rng_(cfg.seed) {
+    t0_ = TimePoint{} + std::chrono::hours(1);
+    now_ = t0_;
+    ResourceConfig res;
+    res.name = "api";
+    res.rate = cfg.rate_per_second;
+    res.period = std::chrono::seconds(1);
+    res.burst = cfg.burst;
+    res.lease = cfg.lease;
+    server_cfg_.resources.push_back(res);
+    server_cfg_.learning = cfg.learning;
+    server_ = std::make_unique<QuotaAllocator>(server_cfg_, epoch_, now_);
+    sidecars_.resize(cfg.sidecars);
+    result_.admitted.assign(cfg.sidecars,
+                            std::vector<uint32_t>(static_cast<size_t>(
+                                cfg.duration.count() / kBucketNs + 2)));
+    result_.rejected.assign(cfg.sidecars, 0);
+  }
+
+  SimResult Run() {
+    std::vector<bool> late(cfg_.sidecars, false);
+    for (auto [t, i] : cfg_.joins) {
+      late[i] = true;
+      At(t, [this, i = i] { StartSidecar(i); });
+    }
+    for (size_t i = 0; i < cfg_.sidecars; ++i) {
+      if (!late[i]) StartSidecar(i);
+    }
+    for (auto [t, i] : cfg_.crashes) At(t, [this, i = i] { Crash(i); });
+    for (double t : cfg_.server_restarts) At(t, [this] { RestartServer(); });
+    ScheduleTick(now_);
+
+    const TimePoint end = t0_ + cfg_.duration;
+    while (now_ < end) {
+      const TimePoint step_end = now_ + cfg_.step;
+      while (!events_.empty() && events_.top().at <= step_end) {
+        Event ev = events_.top();
+        events_.pop();
+        now_ = std::max(now_, ev.at);
+        ev.fn();
+      }
+      now_ = step_end;
+      for (size_t i = 0; i < sidecars_.size(); ++i) StepSidecar(i);
+    }
+    std::sort(result_.arrivals.begin(), result_.arrivals.end());
+    return std::move(result_);
+  }
+
+ private:
+  double Seconds(TimePoint t) const {
+    return std::chrono::duration<double>(t - t0_).count();
+  }
+  void At(double seconds, std::function<void()> fn) {
+    Push(t0_ + std::chrono::duration_cast<Duration>(
+                   std::chrono::duration<double>(seconds)),
+         std::move(fn));
+  }
+  void Push(TimePoint at, std::function<void()> fn) {
+    events_.push(Event{at, next_seq_++, std::move(fn)});
+  }
+  Duration Uniform(Duration lo, Duration hi) {
+    if (hi <= lo) return lo;
+    std::uniform_int_distribution<int64_t> d(lo.count(), hi.count());
+    return Duration(d(rng_));
+  }
+  bool Lost() {
+    if (cfg_.loss <= 0) return false;
+    return std::uniform_real_distribution<double>(0, 1)(rng_) < cfg_.loss;
+  }
+
+  void ScheduleTick(TimePoint at) {
+    Push(at, [this, at] {
+      Outbox out;
+      server_->Tick(now_, &out);
+      Dispatch(out);
+      ScheduleTick(at + cfg_.server_tick);
+    });
+  }
+
+  void StartSidecar(size_t i) {
+    Sidecar& s = sidecars_[i];
+    LeasePool::Options po;
+    po.initial_capacity = cfg_.burst;
+    po.initial_rate_per_second =
+        cfg_.rate_per_second / static_cast<double>(cfg_.sidecars);
+    s.pool = std::make_shared<LeasePool>(po);
+    RateLimiterOptions lo;
+    lo.max_queue = cfg_.max_queue;
+    s.limiter = std::make_unique<RateLimiter>(
+        std::make_unique<LeasedTokenSource>(s.pool), lo);
+    LeaseAgent::Options ao;
+    ao.sidecar_id = "sidecar-" + std::to_string(i);
+    ao.pod = ao.sidecar_id;
+    ao.weight = i < cfg_.weights.size() ? cfg_.weights[i] : 1.0;
+    ao.refresh = cfg_.lease.refresh;
+    LeaseBinding b;
+    b.resource = "api";
+    b.limiter = s.limiter.get();
+    b.pool = s.pool;
+    s.agent = std::make_unique<LeaseAgent>(ao, std::vector<LeaseBinding>{b});
+    s.alive = true;
+    Connect(i);
+  }
+
+  void Connect(size_t i) {
+    Sidecar& s = sidecars_[i];
+    if (!s.alive) return;
+    const StreamId id = next_stream_++;
+    streams_[id] = Stream{i, true, true, now_, now_};
+    s.stream = id;
+    server_->Open(id, now_);
+    SendUp(id, s.agent->OnConnected(now_), /*first_is_hello=*/true);
+  }
+
+  void SendUp(StreamId id, std::vector<sluice::v1::SidecarMessage> msgs,
+              bool first_is_hello = false) {
+    for (size_t k = 0; k < msgs.size(); ++k) {
+      ++result_.messages_up;
+      if (!(first_is_hello && k == 0) && Lost()) continue;
+      Stream& st = streams_[id];
+      const TimePoint at = std::max(
+          st.last_up, now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max));
+      st.last_up = at;
+      Push(at, [this, id, m = std::move(msgs[k])] {
+        auto it = streams_.find(id);
+        if (it == streams_.end() || !it->second.server_open) return;
+        Outbox out;
+        server_->OnMessage(id, m, now_, &out);
+        Dispatch(out);
+      });
+    }
+  }
+
+  void Dispatch(Outbox& out) {
+    for (auto& [id, msg] : out.messages) {
+      ++result_.messages_down;
+      auto it = streams_.find(id);
+      if (it == streams_.end() || !it->second.server_open) continue;
+      if (Lost()) continue;
+      Stream& st = it->second;
+      const TimePoint at = std::max(
+          st.last_down, now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max));
+      st.last_down = at;
+      Push(at, [this, id, m = std::move(msg)] {
+        auto it2 = streams_.find(id);
+        if (it2 == streams_.end() || !it2->second.sidecar_open) return;
+        Sidecar& s = sidecars_[it2->second.sidecar];
+        if (s.alive) s.agent->OnServerMessage(m, now_);
+      });
+    }
+    out.messages.clear();
+  }
+
+  void Crash(size_t i) {
+    Sidecar& s = sidecars_[i];
+    if (!s.alive) return;
+    s.alive = false;
+    const StreamId id = s.stream;
+    s.stream = 0;
+    if (id == 0) return;
+    streams_[id].sidecar_open = false;
+    Push(now_ + cfg_.crash_detect, [this, id] {
+      Stream& st = streams_[id];
+      if (!st.server_open) return;
+      st.server_open = false;
+      server_->Close(id, now_);
+    });
+  }
+
+  void RestartServer() {
+    for (auto& [id, st] : streams_) {
+      if (!st.sidecar_open) continue;
+      st.server_open = false;
+      // The sidecar sees its stream break one delay later.
+      Push(now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max),
+           [this, id = id] { Disconnect(id); });
+    }
+    server_ = std::make_unique<QuotaAllocator>(server_cfg_, ++epoch_, now_);
+  }
+
+  void Disconnect(StreamId id) {
+    Stream& st = streams_[id];
+    if (!st.sidecar_open) return;
+    st.sidecar_open = false;
+    Sidecar& s = sidecars_[st.sidecar];
+    if (!s.alive || s.stream != id) return;
+    s.stream = 0;
+    s.agent->OnDisconnected(now_);
+    const size_t i = st.sidecar;
+    Push(now_ + cfg_.reconnect_delay, [this, i] { Connect(i); });
+  }
+
+  void Send(size_t i) {
+    const int64_t sent_ns = (now_ - t0_).count();
+    const size_t bucket = static_cast<size_t>(sent_ns / kBucketNs);
+    if (bucket < result_.admitted[i].size()) ++result_.admitted[i][bucket];
+    result_.arrivals.push_back(
+        sent_ns +
+        Uniform(cfg_.upstream_delay_min, cfg_.upstream_delay_max).count());
+  }
+
+  void StepSidecar(size_t i) {
+    Sidecar& s = sidecars_[i];
+    if (!s.alive) return;
+    const double t = Seconds(now_);
+    const double step_s = std::chrono::duration<double>(cfg_.step).count();
+    s.due += std::max(0.0, cfg_.demand(i, t)) * step_s;
+    while (s.due >= 1) {
+      s.due -= 1;
+      const AcquireResult r = s.limiter->Acquire(1, cfg_.max_wait, now_);
+      if (r.outcome == AcquireOutcome::kAdmitted) {
+        Send(i);
+      } else if (r.outcome != AcquireOutcome::kQueued) {
+        ++result_.rejected[i];
+      }
+    }
+    const RateLimiter::PollResult pr = s.limiter->Poll(now_);
+    for (size_t k = 0; k < pr.admitted.size(); ++k) Send(i);
+    result_.rejected[i] += pr.expired.size();
+    if (s.stream != 0) SendUp(s.stream, s.agent->Poll(now_));
+  }
+
+  const SimConfig& cfg_;
+  std::mt19937_64 rng_;
+  TimePoint t0_;
+  TimePoint now_;
+  ServerConfig server_cfg_;
+  uint64_t epoch_ = 1;
+  std::unique_ptr<QuotaAllocator> server_;
+  std::vector<Sidecar> sidecars_;
+  std::unordered_map<StreamId, Stream> streams_;
+  StreamId next_stream_ = 1;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+  uint64_t next_seq_ = 0;
+  SimResult result_;
+};
+
+}  // namespace
+
+uint64_t SimResult::MaxInWindow(Duration w) const {
+  uint64_t best = 0;
+  size_t lo = 0;
+  for (size_t hi = 0; hi < arrivals.size(); ++hi) {
+    while (arrivals[lo] <= arrivals[hi] - w.count()) ++lo;
+    best = std::max<uint64_t>(best, hi - lo + 1);
+  }
+  return best;
+}
+
+double SimResult::SentBetween(size_t i, double from, double to) const {
+  const auto lo = static_cast<size_t>(std::llround(from * 10));
+  const auto hi = static_cast<size_t>(std::llround(to * 10));
+  double sum = 0;
+  for (size_t k = lo; k < hi && k < admitted[i].size(); ++k) {
+    sum += admitted[i][k];
+  }
+  return sum;
+}
+
+double SimResult::TotalBetween(double from, double to) const {
+  double sum = 0;
+  for (size_t i = 0; i < admitted.size(); ++i) sum += SentBetween(i, from, to);
+  return sum;
+}
+
+SimResult RunFleet(const SimConfig& config) { return Fleet(config).Run(); }
+
+}  // namespace sluice::sim

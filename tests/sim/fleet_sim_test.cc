@@ -1,0 +1,205 @@
+// Fleet behaviour over many seeds: the bound, utilisation, max-min shares,
+// reconvergence, joins, crashes, message loss and server restarts. Every
+// case runs the real allocator and the real sidecar limiter on fake time.
+#include "tests/sim/fleet_sim.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "quota-server/fair_share.h"
+
+namespace sluice::sim {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// docs/leasing.md: requests in any window W <= r*(W + j) + b.
+void ExpectBound(const SimConfig& cfg, const SimResult& res) {
+  const double j = std::chrono::duration<double>(cfg.upstream_delay_max -
+                                                 cfg.upstream_delay_min)
+                       .count();
+  for (Duration w : {Duration(milliseconds(10)), Duration(milliseconds(100)),
+                     Duration(seconds(1)), Duration(seconds(5))}) {
+    const double ws = std::chrono::duration<double>(w).count();
+    const double bound = cfg.rate_per_second * (ws + j) + cfg.burst;
+    EXPECT_LE(static_cast<double>(res.MaxInWindow(w)), bound)
+        << "window " << ws << "s seed " << cfg.seed;
+  }
+}
+
+std::vector<double> Ideal(const SimConfig& cfg, double t) {
+  std::vector<double> d, w, s;
+  for (size_t i = 0; i < cfg.sidecars; ++i) {
+    d.push_back(cfg.demand(i, t));
+    w.push_back(i < cfg.weights.size() ? cfg.weights[i] : 1.0);
+  }
+  WaterFill(cfg.rate_per_second, d, w, &s);
+  return s;
+}
+
+// Each sidecar's rate over [from, to) is within `tol` (relative) of its
+// max-min share at `from`.
+void ExpectShares(const SimConfig& cfg, const SimResult& res, double from,
+                  double to, double tol) {
+  const std::vector<double> ideal = Ideal(cfg, from);
+  for (size_t i = 0; i < cfg.sidecars; ++i) {
+    const double got = res.SentBetween(i, from, to) / (to - from);
+    EXPECT_NEAR(got, ideal[i], tol * ideal[i] + 0.5)
+        << "sidecar " << i << " seed " << cfg.seed << " window [" << from << ","
+        << to << ")";
+  }
+}
+
+double Utilisation(const SimConfig& cfg, const SimResult& res, double from,
+                   double to) {
+  return res.TotalBetween(from, to) / ((to - from) * cfg.rate_per_second);
+}
+
+SimConfig Base(uint64_t seed) {
+  SimConfig c;
+  c.seed = seed;
+  c.sidecars = 4;
+  c.rate_per_second = 200;
+  c.burst = 40;
+  c.duration = seconds(10);
+  return c;
+}
+
+TEST(FleetSim, SteadySaturatedFleetHoldsBoundAndUsesTheLimit) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.demand = [](size_t, double) { return 100.0; };  // 2x the limit
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GE(Utilisation(c, r, 2, 10), 0.97) << "seed " << seed;
+    ExpectShares(c, r, 2, 10, 0.03);
+  }
+}
+
+TEST(FleetSim, SkewedDemandGetsExactMaxMinShares) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.demand = [](size_t i, double) {
+      static const double d[] = {10, 40, 120, 400};
+      return d[i];
+    };  // max-min of 200: 10, 40, 75, 75
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GE(Utilisation(c, r, 2, 10), 0.97) << "seed " << seed;
+    ExpectShares(c, r, 2, 10, 0.03);
+  }
+}
+
+TEST(FleetSim, WeightsSplitCapacity) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 3;
+    c.weights = {1, 1, 3};
+    c.demand = [](size_t, double) { return 400.0; };  // 40, 40, 120
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    ExpectShares(c, r, 2, 10, 0.03);
+  }
+}
+
+TEST(FleetSim, ReconvergesWithinOneSecondOfADemandShift) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 2;
+    c.demand = [](size_t i, double t) {
+      const bool before = t < 5;
+      if (i == 0) return before ? 300.0 : 20.0;
+      return before ? 20.0 : 300.0;
+    };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    ExpectShares(c, r, 2, 5, 0.03);   // 180 / 20
+    ExpectShares(c, r, 6, 10, 0.03);  // 20 / 180, from 1 s after the shift
+  }
+}
+
+TEST(FleetSim, BurstyOnOffDemandNeverBreaksTheBound) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 6;
+    c.demand = [](size_t i, double t) {
+      // 300 ms on, 300 ms off, phases staggered.
+      const double phase = std::fmod(t + 0.1 * static_cast<double>(i), 0.6);
+      return phase < 0.3 ? 500.0 : 0.0;
+    };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+  }
+}
+
+TEST(FleetSim, MessageLossAndJitterKeepTheBound) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.loss = 0.1;
+    c.net_delay_max = milliseconds(20);
+    c.demand = [](size_t i, double) { return 30.0 + 40.0 * i; };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GE(Utilisation(c, r, 2, 10), 0.90) << "seed " << seed;
+  }
+}
+
+TEST(FleetSim, NewcomerGetsAShareAndCrashedSidecarsCapacityMoves) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 3;
+    c.demand = [](size_t, double) { return 200.0; };
+    c.joins = {{3.0, 2}};
+    c.crashes = {{6.0, 0}};
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    // Before the join: 2 x 100. Within 1 s of it: 3 x 66.7.
+    EXPECT_NEAR(r.SentBetween(2, 3.0, 3.5), 0, 60) << "seed " << seed;
+    EXPECT_NEAR(r.SentBetween(2, 4.0, 6.0) / 2.0, 200.0 / 3, 3) << seed;
+    EXPECT_NEAR(r.SentBetween(1, 4.0, 6.0) / 2.0, 200.0 / 3, 3) << seed;
+    // The crashed sidecar's share is free again once the server notices
+    // (crash_detect, 1 s) and its tokens expire.
+    EXPECT_NEAR(r.SentBetween(1, 8.0, 10.0) / 2.0, 100, 3) << seed;
+    EXPECT_NEAR(r.SentBetween(2, 8.0, 10.0) / 2.0, 100, 3) << seed;
+  }
+}
+
+TEST(FleetSim, ServerRestartDoesNotOvergrant) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.demand = [](size_t, double) { return 100.0; };
+    c.server_restarts = {4.0};
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    // Back to full use once learning is over (ttl + grace after 4 s).
+    EXPECT_GE(Utilisation(c, r, 8, 10), 0.97) << "seed " << seed;
+  }
+}
+
+TEST(FleetSim, ThousandSidecarsStayWithinTheLimit) {
+  SimConfig c;
+  c.seed = 7;
+  c.sidecars = 1000;
+  c.rate_per_second = 10000;
+  c.burst = 2000;
+  c.duration = seconds(6);
+  c.step = milliseconds(10);
+  c.demand = [](size_t i, double) { return i % 2 ? 5.0 : 30.0; };
+  const SimResult r = RunFleet(c);
+  ExpectBound(c, r);
+  EXPECT_GE(Utilisation(c, r, 2, 6), 0.97);
+  // Aggregate fairness: the total deviation from max-min shares is within
+  // 3% of the limit.
+  const std::vector<double> ideal = Ideal(c, 3);
+  double dev = 0;
+  for (size_t i = 0; i < c.sidecars; ++i) {
+    dev += std::abs(r.SentBetween(i, 2, 6) / 4.0 - ideal[i]);
+  }
+  EXPECT_LE(dev, 0.03 * c.rate_per_second);
+}
+
+}  // namespace
+}  // namespace sluice::sim
