@@ -2,6 +2,7 @@
 // as YAML, built from the parsed structs only (never from the source text),
 // so nothing outside the schema can reach the admin /config endpoint.
 
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -183,6 +184,23 @@ std::string DumpRedactedConfig(const ProxyConfig& config) {
   out << YAML::EndSeq;
   out << YAML::EndMap;
   return std::string(out.c_str(), out.size()) + "\n";
+}
+
+std::string ConfigVersion(const ProxyConfig& config) {
+  const std::string dump = DumpRedactedConfig(config);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(dump.data(), dump.size(), digest, &len, EVP_sha256(),
+                 nullptr) != 1) {
+    return "unknown";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string version = "sha256:";
+  for (unsigned int i = 0; i < 8 && i < len; ++i) {
+    version += kHex[digest[i] >> 4];
+    version += kHex[digest[i] & 0xf];
+  }
+  return version;
 }
 
 }  // namespace sluice

@@ -41,6 +41,13 @@ absl::StatusOr<ProxyConfig> LoadProxyConfigFromString(std::string_view yaml);
 // header values, so nothing is actually redacted yet.
 std::string DumpRedactedConfig(const ProxyConfig& config);
 
+// A short fingerprint of the effective configuration: "sha256:" followed by
+// the first 16 hex digits of the SHA-256 of DumpRedactedConfig(config).
+// Equal configs give equal versions; any change visible in the dump gives
+// a different one. Being taken over the redacted dump, it reveals nothing
+// the /config endpoint does not already show.
+std::string ConfigVersion(const ProxyConfig& config);
+
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_CONFIG_LOADER_H_

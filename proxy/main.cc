@@ -10,10 +10,6 @@
 #include "proxy/config_loader.h"
 #include "proxy/proxy_app.h"
 
-#ifndef SLUICE_VERSION
-#define SLUICE_VERSION "dev"
-#endif
-
 namespace {
 
 constexpr char kUsage[] =
@@ -40,7 +36,8 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (arg == "--version") {
-      std::printf("sluice-proxy %s\n", SLUICE_VERSION);
+      std::printf("sluice-proxy %s\n",
+                  std::string(sluice::ProxyVersion()).c_str());
       return 0;
     } else if (arg == "--check-config") {
       check_only = true;

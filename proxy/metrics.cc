@@ -18,6 +18,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/duration.h"
+#include "proxy/config.h"
+#include "proxy/config_loader.h"
+#include "proxy/router.h"
 #include "proxy/ssrf_guard.h"
 
 namespace sluice {
@@ -388,6 +391,16 @@ std::string ProxyMetrics::Serialize() const {
               });
   }
   return prometheus::TextSerializer().Serialize(families);
+}
+
+void RegisterConfigSeries(ProxyMetrics& metrics, const ProxyConfig& config) {
+  for (const auto& [name, limit] : config.rate_limits) {
+    metrics.RegisterLimit(name);
+  }
+  for (const RouteConfig& route : config.routes) {
+    metrics.RegisterRoute(RouteLabel(route));
+  }
+  metrics.SetConfigVersion(ConfigVersion(config));
 }
 
 }  // namespace sluice

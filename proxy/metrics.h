@@ -16,6 +16,8 @@ class Registry;
 
 namespace sluice {
 
+struct ProxyConfig;
+
 // How one client request ended. Each value is one `outcome` label of
 // sluice_proxy_requests_total.
 enum class RequestOutcome {
@@ -133,6 +135,11 @@ class ProxyMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<State> s_;
 };
+
+// Prepares `metrics` for `config` at startup: registers every configured
+// limit and every route's label (RouteLabel in router.h) so their series
+// exist at 0 before traffic, and sets config_info to ConfigVersion(config).
+void RegisterConfigSeries(ProxyMetrics& metrics, const ProxyConfig& config);
 
 }  // namespace sluice
 

@@ -25,9 +25,15 @@
 #include "proxy/ssrf_guard.h"
 #include "proxy/upstream_pool.h"
 
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "dev"
+#endif
+
 namespace sluice {
 
 namespace asio = boost::asio;
+
+std::string_view ProxyVersion() { return SLUICE_VERSION; }
 
 LimitRuntime::~LimitRuntime() = default;
 
@@ -111,7 +117,7 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
                             m.config.timeouts.pool_idle},
       clock);
   m.gate = std::make_unique<LimitGate>(clock);
-  m.metrics = std::make_unique<ProxyMetrics>();
+  m.metrics = std::make_unique<ProxyMetrics>(ProxyVersion());
   auto log =
       AccessLog::Open(m.config.access_log.enabled, m.config.access_log.path);
   if (!log.ok()) {
@@ -138,7 +144,6 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
       rt->shared = std::make_unique<RateLimiter>(
           MakeTokenSource(alg, spec, clock->Now()), opts);
     }
-    m.metrics->RegisterLimit(name);
     by_name[name] = rt.get();
     m.limits.push_back(std::move(rt));
   }
@@ -154,6 +159,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
     m.ctx.route_limits[i] = it->second;
   }
 
+  // Every route and limit series exists at 0 before the first request.
+  RegisterConfigSeries(*m.metrics, m.config);
   m.config_yaml = DumpRedactedConfig(m.config);
   m.ctx.config = &m.config;
   m.ctx.clock = clock;
@@ -298,5 +305,6 @@ void ProxyApp::Shutdown() {
 
 uint16_t ProxyApp::proxy_port() const { return impl_->proxy_port; }
 uint16_t ProxyApp::admin_port() const { return impl_->admin_port; }
+const ProxyMetrics& ProxyApp::metrics() const { return *impl_->metrics; }
 
 }  // namespace sluice

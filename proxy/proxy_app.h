@@ -3,11 +3,18 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "proxy/config.h"
 
 namespace sluice {
+
+class ProxyMetrics;
+
+// The version this binary was built as (the project version, or "dev" when
+// built without one). Reported by --version and build_info.
+std::string_view ProxyVersion();
 
 // The whole sluice-proxy process: listeners, worker threads, limiters,
 // admin endpoint and graceful shutdown. Built from a validated config.
@@ -31,6 +38,9 @@ class ProxyApp {
   // Actual bound ports (after Bind()).
   uint16_t proxy_port() const;
   uint16_t admin_port() const;
+
+  // The process's metrics (valid for the app's lifetime).
+  const ProxyMetrics& metrics() const;
 
  private:
   ProxyApp();

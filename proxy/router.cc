@@ -80,4 +80,10 @@ std::optional<Router::Match> Router::Find(std::string_view host,
   return std::nullopt;
 }
 
+std::string RouteLabel(const RouteConfig& route) {
+  std::string label = route.host.empty() ? "*" : route.host;
+  label += route.path_prefix;
+  return label;
+}
+
 }  // namespace sluice

@@ -62,6 +62,11 @@ class Router {
   std::vector<CompiledRoute> routes_;
 };
 
+// The `route` label of a route in metrics and access logs: the host pattern
+// ("*" when empty) followed by the path prefix, e.g. "api.example.com/v1".
+// Two routes may share a label; their requests then count together.
+std::string RouteLabel(const RouteConfig& route);
+
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_ROUTER_H_

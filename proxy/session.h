@@ -55,7 +55,6 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> SendLimited(RequestState& rs, std::string reason,
                                            Duration retry_after);
   void Finish(RequestState& rs);
-  static std::string RouteLabel(const RouteConfig& route, size_t index);
 
   ProxyContext& ctx_;
   boost::beast::tcp_stream stream_;

@@ -21,17 +21,17 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // Copies from `from` to `to` until EOF or error; records activity.
 asio::awaitable<void> Pump(tcp::socket& from, tcp::socket& to,
                            size_t buffer_bytes, uint64_t& counter,
-                           std::chrono::steady_clock::time_point& last) {
+                           TimePoint& last, Clock* clock) {
   std::vector<char> buf(buffer_bytes);
   for (;;) {
     auto [rec, n] = co_await from.async_read_some(
         asio::buffer(buf.data(), buf.size()), kNoThrow);
     if (n > 0) {
-      last = std::chrono::steady_clock::now();
+      last = clock->Now();
       auto [wec, wn] =
           co_await asio::async_write(to, asio::buffer(buf.data(), n), kNoThrow);
       counter += wn;
-      last = std::chrono::steady_clock::now();
+      last = clock->Now();
       if (wec) break;
     }
     if (rec) break;
@@ -41,15 +41,15 @@ asio::awaitable<void> Pump(tcp::socket& from, tcp::socket& to,
   to.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-asio::awaitable<bool> Watchdog(std::chrono::steady_clock::time_point& last,
-                               Duration idle) {
+asio::awaitable<bool> Watchdog(const TimePoint& last, Duration idle,
+                               Clock* clock) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   const auto tick = std::max<Duration>(idle / 4, std::chrono::milliseconds(10));
   for (;;) {
     timer.expires_after(tick);
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return false;  // cancelled: the relay finished first
-    if (std::chrono::steady_clock::now() - last >= idle) co_return true;
+    if (clock->Now() - last >= idle) co_return true;
   }
 }
 
@@ -57,17 +57,18 @@ asio::awaitable<bool> Watchdog(std::chrono::steady_clock::time_point& last,
 
 asio::awaitable<TunnelStats> RelayTunnel(boost::beast::tcp_stream& client,
                                          boost::beast::tcp_stream& upstream,
-                                         Duration idle, size_t buffer_bytes) {
+                                         Duration idle, size_t buffer_bytes,
+                                         Clock* clock) {
   TunnelStats stats;
   client.expires_never();
   upstream.expires_never();
-  auto last = std::chrono::steady_clock::now();
+  auto last = clock->Now();
   auto result =
       co_await ((Pump(client.socket(), upstream.socket(), buffer_bytes,
-                      stats.client_to_upstream, last) &&
+                      stats.client_to_upstream, last, clock) &&
                  Pump(upstream.socket(), client.socket(), buffer_bytes,
-                      stats.upstream_to_client, last)) ||
-                Watchdog(last, idle));
+                      stats.upstream_to_client, last, clock)) ||
+                Watchdog(last, idle, clock));
   if (result.index() == 1) stats.idle_timeout = std::get<1>(result);
   boost::system::error_code ignored;
   client.socket().close(ignored);

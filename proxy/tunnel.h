@@ -20,9 +20,13 @@ struct TunnelStats {
 // either direction for `idle`. `buffer_bytes` bounds each direction's
 // buffer. When one side half-closes, the other side's write half is shut
 // down and the opposite direction keeps flowing.
+//
+// Idleness is measured on `clock`; a watchdog timer looks at it every
+// idle/4 (at least every 10 ms of real time), so the tunnel closes between
+// `idle` and about 1.25 x `idle` after the last byte moved.
 boost::asio::awaitable<TunnelStats> RelayTunnel(
     boost::beast::tcp_stream& client, boost::beast::tcp_stream& upstream,
-    Duration idle, size_t buffer_bytes);
+    Duration idle, size_t buffer_bytes, Clock* clock = SystemClock::Get());
 
 }  // namespace sluice
 

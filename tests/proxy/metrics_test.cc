@@ -7,10 +7,16 @@
 
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "proxy/config.h"
+#include "proxy/config_loader.h"
+#include "proxy/proxy_app.h"
+#include "proxy/router.h"
 
 namespace sluice {
 namespace {
@@ -382,6 +388,131 @@ TEST(ProxyMetricsTest, ConcurrentUpdatesAreAllCounted) {
   }
   EXPECT_EQ(statuses, kThreads * kPerThread);
   EXPECT_EQ(GaugeValue(m, "sluice_proxy_client_connections"), 0);
+}
+
+// Two limits and three routes, one of them without a host or limit.
+ProxyConfig ConfigWithRoutes() {
+  ProxyConfig c;
+  c.access_log.enabled = false;
+  c.admin.listen.reset();
+  LimitConfig openai;
+  openai.name = "openai";
+  openai.rate = 10;
+  c.rate_limits["openai"] = openai;
+  LimitConfig slow = openai;
+  slow.name = "slow";
+  slow.rate = 1;
+  c.rate_limits["slow"] = slow;
+  c.routes.push_back({.host = "api.openai.com",
+                      .path_prefix = "/v1",
+                      .methods = {},
+                      .limit = "openai"});
+  c.routes.push_back({.host = "*.example.com",
+                      .path_prefix = "",
+                      .methods = {"GET"},
+                      .limit = "slow"});
+  c.routes.push_back(
+      {.host = "", .path_prefix = "/health", .methods = {}, .limit = ""});
+  return c;
+}
+
+TEST(ConfigVersionTest, FingerprintsTheEffectiveConfig) {
+  const ProxyConfig a = ConfigWithRoutes();
+  const std::string va = ConfigVersion(a);
+  EXPECT_TRUE(std::regex_match(va, std::regex("sha256:[0-9a-f]{16}"))) << va;
+  EXPECT_EQ(ConfigVersion(ConfigWithRoutes()), va);  // deterministic
+  // A config that round-trips through its dump keeps its version.
+  auto reloaded = LoadProxyConfigFromString(DumpRedactedConfig(a));
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(ConfigVersion(*reloaded), va);
+
+  ProxyConfig b = a;
+  b.rate_limits["openai"].rate = 11;
+  EXPECT_NE(ConfigVersion(b), va);
+  ProxyConfig c = a;
+  c.timeouts.connect = std::chrono::seconds(6);
+  EXPECT_NE(ConfigVersion(c), va);
+  EXPECT_NE(ConfigVersion(DefaultProxyConfig()), va);
+}
+
+TEST(RegisterConfigSeriesTest, EveryRouteAndLimitExistsAtZero) {
+  const ProxyConfig config = ConfigWithRoutes();
+  ProxyMetrics m;
+  RegisterConfigSeries(m, config);
+  const std::string req = "sluice_proxy_requests_total";
+  for (const std::string route :
+       {"api.openai.com/v1", "*.example.com", "*/health"}) {
+    for (size_t i = 0; i < kRequestOutcomeCount; ++i) {
+      const std::string outcome(OutcomeName(static_cast<RequestOutcome>(i)));
+      EXPECT_EQ(CounterValue(m, req, {{"route", route}, {"outcome", outcome}}),
+                0)
+          << route << " " << outcome;
+    }
+  }
+  // The three routes plus "unmatched"; nothing else.
+  EXPECT_EQ(SeriesCount(m, req), 4 * kRequestOutcomeCount);
+  for (const std::string limit : {"openai", "slow"}) {
+    EXPECT_EQ(CounterValue(m, "sluice_proxy_limiter_admitted_total",
+                           {{"limit", limit}}),
+              0);
+    EXPECT_EQ(
+        GaugeValue(m, "sluice_proxy_limiter_queue_depth", {{"limit", limit}}),
+        0);
+  }
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_config_info",
+                       {{"version", ConfigVersion(config)}}),
+            1);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_config_info"), 1u);
+}
+
+TEST(RegisterConfigSeriesTest, LabelsMatchWhatRequestsAreCountedUnder) {
+  // Requests are counted under RouteLabel of the matched route: the series
+  // registered at startup is the one that moves.
+  const ProxyConfig config = ConfigWithRoutes();
+  ProxyMetrics m;
+  RegisterConfigSeries(m, config);
+  const size_t before = SeriesCount(m, "sluice_proxy_requests_total");
+  Router router(config.routes);
+  auto match = router.Find("a.b.example.com", "/x", "GET");
+  ASSERT_TRUE(match.has_value());
+  m.OnRequest(RouteLabel(*match->route), RequestOutcome::kForwarded);
+  EXPECT_EQ(
+      CounterValue(m, "sluice_proxy_requests_total",
+                   {{"route", "*.example.com"}, {"outcome", "forwarded"}}),
+      1);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_requests_total"), before);
+}
+
+TEST(ProxyAppMetricsTest, StartupRegistersRoutesAndVersions) {
+  const ProxyConfig config = ConfigWithRoutes();
+  auto app = ProxyApp::Create(config);
+  ASSERT_TRUE(app.ok()) << app.status();
+  const ProxyMetrics& m = (*app)->metrics();
+
+  // build_info carries the binary's version, not the "dev" placeholder.
+  const std::string version(ProxyVersion());
+  EXPECT_TRUE(std::regex_match(version, std::regex("[0-9]+\\.[0-9]+\\.[0-9]+")))
+      << version;
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_build_info", {{"version", version}}),
+            1);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_build_info"), 1u);
+
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_config_info",
+                       {{"version", ConfigVersion(config)}}),
+            1);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_requests_total",
+                         {{"route", "api.openai.com/v1"},
+                          {"outcome", "limited_queue_full"}}),
+            0);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_requests_total",
+                         {{"route", "*/health"}, {"outcome", "forwarded"}}),
+            0);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_limiter_rejected_total",
+                         {{"limit", "slow"}, {"reason", "queue_full"}}),
+            0);
+  EXPECT_THAT(m.Serialize(),
+              HasSubstr("sluice_proxy_requests_total{outcome=\"forwarded\","
+                        "route=\"api.openai.com/v1\"} 0\n"));
 }
 
 }  // namespace

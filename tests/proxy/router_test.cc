@@ -179,5 +179,23 @@ TEST(RouterTest, KeepsItsOwnCopyOfTheRoutes) {
   EXPECT_EQ(again->route, match->route);
 }
 
+TEST(RouteLabelTest, HostPatternThenPathPrefix) {
+  RouteConfig r;
+  r.host = "api.openai.com";
+  r.path_prefix = "/v1";
+  EXPECT_EQ(RouteLabel(r), "api.openai.com/v1");
+  r.path_prefix.clear();
+  EXPECT_EQ(RouteLabel(r), "api.openai.com");
+  r.host = "*.example.com";
+  EXPECT_EQ(RouteLabel(r), "*.example.com");
+  r.host.clear();
+  EXPECT_EQ(RouteLabel(r), "*");
+  r.path_prefix = "/health";
+  EXPECT_EQ(RouteLabel(r), "*/health");
+  r.methods = {"GET"};  // methods and limit do not show in the label
+  r.limit = "x";
+  EXPECT_EQ(RouteLabel(r), "*/health");
+}
+
 }  // namespace
 }  // namespace sluice

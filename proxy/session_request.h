@@ -1,0 +1,60 @@
+#ifndef SLUICE_PROXY_SESSION_REQUEST_H_
+#define SLUICE_PROXY_SESSION_REQUEST_H_
+
+// Internal to the Session implementation (session*.cc): the state of one
+// request/response exchange and small helpers shared by those files.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy_context.h"
+
+namespace sluice {
+
+// Completion token for awaited operations that report errors as values.
+inline constexpr auto kSessionNoThrow =
+    boost::asio::as_tuple(boost::asio::use_awaitable);
+
+inline std::string_view SessionSv(boost::beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+// Per-request state, alive for one request/response exchange.
+struct RequestState {
+  std::optional<
+      boost::beast::http::request_parser<boost::beast::http::buffer_body>>
+      parser;
+  TimePoint start{};
+  unsigned client_version = 11;
+  bool client_keep_alive = true;
+  bool body_pending = false;  // request body not (fully) read from client
+  std::string method;
+  std::string host;
+  uint16_t port = 80;
+  std::string path;  // without query: never logged with secrets
+  std::string route = "unmatched";
+  std::optional<size_t> route_index;
+  std::string limit;
+  LimitRuntime* limit_rt = nullptr;
+  RequestOutcome outcome = RequestOutcome::kBadRequest;
+  unsigned status = 0;
+  bool limited_by_sluice = false;
+  bool keep_after_reject = false;  // connection reusable after a local 429
+  Duration wait{};
+  Duration upstream_time{};
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_SESSION_REQUEST_H_
