@@ -89,6 +89,7 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(size_t i, TimePoint now) {
 std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   now = Observe(now);
   connected_ = true;
+  answered_ = false;
   grant_seq_seen_ = 0;
   std::vector<sluice::v1::SidecarMessage> out;
   out.reserve(bindings_.size() + 1);
@@ -104,8 +105,6 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
     s.refresh = options_.refresh;
     s.target = 0;
     s.early_armed = false;
-    if (bindings_[i].pool != nullptr)
-      bindings_[i].pool->SetConnected(true, now);
     out.push_back(MakeReport(i, now));
   }
   return out;
@@ -114,6 +113,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
 void LeaseAgent::OnDisconnected(TimePoint now) {
   now = Observe(now);
   connected_ = false;
+  answered_ = false;
   for (LeaseBinding& b : bindings_) {
     if (b.pool != nullptr) b.pool->SetConnected(false, now);
   }
@@ -122,6 +122,16 @@ void LeaseAgent::OnDisconnected(TimePoint now) {
 void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
                                  TimePoint now) {
   now = Observe(now);
+  if (connected_ && !answered_) {
+    // The server has answered: from now on the pools spend only leased
+    // tokens. Until this moment the unavailability policy stays in force,
+    // so a server that accepts connections but never answers cannot stall
+    // traffic for a whole connect timeout.
+    answered_ = true;
+    for (LeaseBinding& b : bindings_) {
+      if (b.pool != nullptr) b.pool->SetConnected(true, now);
+    }
+  }
   if (msg.server_epoch() != 0) {
     if (server_epoch_ != 0 && msg.server_epoch() != server_epoch_) {
       ++server_restarts_;

@@ -44,7 +44,9 @@ class LeaseAgent {
   ~LeaseAgent();  // Out of line: BucketState is incomplete here.
 
   // A stream opened: returns the Hello and one report per bucket (which is
-  // the ask for a first grant). Resets per-stream state (grant seq).
+  // the ask for a first grant). Resets per-stream state (grant seq). The
+  // pools switch to leased tokens only when the server's first message
+  // arrives; until then their unavailability policy still applies.
   std::vector<sluice::v1::SidecarMessage> OnConnected(TimePoint now);
   // The stream ended: pools go unavailable (their policy applies once held
   // tokens expire).
@@ -81,6 +83,7 @@ class LeaseAgent {
   std::vector<LeaseBinding> bindings_;
   std::vector<std::unique_ptr<BucketState>> state_;  // parallel to bindings_
   bool connected_ = false;
+  bool answered_ = false;  // the server spoke on this stream
   uint64_t server_epoch_ = 0;
   size_t server_restarts_ = 0;
   uint64_t grant_seq_seen_ = 0;

@@ -19,6 +19,7 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
   root["epoch"] = status.epoch;
   root["config_version"] = status.config_version;
   root["connected_streams"] = status.connected_streams;
+  root["ignored_reports"] = status.ignored_reports;
   json::array resources;
   for (const auto& r : status.resources) {
     json::object o;

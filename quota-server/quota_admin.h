@@ -17,6 +17,7 @@ namespace sluice {
 
 // GET /status: the snapshot as JSON (Boost.JSON):
 //   {"epoch":..,"config_version":..,"connected_streams":..,
+//    "ignored_reports":..,
 //    "resources":[{"name":..,"rate_per_second":..,"burst":..,"level":..,
 //      "outstanding":..,"granted_per_second":..,"utilisation":..,
 //      "learning":..,"sidecars":[{"id":..,"pod":..,"connected":..,

@@ -30,6 +30,7 @@ class QuotaService::Reactor
     std::lock_guard lock(wmu_);
     if (finishing_) return;
     if (pending_.size() >= kMaxPendingWrites) {
+      CountRejected();
       FinishLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                 "sidecar is not reading its stream"));
       return;
@@ -53,11 +54,13 @@ class QuotaService::Reactor
     }
     if (!saw_hello_) {
       if (!in_.has_hello()) {
+        CountRejected();
         FinishWith(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                 "the first message must be a Hello"));
         return;
       }
       if (in_.hello().protocol_version() != kProtocolVersion) {
+        CountRejected();
         FinishWith(
             grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                          "unsupported protocol_version " +
@@ -88,6 +91,10 @@ class QuotaService::Reactor
   }
 
  private:
+  void CountRejected() {
+    service_->counters_.streams_rejected.fetch_add(1,
+                                                   std::memory_order_relaxed);
+  }
   void FinishLocked(grpc::Status status) {
     if (finishing_) return;
     finishing_ = true;

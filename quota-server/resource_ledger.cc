@@ -11,6 +11,10 @@ namespace {
 
 // Demand smoothing time constant (docs/leasing.md).
 constexpr double kDemandTauSeconds = 0.25;
+// Smallest target of a member with a share: one request of cost 1.
+constexpr double kMinTarget = 1.0;
+// Members are allocated this multiple of their measured demand.
+constexpr double kDemandHeadroom = 1.1;
 // A demand change smaller than this fraction does not trigger a recompute.
 constexpr double kMaterialChange = 0.1;
 // A target must fall by this fraction below the last one sent to warrant a
@@ -19,7 +23,6 @@ constexpr double kShrinkHysteresis = 0.1;
 // Smallest top-up worth a message, unless it fills the gap.
 constexpr double kMinGrant = 1.0;
 // On Tick, a member that did not ask is topped up when this far below.
-constexpr double kTickRefillFraction = 0.25;
 // A member that stops reporting is dropped after this many refresh
 // intervals (once its tokens are dead).
 constexpr int kIdleRefreshes = 10;
@@ -188,15 +191,31 @@ void ResourceLedger::UpdateDemand(Member& m,
                              : server_elapsed;
   double measured = 0;
   const double arrivals = Clean(report.allowed()) + Clean(report.denied());
-  if (elapsed > 0) measured += arrivals / elapsed;
-  const double horizon = HorizonSeconds();
-  if (horizon > 0) measured += Clean(report.queued()) / horizon;
+  // Demand is the arrival rate. allowed + denied count each request when it
+  // is decided, so a request still queued is not in them yet; the change of
+  // the backlog since the previous report adds exactly those. (Adding the
+  // whole backlog instead would inflate the demand of a sidecar whose grants
+  // merely arrive in bursts.)
+  const double queued = Clean(report.queued());
+  const double backlog_growth =
+      m.demand_known ? queued - m.last_queued : queued;
+  m.last_queued = queued;
+  if (elapsed > 0) {
+    measured += std::max(0.0, arrivals + backlog_growth) / elapsed;
+  }
   measured = std::min(measured, kMaxDemand);
 
   const double old = m.demand;
-  if (!m.demand_known) {
+  if (elapsed <= 0 && !m.demand_known) {
+    // A newcomer's first report measures nothing yet. Until it does, assume
+    // it wants the whole rate, so it gets its max-min share within one round
+    // trip; its first real measurement replaces the guess outright.
+    m.demand = limits_.rate_per_second;
+    m.provisional = true;
+  } else if (!m.demand_known || m.provisional) {
     m.demand = measured;
     m.demand_known = true;
+    m.provisional = false;
   } else {
     const double alpha = 1 - std::exp(-elapsed / kDemandTauSeconds);
     m.demand += alpha * (measured - m.demand);
@@ -212,12 +231,17 @@ void ResourceLedger::Recompute() {
   scratch_weight_.clear();
   for (const Member& m : members_) {
     if (!m.attached) continue;
-    scratch_demand_.push_back(m.demand);
+    // Headroom: a member held to its demand is allocated a little more than
+    // measured, so a slightly low estimate or a late grant does not leave it
+    // short for good; what it leaves unused returns through the level.
+    scratch_demand_.push_back(m.demand * kDemandHeadroom);
     scratch_weight_.push_back(m.weight);
   }
   const WaterLevel level = WaterFill(limits_.rate_per_second, scratch_demand_,
                                      scratch_weight_, &scratch_share_);
   lambda_ = level.lambda;
+  total_weight_ = 0;
+  for (double w : scratch_weight_) total_weight_ += w;
   spare_per_weight_ =
       DistributeSpare(limits_.rate_per_second, scratch_weight_, scratch_share_);
   size_t k = 0;
@@ -228,7 +252,8 @@ void ResourceLedger::Recompute() {
 }
 
 double ResourceLedger::InterimShare(const Member& m) const {
-  return std::min(m.demand, m.weight * lambda_) + m.weight * spare_per_weight_;
+  return std::min(m.demand * kDemandHeadroom, m.weight * lambda_) +
+         m.weight * spare_per_weight_;
 }
 
 void ResourceLedger::SendGrant(Member& m, double tokens, double target,
@@ -249,7 +274,10 @@ void ResourceLedger::SendGrant(Member& m, double tokens, double target,
 
 void ResourceLedger::Serve(Member& m, bool asked, TimePoint now,
                            GrantSink sink) {
-  const double target = m.share * HorizonSeconds();
+  // A member with demand holds at least one token (the usual request cost),
+  // or a request could never be admitted from a fractional target.
+  const double target =
+      m.share > 0 ? std::max(m.share * HorizonSeconds(), kMinTarget) : 0.0;
   // Shrink: the target fell materially below what the member was told, and
   // it may hold more than the new one.
   if (m.last_target_sent >= 0 &&
@@ -264,14 +292,36 @@ void ResourceLedger::Serve(Member& m, bool asked, TimePoint now,
     m.wanting = false;
     return;
   }
-  if (!asked && !m.wanting && gap < kTickRefillFraction * target) return;
-  const double tokens = std::min(gap, level_);
-  if (tokens < std::min(kMinGrant, gap) - kEpsilon || tokens <= 0) {
-    m.wanting = true;  // wait for the level to refill
-    return;
+  // Top-ups happen on Tick, where the level is shared out fairly; a report
+  // only updates the ledger. The exception is a member's first report: a
+  // newcomer is served at once from whatever the level holds.
+  if (asked && m.last_target_sent >= 0) return;
+  AccrueEntitlement(m, target, now);
+  double limit = m.entitled;
+  if (pass_ == Pass::kLeftover) {
+    limit = leftover_ * m.weight / std::max(total_weight_, m.weight);
   }
-  m.wanting = tokens < gap - kEpsilon;
+  const double tokens = std::min({gap, level_, limit});
+  if (tokens < std::min(kMinGrant, gap) - kEpsilon || tokens <= 0) return;
+  if (pass_ != Pass::kLeftover) {
+    m.entitled = std::max(0.0, m.entitled - tokens);
+  }
   SendGrant(m, tokens, target, now, sink);
+}
+
+void ResourceLedger::AccrueEntitlement(Member& m, double target,
+                                       TimePoint now) {
+  if (m.entitled < 0) {
+    m.entitled = target;  // a newcomer may fill its target at once
+  } else if (now > m.entitled_at) {
+    m.entitled += m.share * ToSeconds(now - m.entitled_at);
+  }
+  // Up to one refresh interval of catch-up beyond the target, so a member
+  // served a little late is not held to its share for ever after.
+  const double cap = std::max(
+      target, m.share * (HorizonSeconds() + ToSeconds(limits_.lease.refresh)));
+  m.entitled = std::min(m.entitled, std::max(cap, 0.0));
+  m.entitled_at = now;
 }
 
 void ResourceLedger::Detach(StreamId stream, TimePoint now) {
@@ -305,14 +355,30 @@ void ResourceLedger::Tick(TimePoint now, GrantSink sink,
   }
   outstanding_ = total;  // re-anchor the running sum against drift
   ClampLevel(now);
-  if (dirty_) Recompute();
+  // Every Tick: shares must stay consistent with one another (they sum to
+  // the rate), or entitlements would oversubscribe the level.
+  Recompute();
   const size_t n = members_.size();
   if (n == 0) return;
   serve_offset_ = (serve_offset_ + 1) % n;
+  // Pass 1: each member takes what its share accrued (its entitlement), in
+  // an order that rotates every Tick. Pass 2: what is left in the level is
+  // offered by weight to members still short of their target, so capacity
+  // a member does not use is not lost.
+  pass_ = Pass::kEntitled;
   for (size_t k = 0; k < n; ++k) {
     Member& m = members_[(serve_offset_ + k) % n];
     if (m.attached) Serve(m, /*asked=*/false, now, sink);
   }
+  leftover_ = level_;
+  pass_ = Pass::kLeftover;
+  if (leftover_ > kEpsilon) {
+    for (size_t k = 0; k < n; ++k) {
+      Member& m = members_[(serve_offset_ + k) % n];
+      if (m.attached) Serve(m, /*asked=*/false, now, sink);
+    }
+  }
+  pass_ = Pass::kReport;
 }
 
 void ResourceLedger::RevokeAll(GrantSink sink) {

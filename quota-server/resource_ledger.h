@@ -126,9 +126,11 @@ class ResourceLedger {
     StreamId stream = 0;
     bool attached = true;
     bool demand_known = false;
-    bool wanting = false;  // below target and the level ran short
+    bool provisional = false;  // demand is a newcomer's guess
+    bool wanting = false;      // below target and the level ran short
     double weight = 1;
-    double demand = 0;  // EWMA, tokens/s
+    double demand = 0;       // EWMA, tokens/s
+    double last_queued = 0;  // backlog in the previous report
     double held = 0;
     uint64_t seq_seen = 0;
     std::vector<InFlight> in_flight;  // ascending seq
@@ -136,6 +138,11 @@ class ResourceLedger {
     double share = 0;                 // tokens/s
     double last_target_sent = -1;     // < 0: none sent yet
     double granted_total = 0;
+    // Fair pacing of a scarce level: the member may take what its share
+    // accrued since it last took (at most one target's worth), plus any
+    // level beyond what every member's entitlement could claim.
+    double entitled = -1;  // < 0: not started (a newcomer gets a target)
+    TimePoint entitled_at;
     TimePoint last_report;
     TimePoint tokens_dead_at;  // every token it may hold is dead by then
   };
@@ -151,6 +158,8 @@ class ResourceLedger {
   void DropDeadInFlight(Member& m, TimePoint now);
   void Recompute();
   double InterimShare(const Member& m) const;
+  // Brings m.entitled up to `now` at m.share, capped at `target`.
+  void AccrueEntitlement(Member& m, double target, TimePoint now);
   // Sends a top-up or a shrink if due. `asked`: the member just reported.
   void Serve(Member& m, bool asked, TimePoint now, GrantSink sink);
   void SendGrant(Member& m, double tokens, double target, TimePoint now,
@@ -171,6 +180,11 @@ class ResourceLedger {
   std::vector<Member> members_;
   absl::flat_hash_map<StreamId, uint32_t> index_;
   bool dirty_ = true;  // shares need recomputing
+  // Which grant pass Serve runs in (see Tick).
+  enum class Pass { kReport, kEntitled, kLeftover };
+  Pass pass_ = Pass::kReport;
+  double leftover_ = 0;      // level at the start of the leftover pass
+  double total_weight_ = 0;  // of attached members, at the last Recompute
   double lambda_ = std::numeric_limits<double>::infinity();
   double spare_per_weight_ = 0;
   size_t serve_offset_ = 0;

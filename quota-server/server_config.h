@@ -25,7 +25,7 @@ std::optional<UnavailablePolicy> ParseUnavailablePolicy(std::string_view name);
 // Lease tuning for one resource (see docs/leasing.md).
 struct LeaseTuning {
   // Leased tokens die this long after the sidecar receives them.
-  Duration ttl = std::chrono::seconds(2);
+  Duration ttl = std::chrono::seconds(1);
   // A sidecar aims to hold this much of its share in tokens. Capped at
   // burst / (2 * rate) so the fleet's targets fit in the burst.
   Duration horizon = std::chrono::milliseconds(200);
@@ -33,7 +33,7 @@ struct LeaseTuning {
   Duration refresh = std::chrono::milliseconds(100);
   // Assumed bound on one-way message delay: a closed stream's tokens are
   // forgotten ttl + grace after its last grant.
-  Duration grace = std::chrono::seconds(1);
+  Duration grace = std::chrono::milliseconds(500);
   bool operator==(const LeaseTuning&) const = default;
 };
 

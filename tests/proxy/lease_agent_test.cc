@@ -119,7 +119,16 @@ TEST_F(LeaseAgentTest, ConnectSendsHelloThenOneReportPerBucket) {
     EXPECT_EQ(out[i].demand().grant_seq_seen(), 0u);
     EXPECT_EQ(out[i].demand().elapsed_ms(), 0u);  // No earlier report.
   }
-  // The pools are now fed by grants only.
+  // Until the server answers, the pools stay on their policy...
+  EXPECT_NE(pools_[0]->Mode(kT0), LeaseMode::kLeased);
+  EXPECT_NE(pools_[1]->Mode(kT0), LeaseMode::kLeased);
+  // ...and its first message, whatever it is, switches them to grants only.
+  sluice::v1::ServerMessage limit;
+  limit.set_protocol_version(1);
+  limit.mutable_limit()->set_resource("a");
+  limit.mutable_limit()->set_rate_per_second(100);
+  limit.mutable_limit()->set_burst(10);
+  agent_->OnServerMessage(limit, kT0);
   EXPECT_EQ(pools_[0]->Mode(kT0), LeaseMode::kLeased);
   EXPECT_EQ(pools_[1]->Mode(kT0), LeaseMode::kLeased);
   // Nothing more is due right away.
@@ -129,6 +138,9 @@ TEST_F(LeaseAgentTest, ConnectSendsHelloThenOneReportPerBucket) {
 
 TEST_F(LeaseAgentTest, GrantFeedsThePoolAndTheLimiterAdmits) {
   agent_->OnConnected(kT0);
+  // The server answers (an empty grant: no tokens yet), so the pool now
+  // waits for leased tokens instead of applying its policy.
+  agent_->OnServerMessage(Grant("a", 0, 0, 5), kT0);
   AcquireResult q = limiters_[0]->Acquire(1, seconds(1), kT0);
   ASSERT_EQ(q.outcome, AcquireOutcome::kQueued);  // Predicted: no share yet.
   agent_->OnServerMessage(Grant("a", 5, 1, 5, /*ttl_ms=*/2000), kT0);
@@ -346,9 +358,12 @@ TEST_F(LeaseAgentTest, DisconnectSpendsHeldThenFallsBackToTheShare) {
   ASSERT_EQ(r.outcome, AcquireOutcome::kQueued);
   EXPECT_EQ(r.admit_at, t1 + milliseconds(50));
 
-  // Reconnecting returns to leased tokens.
+  // Reconnecting returns to leased tokens once the server answers.
   agent_->OnConnected(t1 + milliseconds(50));
-  EXPECT_EQ(pools_[0]->Mode(t1 + milliseconds(50)), LeaseMode::kLeased);
+  EXPECT_EQ(pools_[0]->Mode(t1 + milliseconds(50)), LeaseMode::kFallbackShare);
+  agent_->OnServerMessage(Grant("a", 1, 1, 1, /*ttl_ms=*/1000, /*share=*/20),
+                          t1 + milliseconds(51));
+  EXPECT_EQ(pools_[0]->Mode(t1 + milliseconds(51)), LeaseMode::kLeased);
 }
 
 TEST_F(LeaseAgentTest, ServerEpochChangesAreCounted) {

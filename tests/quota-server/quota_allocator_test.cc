@@ -38,6 +38,9 @@ ResourceConfig Resource(const std::string& name, double rate, double burst) {
   r.name = name;
   r.rate = rate;
   r.burst = burst;
+  // The timings below are written for a 2 s ttl and 1 s grace.
+  r.lease.ttl = seconds(2);
+  r.lease.grace = seconds(1);
   return r;
 }
 
@@ -318,6 +321,8 @@ TEST_F(QuotaAllocatorTest, DemandShiftMovesSharesAndShrinks) {
         Send(1, Report({.allowed = 20, .held = held_a, .seen = seen_a}), At(t)),
         1);
     Send(2, Report({.allowed = 1, .seen = seen_b}), At(t));
+    // Top-ups come on Tick.
+    for (const auto& g : GrantsTo(Tick(At(t + 50)), 1)) ga.push_back(g);
     for (const auto& g : ga) {
       seen_a = g.seq();
       held_a += g.tokens();
@@ -527,7 +532,8 @@ TEST_F(QuotaAllocatorTest, SnapshotReportsRatesAndLevels) {
          GrantsTo(Send(1, Report({.allowed = 100, .seen = seen}), At(t)), 1)) {
       seen = g.seq();
     }
-    Tick(At(t + 50));
+    // Top-ups come on Tick.
+    for (const auto& g : GrantsTo(Tick(At(t + 50)), 1)) seen = g.seq();
   }
   const auto snap = alloc_->Snapshot(At(5050));
   EXPECT_EQ(snap.epoch, kEpoch);

@@ -253,7 +253,9 @@ class Fleet {
     if (!s.alive) return;
     const double t = Seconds(now_);
     const double step_s = std::chrono::duration<double>(cfg_.step).count();
-    s.due += std::max(0.0, cfg_.demand(i, t)) * step_s;
+    if (t >= cfg_.demand_start) {
+      s.due += std::max(0.0, cfg_.demand(i, t)) * step_s;
+    }
     while (s.due >= 1) {
       s.due -= 1;
       const AcquireResult r = s.limiter->Acquire(1, cfg_.max_wait, now_);

@@ -31,6 +31,9 @@ struct SimConfig {
   // Demand of sidecar i at time t (seconds since start), tokens/s. Requests
   // cost 1 token and arrive evenly spaced.
   std::function<double(size_t i, double t)> demand;
+  // No requests arrive before this (seconds), so a fresh server's learning
+  // period (ttl + grace) does not leave a backlog behind.
+  double demand_start = 2.0;
   std::vector<double> weights;  // empty: all 1
   Duration duration = std::chrono::seconds(10);
   // Each sidecar admits and polls every `step`.

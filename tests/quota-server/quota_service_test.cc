@@ -1,0 +1,386 @@
+#include "quota-server/quota_service.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proxy/lease_agent.h"
+#include "proxy/lease_client.h"
+#include "proxy/lease_pool.h"
+#include "proxy/rate_limiter.h"
+
+namespace sluice {
+namespace {
+
+using sluice::v1::ServerMessage;
+using sluice::v1::SidecarMessage;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint64_t kEpoch = 0xabcdef;
+// Every wait on the network is bounded by this.
+constexpr auto kDeadline = seconds(10);
+
+// Polls `cond` every few milliseconds until it holds or kDeadline passes.
+// For conditions that depend on other threads and real sockets.
+bool WaitFor(const std::function<bool()>& cond) {
+  const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+ServerConfig Config() {
+  ServerConfig c;
+  c.listen = "127.0.0.1:0";
+  c.learning = false;
+  ResourceConfig r;
+  r.name = "api";
+  r.rate = 100;
+  r.burst = 100;
+  // Long-lived tokens: the sidecar's pool (on real time) keeps its grant
+  // however slow the machine is.
+  r.lease.ttl = seconds(60);
+  c.resources.push_back(r);
+  return c;
+}
+
+SidecarMessage Hello(const std::string& id, uint32_t version = 1) {
+  SidecarMessage m;
+  m.mutable_hello()->set_protocol_version(version);
+  m.mutable_hello()->set_sidecar_id(id);
+  m.mutable_hello()->set_pod(id + "-pod");
+  m.mutable_hello()->set_weight(1);
+  return m;
+}
+
+SidecarMessage Report(double queued, double held = 0, uint64_t seen = 0) {
+  SidecarMessage m;
+  auto* d = m.mutable_demand();
+  d->mutable_bucket()->set_resource("api");
+  d->set_queued(queued);
+  d->set_held(held);
+  d->set_grant_seq_seen(seen);
+  d->set_elapsed_ms(100);
+  return m;
+}
+
+// A loopback port with nothing listening on it: bound (so nobody else takes
+// it during the test) but not listening, so connecting is refused.
+class DeadPort {
+ public:
+  DeadPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (fd_ < 0 ||
+        bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ADD_FAILURE() << "cannot bind a loopback port";
+      return;
+    }
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~DeadPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+class QuotaServiceTest : public ::testing::Test {
+ protected:
+  QuotaServiceTest()
+      : allocator_(Config(), kEpoch, clock_.Now()),
+        service_(&allocator_, &clock_) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    // The level accrues from the allocator's start: give it a full burst.
+    clock_.Advance(seconds(1));
+  }
+  ~QuotaServiceTest() override {
+    if (server_) {
+      server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    }
+  }
+
+  std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  std::unique_ptr<sluice::v1::QuotaService::Stub> Stub() {
+    return sluice::v1::QuotaService::NewStub(
+        grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials()));
+  }
+
+  static void SetDeadline(grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::chrono::system_clock::now() + kDeadline);
+  }
+
+  FakeClock clock_;
+  QuotaAllocator allocator_;
+  QuotaService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(QuotaServiceTest, HelloThenReportGetsLimitAndFirstGrant) {
+  ASSERT_NE(server_, nullptr);
+  ASSERT_GT(port_, 0);
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = stub->Lease(&ctx);
+  ASSERT_TRUE(stream->Write(Hello("sc-1")));
+  ASSERT_TRUE(stream->Write(Report(/*queued=*/5)));
+
+  ServerMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_limit()) << msg.DebugString();
+  EXPECT_EQ(msg.server_epoch(), kEpoch);
+  EXPECT_EQ(msg.limit().resource(), "api");
+  EXPECT_EQ(msg.limit().rate_per_second(), 100);
+  EXPECT_EQ(msg.limit().burst(), 100);
+  EXPECT_EQ(msg.limit().sidecars(), 1u);
+
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_grant()) << msg.DebugString();
+  EXPECT_EQ(msg.protocol_version(), 1u);
+  EXPECT_EQ(msg.server_epoch(), kEpoch);
+  EXPECT_EQ(msg.grant().bucket().resource(), "api");
+  EXPECT_EQ(msg.grant().seq(), 1u);
+  EXPECT_GT(msg.grant().tokens(), 0);
+  EXPECT_EQ(msg.grant().ttl_ms(), 60000u);
+
+  // The allocator sees one connected sidecar holding what it was granted.
+  const double granted = msg.grant().tokens();
+  QuotaAllocator::Status snap;
+  service_.WithAllocator(
+      [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
+  EXPECT_EQ(snap.connected_streams, 1u);
+  ASSERT_EQ(snap.resources.size(), 1u);
+  ASSERT_EQ(snap.resources[0].sidecars.size(), 1u);
+  EXPECT_EQ(snap.resources[0].sidecars[0].sidecar_id, "sc-1");
+  EXPECT_DOUBLE_EQ(snap.resources[0].outstanding, granted);
+
+  EXPECT_EQ(service_.counters().streams_opened.load(), 1u);
+  EXPECT_EQ(service_.counters().messages_in.load(), 2u);
+  EXPECT_EQ(service_.counters().messages_out.load(), 2u);
+  EXPECT_EQ(service_.live_streams(), 1u);
+
+  ASSERT_TRUE(stream->WritesDone());
+  EXPECT_FALSE(stream->Read(&msg));
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(WaitFor([&] { return service_.live_streams() == 0; }));
+  EXPECT_EQ(service_.counters().streams_rejected.load(), 0u);
+}
+
+TEST_F(QuotaServiceTest, TickAndAdminChangesReachTheStream) {
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = stub->Lease(&ctx);
+  ASSERT_TRUE(stream->Write(Hello("sc-1")));
+  ASSERT_TRUE(stream->Write(Report(/*queued=*/5)));
+  ServerMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_limit());
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_grant());
+
+  // A limit set under the service's lock goes out on the next Tick.
+  absl::Status set;
+  service_.WithAllocator([&](QuotaAllocator& a, Outbox*) {
+    set = a.SetLimit("api", 40, 20, clock_.Now());
+  });
+  ASSERT_TRUE(set.ok()) << set;
+  clock_.Advance(milliseconds(50));
+  service_.Tick();
+  bool saw_limit = false;
+  // Grants (shrinks) may come with it; the LimitUpdate is among the first.
+  for (int i = 0; i < 3 && !saw_limit; ++i) {
+    ASSERT_TRUE(stream->Read(&msg));
+    if (msg.has_limit()) {
+      saw_limit = true;
+      EXPECT_EQ(msg.limit().rate_per_second(), 40);
+      EXPECT_EQ(msg.limit().burst(), 20);
+      EXPECT_EQ(msg.limit().config_version(), 2u);
+    }
+  }
+  EXPECT_TRUE(saw_limit);
+  ctx.TryCancel();
+  stream->Finish();
+}
+
+TEST_F(QuotaServiceTest, FirstMessageNotHelloIsInvalidArgument) {
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = stub->Lease(&ctx);
+  stream->Write(Report(/*queued=*/5));
+  ServerMessage msg;
+  EXPECT_FALSE(stream->Read(&msg));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("Hello"));
+  EXPECT_EQ(service_.counters().streams_rejected.load(), 1u);
+  // Nothing was granted to it.
+  QuotaAllocator::Status snap;
+  service_.WithAllocator(
+      [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
+  EXPECT_EQ(snap.resources[0].outstanding, 0);
+  EXPECT_TRUE(WaitFor([&] { return service_.live_streams() == 0; }));
+}
+
+TEST_F(QuotaServiceTest, OtherProtocolVersionIsFailedPrecondition) {
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = stub->Lease(&ctx);
+  stream->Write(Hello("sc-2", /*version=*/2));
+  stream->Write(Report(/*queued=*/5));
+  ServerMessage msg;
+  EXPECT_FALSE(stream->Read(&msg));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("protocol_version 2"));
+  EXPECT_EQ(service_.counters().streams_rejected.load(), 1u);
+}
+
+TEST_F(QuotaServiceTest, FinishAllEndsStreamsWithUnavailable) {
+  auto stub = Stub();
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<
+      std::unique_ptr<grpc::ClientReaderWriter<SidecarMessage, ServerMessage>>>
+      streams;
+  for (int i = 0; i < 2; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    SetDeadline(ctxs.back().get());
+    streams.push_back(stub->Lease(ctxs.back().get()));
+    ASSERT_TRUE(streams.back()->Write(Hello("sc-" + std::to_string(i))));
+    ASSERT_TRUE(streams.back()->Write(Report(/*queued=*/1)));
+    ServerMessage msg;
+    ASSERT_TRUE(streams.back()->Read(&msg));  // the stream is live
+    EXPECT_TRUE(msg.has_limit());
+  }
+  ASSERT_EQ(service_.live_streams(), 2u);
+  service_.FinishAll();
+  for (auto& stream : streams) {
+    ServerMessage msg;
+    while (stream->Read(&msg)) {
+    }  // grants queued before the finish may still arrive
+    const grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << status.error_message();
+  }
+  EXPECT_TRUE(WaitFor([&] { return service_.live_streams() == 0; }));
+  EXPECT_EQ(service_.counters().streams_rejected.load(), 0u);
+}
+
+// The sidecar's real lease stack against the real service.
+class LeaseClientAgainstServiceTest : public QuotaServiceTest {
+ protected:
+  LeaseClientAgainstServiceTest() {
+    LeasePool::Options po;
+    po.initial_capacity = 10;
+    po.initial_rate_per_second = 10;
+    po.policy = LeasePolicy::kFailClosed;
+    pool_ = std::make_shared<LeasePool>(po);
+    limiter_ = std::make_unique<RateLimiter>(
+        std::make_unique<LeasedTokenSource>(pool_), RateLimiterOptions{});
+  }
+
+  std::unique_ptr<LeaseClient> MakeClient(std::vector<std::string> servers) {
+    LeaseAgent::Options ao;
+    ao.sidecar_id = "sidecar-under-test";
+    ao.pod = "pod-1";
+    std::vector<LeaseBinding> bindings;
+    bindings.push_back(LeaseBinding{"api", "", limiter_.get(), pool_});
+    auto agent = std::make_unique<LeaseAgent>(ao, std::move(bindings));
+    LeaseClient::Options co;
+    co.servers = std::move(servers);
+    co.backoff_initial = milliseconds(10);
+    co.backoff_max = milliseconds(50);
+    return std::make_unique<LeaseClient>(std::move(co), std::move(agent),
+                                         SystemClock::Get());
+  }
+
+  bool Leased() {
+    const TimePoint now = SystemClock::Get()->Now();
+    return pool_->Held(now) > 0 && pool_->Mode(now) == LeaseMode::kLeased;
+  }
+
+  std::shared_ptr<LeasePool> pool_;
+  std::unique_ptr<RateLimiter> limiter_;
+};
+
+TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
+  DeadPort dead;
+  const std::string dead_target = "127.0.0.1:" + std::to_string(dead.port());
+  auto client = MakeClient({dead_target, Target()});
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return Leased(); }))
+      << "held " << pool_->Held(SystemClock::Get()->Now()) << " mode "
+      << LeaseModeName(pool_->Mode(SystemClock::Get()->Now()));
+  const LeaseClient::Stats stats = client->stats();
+  EXPECT_GE(stats.failed_attempts, 1u);  // the dead one was tried first
+  EXPECT_EQ(stats.connects, 1u);
+  EXPECT_TRUE(stats.connected);
+  EXPECT_EQ(stats.server, Target());
+  // The server agrees: one sidecar, holding what the pool holds at most.
+  QuotaAllocator::Status snap;
+  service_.WithAllocator(
+      [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
+  ASSERT_EQ(snap.resources[0].sidecars.size(), 1u);
+  EXPECT_EQ(snap.resources[0].sidecars[0].sidecar_id, "sidecar-under-test");
+  EXPECT_EQ(snap.resources[0].sidecars[0].pod, "pod-1");
+  EXPECT_GT(snap.resources[0].outstanding, 0);
+  // Tokens are spendable through the limiter's source.
+  EXPECT_TRUE(pool_->TryTake(1, SystemClock::Get()->Now()));
+  client->Stop();
+  EXPECT_FALSE(client->stats().connected);
+}
+
+TEST_F(LeaseClientAgainstServiceTest, ReconnectsAfterFinishAll) {
+  auto client = MakeClient({Target()});
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return client->stats().connects == 1; }));
+  service_.FinishAll();
+  // The stream ends with UNAVAILABLE; the client counts the disconnect and
+  // comes back on a new stream.
+  ASSERT_TRUE(WaitFor([&] {
+    const LeaseClient::Stats s = client->stats();
+    return s.disconnects >= 1 && s.connects >= 2 && s.connected;
+  }));
+  EXPECT_GE(service_.counters().streams_opened.load(), 2u);
+  EXPECT_TRUE(WaitFor([&] { return Leased(); }));
+  client->Stop();
+  EXPECT_TRUE(WaitFor([&] { return service_.live_streams() == 0; }));
+}
+
+}  // namespace
+}  // namespace sluice
