@@ -229,6 +229,86 @@ ProxyMetrics::ProxyMetrics(std::string_view build_version)
 
 ProxyMetrics::~ProxyMetrics() = default;
 
+// Leased-mode series, created with the first leased limit so standalone
+// proxies do not show them.
+struct ProxyMetrics::LeaseSeries {
+  static constexpr std::array<LeaseMode, 4> kModes = {
+      LeaseMode::kLeased, LeaseMode::kFallbackShare, LeaseMode::kFailClosed,
+      LeaseMode::kFailOpen};
+  struct PerLimit {
+    std::array<Gauge*, kModes.size()> mode{};
+    Gauge* held = nullptr;
+  };
+  explicit LeaseSeries(prometheus::Registry& r)
+      : mode(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_mode",
+                 "1 for the lease mode a leased limit is in now.", r)),
+        held(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_held_tokens",
+                 "Leased tokens held (unspent, unexpired) per limit.", r)),
+        connected(Reg(prometheus::BuildGauge(),
+                      "sluice_proxy_lease_stream_connected",
+                      "1 while the quota server stream is connected.", r)
+                      .Add({})),
+        connects(Reg(prometheus::BuildCounter(),
+                     "sluice_proxy_lease_stream_connects_total",
+                     "Quota server streams that got a first answer.", r)
+                     .Add({})),
+        disconnects(Reg(prometheus::BuildCounter(),
+                        "sluice_proxy_lease_stream_disconnects_total",
+                        "Quota server streams that ended after connecting.", r)
+                        .Add({})),
+        failed(Reg(prometheus::BuildCounter(),
+                   "sluice_proxy_lease_stream_failed_attempts_total",
+                   "Attempts to reach a quota server that got no answer.", r)
+                   .Add({})) {}
+
+  Family<Gauge>& mode;
+  Family<Gauge>& held;
+  Gauge& connected;
+  Counter& connects;
+  Counter& disconnects;
+  Counter& failed;
+  absl::flat_hash_map<std::string, PerLimit> limits;
+};
+
+void ProxyMetrics::RegisterLeasedLimit(std::string_view limit) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) lease_ = std::make_unique<LeaseSeries>(*registry_);
+  const absl::string_view key(limit.data(), limit.size());
+  if (lease_->limits.contains(key)) return;
+  LeaseSeries::PerLimit& p = lease_->limits[key];
+  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
+    p.mode[i] =
+        &lease_->mode.Add({{"limit", S(limit)},
+                           {"mode", S(LeaseModeName(LeaseSeries::kModes[i]))}});
+  }
+  p.held = &lease_->held.Add({{"limit", S(limit)}});
+}
+
+void ProxyMetrics::SetLeaseState(std::string_view limit, LeaseMode mode,
+                                 double held) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) return;
+  auto it = lease_->limits.find(absl::string_view(limit.data(), limit.size()));
+  if (it == lease_->limits.end()) return;
+  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
+    it->second.mode[i]->Set(LeaseSeries::kModes[i] == mode ? 1 : 0);
+  }
+  it->second.held->Set(held);
+}
+
+void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) return;
+  lease_->connected.Set(totals.connected ? 1 : 0);
+  const auto raise = [](Counter& c, uint64_t total) {
+    const double d = static_cast<double>(total) - c.Value();
+    if (d > 0) c.Increment(d);
+  };
+  raise(lease_->connects, totals.connects);
+  raise(lease_->disconnects, totals.disconnects);
+  raise(lease_->failed, totals.failed_attempts);
+}
+
 void ProxyMetrics::RegisterRoute(std::string_view route) { Route(route); }
 
 void ProxyMetrics::RegisterLimit(std::string_view limit) { Limit(limit); }

@@ -4,10 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "common/clock.h"
+#include "proxy/lease_pool.h"
 
 namespace prometheus {
 class Counter;
@@ -120,12 +122,33 @@ class ProxyMetrics {
   void OnPoolReuse();
   void OnPoolNew();
 
+  // Leased mode (docs/leasing.md). RegisterLeasedLimit creates, at 0,
+  // lease_mode{limit, mode} (one series per LeaseMode),
+  // lease_held_tokens{limit} and the process-wide lease_stream_* series.
+  // Idempotent.
+  void RegisterLeasedLimit(std::string_view limit);
+  // lease_mode{limit, mode} = 1 for `mode`, 0 for the other modes;
+  // lease_held_tokens{limit} = held. Ignored for unregistered limits.
+  void SetLeaseState(std::string_view limit, LeaseMode mode, double held);
+  // The lease stream as LeaseClient::Stats counts it.
+  struct LeaseStreamTotals {
+    bool connected = false;
+    uint64_t connects = 0;
+    uint64_t disconnects = 0;
+    uint64_t failed_attempts = 0;
+  };
+  // lease_stream_connected = 0/1; lease_stream_{connects, disconnects,
+  // failed_attempts}_total are raised to the given totals (never lowered).
+  // Ignored until a leased limit is registered.
+  void SetLeaseStream(const LeaseStreamTotals& totals);
+
   // The Prometheus text exposition format (version 0.0.4) of every metric.
   std::string Serialize() const;
 
  private:
   struct RouteSeries;
   struct LimitSeries;
+  struct LeaseSeries;
   struct State;
 
   RouteSeries* Route(std::string_view name);
@@ -134,6 +157,8 @@ class ProxyMetrics {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<State> s_;
+  std::unique_ptr<LeaseSeries> lease_;  // Created by RegisterLeasedLimit.
+  mutable std::mutex lease_mu_;         // Guards lease_.
 };
 
 // Prepares `metrics` for `config` at startup: registers every configured

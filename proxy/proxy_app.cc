@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
@@ -17,6 +18,10 @@
 #include "proxy/admin_server.h"
 #include "proxy/config_loader.h"
 #include "proxy/keyed_limiter.h"
+#include "proxy/lease_agent.h"
+#include "proxy/lease_client.h"
+#include "proxy/lease_pool.h"
+#include "proxy/lease_setup.h"
 #include "proxy/limit_gate.h"
 #include "proxy/metrics.h"
 #include "proxy/rate_limiter.h"
@@ -37,6 +42,10 @@ std::string_view ProxyVersion() { return SLUICE_VERSION; }
 
 LimitRuntime::~LimitRuntime() = default;
 
+std::string_view LimitRuntime::QuotaMode(TimePoint now) const {
+  return lease ? LeaseModeName(lease->Mode(now)) : std::string_view();
+}
+
 struct ProxyApp::Impl {
   ProxyConfig config;
   // Owned through a pointer so the destructor can end every pending
@@ -51,6 +60,10 @@ struct ProxyApp::Impl {
   std::unique_ptr<ProxyMetrics> metrics;
   std::unique_ptr<AccessLog> access_log;
   std::vector<std::unique_ptr<LimitRuntime>> limits;
+  // Leased mode: the limits that lease their tokens, and the client that
+  // feeds their pools (declared after `limits`, so destroyed before them).
+  std::vector<const LimitRuntime*> leased;
+  std::unique_ptr<LeaseClient> lease_client;
   ProxyContext ctx;
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;
@@ -64,6 +77,12 @@ struct ProxyApp::Impl {
   TimePoint drain_deadline{};
 
   void ScheduleSweep();
+  // Builds a LeasePool per leased limit (pools set into `limits`, which
+  // must not have limiters yet for those) and the lease client.
+  void SetUpLeasing(Clock* clock);
+  // Refreshes the lease metrics from the pools and the client (scrape time).
+  void RefreshLeaseMetrics();
+  std::string LeaseDetail();
   void BeginShutdown();
   void CheckDrained();
 };
@@ -72,6 +91,8 @@ ProxyApp::ProxyApp() : impl_(std::make_unique<Impl>()) {}
 ProxyApp::~ProxyApp() {
   if (!impl_) return;
   Impl& m = *impl_;
+  // The lease client's thread posts onto `io` and reads the limiters.
+  if (m.lease_client) m.lease_client->Stop();
   m.io.stop();
   m.signals.reset();
   m.sweep_timer.reset();
@@ -126,11 +147,16 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
   }
   m.access_log = std::move(*log);
 
-  // One limiter (or keyed set) per configured limit.
+  // One limiter (or keyed set) per configured limit; a leased limit's
+  // limiter spends from its LeasePool.
+  const bool leasing = !m.config.quota.servers.empty();
   absl::flat_hash_map<std::string, LimitRuntime*> by_name;
   for (const auto& [name, lc] : m.config.rate_limits) {
     auto rt = std::make_unique<LimitRuntime>();
     rt->config = &lc;
+    if (leasing && !lc.resource.empty() && !lc.per_key) {
+      rt->lease = std::make_shared<LeasePool>(LeasePoolOptionsFor(lc));
+    }
     RateSpec spec{lc.rate, lc.period, lc.burst};
     Algorithm alg = ToAlgorithm(lc.algorithm);
     RateLimiterOptions opts;
@@ -140,6 +166,9 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
           lc.per_key->max_keys, opts, [alg, spec](TimePoint now) {
             return MakeTokenSource(alg, spec, now);
           });
+    } else if (rt->lease) {
+      rt->shared = std::make_unique<RateLimiter>(
+          std::make_unique<LeasedTokenSource>(rt->lease), opts);
     } else {
       rt->shared = std::make_unique<RateLimiter>(
           MakeTokenSource(alg, spec, clock->Now()), opts);
@@ -161,6 +190,7 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
 
   // Every route and limit series exists at 0 before the first request.
   RegisterConfigSeries(*m.metrics, m.config);
+  m.SetUpLeasing(clock);
   m.config_yaml = DumpRedactedConfig(m.config);
   m.ctx.config = &m.config;
   m.ctx.clock = clock;
@@ -203,9 +233,13 @@ absl::Status ProxyApp::Bind() {
     AdminHandlers h;
     h.metrics = [&m] {
       m.metrics->SetPoolIdle(m.pool->idle());
+      m.RefreshLeaseMetrics();
       return m.metrics->Serialize();
     };
     h.ready = [&m] { return !m.ctx.draining.load(); };
+    // Leased mode: readiness stays as it is (each limit serves by its
+    // policy when the quota server is away); the detail says which.
+    if (!m.leased.empty()) h.ready_detail = [&m] { return m.LeaseDetail(); };
     h.config_yaml = [&m] { return m.config_yaml; };
     auto admin = AdminServer::Start(m.io, m.config.admin.listen->host,
                                     m.config.admin.listen->port, std::move(h));
@@ -235,6 +269,62 @@ absl::Status ProxyApp::Bind() {
                first.c_str(), admin_text.c_str());
   std::fflush(stderr);
   return absl::OkStatus();
+}
+
+void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
+  std::vector<LeaseBinding> bindings;
+  for (const auto& rt : limits) {
+    if (!rt->lease) continue;
+    RateLimiter* limiter = rt->shared.get();
+    LimitGate* g = gate.get();
+    asio::io_context* ioc = &io;
+    // Runs on the lease client's thread: the gate is polled on the proxy's
+    // threads, like every other Kick/Poll of this limiter.
+    rt->lease->set_on_tokens([ioc, g, limiter] {
+      asio::post(*ioc, [g, limiter] { g->Kick(*limiter); });
+    });
+    bindings.push_back(
+        LeaseBinding{rt->config->resource, "", limiter, rt->lease});
+    leased.push_back(rt.get());
+    metrics->RegisterLeasedLimit(rt->config->name);
+  }
+  if (bindings.empty()) return;
+  auto agent = std::make_unique<LeaseAgent>(
+      LeaseAgentOptionsFor(config.quota, CurrentSidecarEnvironment(),
+                           ProxyVersion()),
+      std::move(bindings));
+  LeaseClient::Options o;
+  o.servers = config.quota.servers;
+  o.backoff_initial = config.quota.backoff_initial;
+  o.backoff_max = config.quota.backoff_max;
+  o.connect_timeout = config.quota.connect_timeout;
+  lease_client =
+      std::make_unique<LeaseClient>(std::move(o), std::move(agent), clock);
+  RefreshLeaseMetrics();
+}
+
+void ProxyApp::Impl::RefreshLeaseMetrics() {
+  if (!lease_client) return;
+  const TimePoint now = SystemClock::Get()->Now();
+  for (const LimitRuntime* rt : leased) {
+    metrics->SetLeaseState(rt->config->name, rt->lease->Mode(now),
+                           rt->lease->Held(now));
+  }
+  const LeaseClient::Stats st = lease_client->stats();
+  metrics->SetLeaseStream(ProxyMetrics::LeaseStreamTotals{
+      st.connected, st.connects, st.disconnects, st.failed_attempts});
+}
+
+std::string ProxyApp::Impl::LeaseDetail() {
+  const TimePoint now = SystemClock::Get()->Now();
+  std::vector<LeaseReadyLine> lines;
+  for (const LimitRuntime* rt : leased) {
+    lines.push_back(LeaseReadyLine{rt->config->name, rt->config->resource,
+                                   rt->lease->Mode(now)});
+  }
+  const LeaseClient::Stats st =
+      lease_client ? lease_client->stats() : LeaseClient::Stats{};
+  return LeaseReadyDetail(st.connected, st.server, lines);
 }
 
 void ProxyApp::Impl::ScheduleSweep() {
@@ -269,6 +359,8 @@ void ProxyApp::Impl::CheckDrained() {
       server->CloseAll();
     }
     stopping.store(true);
+    // Before io stops: the client's thread posts Kicks onto it.
+    if (lease_client) lease_client->Stop();
     if (admin) admin->Stop();
     if (sweep_timer) sweep_timer->cancel();
     if (signals) signals->cancel();
@@ -289,6 +381,7 @@ int ProxyApp::Run() {
   m.drain_timer.emplace(m.io);
   m.ScheduleSweep();
   m.server->Start();
+  if (m.lease_client) m.lease_client->Start();
   auto work = asio::make_work_guard(m.io);
   std::vector<std::thread> threads;
   for (int i = 1; i < m.config.workers; ++i) {
@@ -306,5 +399,22 @@ void ProxyApp::Shutdown() {
 uint16_t ProxyApp::proxy_port() const { return impl_->proxy_port; }
 uint16_t ProxyApp::admin_port() const { return impl_->admin_port; }
 const ProxyMetrics& ProxyApp::metrics() const { return *impl_->metrics; }
+
+std::string ProxyApp::MetricsText() {
+  impl_->metrics->SetPoolIdle(impl_->pool->idle());
+  impl_->RefreshLeaseMetrics();
+  return impl_->metrics->Serialize();
+}
+
+std::string ProxyApp::ReadyDetail() {
+  return impl_->leased.empty() ? std::string() : impl_->LeaseDetail();
+}
+
+const LimitRuntime* ProxyApp::FindLimit(std::string_view name) const {
+  for (const auto& rt : impl_->limits) {
+    if (rt->config->name == name) return rt.get();
+  }
+  return nullptr;
+}
 
 }  // namespace sluice

@@ -11,6 +11,7 @@
 namespace sluice {
 
 class ProxyMetrics;
+struct LimitRuntime;
 
 // The version this binary was built as (the project version, or "dev" when
 // built without one). Reported by --version and build_info.
@@ -41,6 +42,19 @@ class ProxyApp {
 
   // The process's metrics (valid for the app's lifetime).
   const ProxyMetrics& metrics() const;
+
+  // What GET /metrics serves: gauges sampled at call time (pool, lease
+  // state) refreshed first. Thread-safe.
+  std::string MetricsText();
+
+  // What /readyz appends to its body: in leased mode, whether the quota
+  // stream is connected and each leased limit's LeaseMode (see
+  // LeaseReadyDetail); "" when no limit is leased. Thread-safe.
+  std::string ReadyDetail();
+
+  // The runtime of the limit called `name` (its limiter, and its lease
+  // pool when leased), or nullptr. Valid for the app's lifetime.
+  const LimitRuntime* FindLimit(std::string_view name) const;
 
  private:
   ProxyApp();

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -12,6 +13,7 @@ namespace sluice {
 
 class AccessLog;
 class KeyedLimiterSet;
+class LeasePool;
 class LimitGate;
 class ProxyMetrics;
 class RateLimiter;
@@ -25,6 +27,12 @@ struct LimitRuntime {
   const LimitConfig* config = nullptr;
   std::unique_ptr<RateLimiter> shared;     // set unless per_key
   std::unique_ptr<KeyedLimiterSet> keyed;  // set when per_key
+  // Set when the limit leases its tokens (LimitConfig::resource): the pool
+  // behind `shared`'s token source.
+  std::shared_ptr<LeasePool> lease;
+  // The `x-sluice-quota` value at `now` (LeaseModeName), or "" when the
+  // limit is not leased.
+  std::string_view QuotaMode(TimePoint now) const;
   ~LimitRuntime();
 };
 

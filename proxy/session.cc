@@ -252,6 +252,7 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
     }
   }
   LimitGate::Result r = co_await ctx_.gate->Acquire(*limiter, cost, max_wait);
+  rs.quota_mode = lr->QuotaMode(ctx_.clock->Now());
   ctx_.metrics->OnQueueDepth(rs.limit, limiter->queue_depth());
   rs.wait = r.waited;
   switch (r.outcome) {
@@ -332,6 +333,10 @@ asio::awaitable<bool> Session::SendResponse(
               !close_requested_ && !ctx_.draining.load() &&
               res.result_int() != 408 && res.result_int() != 400 &&
               res.result_int() != 431 && res.result_int() != 414;
+  if (!rs.quota_mode.empty()) {
+    res.set("x-sluice-quota",
+            beast::string_view(rs.quota_mode.data(), rs.quota_mode.size()));
+  }
   res.version(11);
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");

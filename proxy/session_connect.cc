@@ -57,8 +57,12 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
     co_return co_await SendError(rs, d.status, d.reason, d.detail);
   }
   std::string ok = rs.client_version == 10
-                       ? "HTTP/1.0 200 Connection established\r\n\r\n"
-                       : "HTTP/1.1 200 Connection established\r\n\r\n";
+                       ? "HTTP/1.0 200 Connection established\r\n"
+                       : "HTTP/1.1 200 Connection established\r\n";
+  if (!rs.quota_mode.empty()) {
+    ok.append("x-sluice-quota: ").append(rs.quota_mode).append("\r\n");
+  }
+  ok.append("\r\n");
   stream_.expires_after(ctx_.config->timeouts.body_idle);
   auto [wec, wn] =
       co_await asio::async_write(stream_, asio::buffer(ok), kNoThrow);

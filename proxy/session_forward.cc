@@ -185,6 +185,10 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
                        code == 304 || code < 200;
   StripHopByHop(res.base());
   AppendVia(res.base(), res.version());
+  if (!rs.quota_mode.empty()) {
+    res.set("x-sluice-quota",
+            beast::string_view(rs.quota_mode.data(), rs.quota_mode.size()));
+  }
   if (!no_body) {
     bool framed = res.has_content_length() || res.chunked();
     if (!framed) {

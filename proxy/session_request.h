@@ -45,6 +45,9 @@ struct RequestState {
   std::optional<size_t> route_index;
   std::string limit;
   LimitRuntime* limit_rt = nullptr;
+  // x-sluice-quota for every response to this request; "" when the limit
+  // is not leased. Points at a static string (LeaseModeName).
+  std::string_view quota_mode;
   RequestOutcome outcome = RequestOutcome::kBadRequest;
   unsigned status = 0;
   bool limited_by_sluice = false;

@@ -7,6 +7,8 @@ python3-requests, imported lazily by `proxied_session`). Run the tests with
 Pieces:
   * start_proxy / Proxy: runs the real sluice-proxy binary on loopback port 0
     and finds its ports from the startup line it prints on stderr.
+  * QuotaServer: the same for sluice-quota-server ($SLUICE_QUOTA_BIN), with
+    kill() / restart() on the same ports.
   * RateLimitedUpstream: a local HTTP/1.1 origin that enforces its own rate
     limit (429 + Retry-After beyond it) and records every request.
   * TlsUpstream: the same origin behind TLS with a throwaway certificate.
@@ -832,6 +834,203 @@ def run_proxy_cli(args, timeout=30, binary=None):
 
 
 # --------------------------------------------------------------------------
+# The quota server process
+# --------------------------------------------------------------------------
+
+QUOTA_READY_RE = re.compile(r"sluice-quota-server listening grpc=(\S+) "
+                            r"admin=(\S+)")
+
+
+def quota_binary():
+    """$SLUICE_QUOTA_BIN. Raises if unset, like proxy_binary()."""
+    path = os.environ.get("SLUICE_QUOTA_BIN")
+    if not path:
+        raise RuntimeError("SLUICE_QUOTA_BIN is not set (run through ctest, or "
+                           "export it to the built sluice-quota-server)")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("SLUICE_QUOTA_BIN=%s is not executable" % path)
+    return path
+
+
+def complete_quota_config(config_yaml, grpc_port=0, admin_port=0):
+    """Dedents the YAML and adds loopback listeners (`listen`,
+    `admin_listen`) on the given ports unless the text has them."""
+    text = textwrap.dedent(config_yaml).strip("\n") + "\n"
+    prefix = ""
+    if not re.search(r"^listen\s*:", text, re.M):
+        prefix += "listen: 127.0.0.1:%d\n" % grpc_port
+    if not re.search(r"^admin_listen\s*:", text, re.M):
+        prefix += "admin_listen: 127.0.0.1:%d\n" % admin_port
+    return prefix + text
+
+
+class QuotaServer:
+    """A running sluice-quota-server on loopback, like Proxy: the config goes
+    to a temp file, ports come from the "listening" line. restart() starts a
+    new process on the same gRPC and admin ports (after kill() or
+    terminate()), so sidecars reconnect to the address they know.
+
+    Attributes: grpc_port, admin_port, target ("127.0.0.1:<grpc_port>" for a
+    sidecar's quota.servers), proc, config_path."""
+
+    def __init__(self, config_yaml, binary=None,
+                 startup_timeout=STARTUP_TIMEOUT):
+        self.binary = binary or quota_binary()
+        self.tmpdir = tempfile.mkdtemp(prefix="sluice-it-quota-")
+        self.config_path = os.path.join(self.tmpdir, "sluice-quota.yaml")
+        self.config_yaml = config_yaml
+        self.startup_timeout = startup_timeout
+        self.grpc_port = None
+        self.admin_port = None
+        self.proc = None
+        self._old_logs = []  # Output of earlier processes (before restarts).
+        self._start(0, 0)
+
+    def _start(self, grpc_port, admin_port):
+        self.config_text = complete_quota_config(self.config_yaml, grpc_port,
+                                                 admin_port)
+        with open(self.config_path, "w") as f:
+            f.write(self.config_text)
+        self._ready = threading.Event()
+        self.args = [self.binary, "--config", self.config_path]
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self._stderr = _Drain(self.proc.stderr, "quota-stderr", self._on_line)
+        self._stdout = _Drain(self.proc.stdout, "quota-stdout")
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._ready.wait(0.02):
+            if self.proc.poll() is not None:
+                self._stderr.join(2)
+                raise ProxyStartError(
+                    "sluice-quota-server exited with %s before it was ready\n%s"
+                    % (self.proc.returncode, self.logs()))
+            if time.monotonic() >= deadline:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise ProxyStartError(
+                    "sluice-quota-server printed no 'listening' line within "
+                    "%.0fs\n%s" % (self.startup_timeout, self.logs()))
+
+    def _on_line(self, line):
+        if self._ready.is_set():
+            return
+        m = QUOTA_READY_RE.search(line)
+        if not m:
+            return
+        _, self.grpc_port = _split_host_port(m.group(1))
+        if ":" in m.group(2):
+            _, self.admin_port = _split_host_port(m.group(2))
+        self._ready.set()
+
+    # -- info ---------------------------------------------------------------
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.grpc_port
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def admin_get(self, path, timeout=10.0):
+        return admin_get(self.admin_port, path, timeout)
+
+    def status(self):
+        """GET /status as parsed JSON."""
+        code, _, body = self.admin_get("/status")
+        if code != 200:
+            raise AssertionError("/status answered %d: %s" % (code, body))
+        return json.loads(body)
+
+    def resource_status(self, name):
+        """The /status entry of resource `name`, or None."""
+        for r in self.status().get("resources", []):
+            if r.get("name") == name:
+                return r
+        return None
+
+    def logs(self, tail_lines=None):
+        def tail(text):
+            if tail_lines is None:
+                return text
+            return "\n".join(text.splitlines()[-tail_lines:])
+        current = ("----- sluice-quota-server %s (pid %s) -----\n"
+                   "----- config -----\n%s----- stderr -----\n%s\n"
+                   "----- stdout -----\n%s\n----- end -----" %
+                   (" ".join(self.args), self.proc.pid if self.proc else "-",
+                    self.config_text, tail(self._stderr.text()),
+                    tail(self._stdout.text())))
+        return "\n".join(self._old_logs + [current])
+
+    def dump_logs(self, why="", tail_lines=300):
+        sys.stderr.write("\n%s\n%s\n" % (why, self.logs(tail_lines)))
+        sys.stderr.flush()
+
+    # -- lifecycle ------------------------------------------------------------
+    def send_signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def _reap(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._stderr.join(5)
+        self._stdout.join(5)
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL (no goodbye to the sidecars). Returns the exit code."""
+        if self.alive():
+            self.proc.kill()
+        return self._reap(10)
+
+    def terminate(self, grace=10.0):
+        """SIGTERM, then SIGKILL after `grace` s. Returns the exit code."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        return self._reap(grace)
+
+    def restart(self):
+        """Starts a new process on the same ports (stops the old one first
+        if it still runs). The new one is a fresh server: new epoch, empty
+        ledger, learning mode."""
+        if self.alive():
+            self.terminate()
+        self._old_logs.append(self.logs())
+        grpc_port, admin_port = self.grpc_port, self.admin_port
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._start(grpc_port, admin_port or 0)
+                return self
+            except ProxyStartError:
+                # The port may linger for a moment after a kill.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def close(self):
+        if self.proc is not None:
+            self.terminate(5)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not issubclass(exc_type,
+                                                   unittest.SkipTest):
+            self.dump_logs("sluice-quota-server output (the test failed):")
+        self.close()
+
+
+# --------------------------------------------------------------------------
 # Raw sockets
 # --------------------------------------------------------------------------
 
@@ -1127,6 +1326,19 @@ class ProxyTestCase(unittest.TestCase):
         cls.addClassCleanup(u.close)
         return u
 
+    @classmethod
+    def start_class_quota_server(cls, config_yaml, **kwargs):
+        q = QuotaServer(config_yaml, **kwargs)
+        cls._class_list().append(q)  # Its logs are dumped on failure too.
+        cls.addClassCleanup(q.close)
+        return q
+
+    def start_quota_server(self, config_yaml, **kwargs):
+        q = QuotaServer(config_yaml, **kwargs)
+        self.__dict__.setdefault("_test_proxies", []).append(q)
+        self.addCleanup(q.close)
+        return q
+
     def start_proxy(self, config_yaml, **kwargs):
         p = start_proxy(config_yaml, **kwargs)
         self.__dict__.setdefault("_test_proxies", []).append(p)
@@ -1157,7 +1369,7 @@ class ProxyTestCase(unittest.TestCase):
             proxies = (type(self)._class_list() +
                        self.__dict__.get("_test_proxies", []))
             for p in proxies:
-                p.dump_logs("sluice-proxy output for %s:" % self.id())
+                p.dump_logs("process output for %s:" % self.id())
 
     def assertUpstreamUntouched(self, upstream, before=0):
         """The upstream saw no new connection and no request."""

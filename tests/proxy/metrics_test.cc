@@ -483,6 +483,64 @@ TEST(RegisterConfigSeriesTest, LabelsMatchWhatRequestsAreCountedUnder) {
   EXPECT_EQ(SeriesCount(m, "sluice_proxy_requests_total"), before);
 }
 
+TEST(ProxyMetricsTest, LeaseSeriesAppearWithTheFirstLeasedLimit) {
+  ProxyMetrics m;
+  // Standalone: no lease series, and updates are ignored.
+  m.SetLeaseStream({true, 1, 0, 0});
+  m.SetLeaseState("api", LeaseMode::kLeased, 3);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_lease_mode"), 0u);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_lease_stream_connected"), 0u);
+
+  m.RegisterLeasedLimit("api");
+  m.RegisterLeasedLimit("api");  // idempotent
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_lease_mode"), 4u);
+  for (const char* mode :
+       {"leased", "fallback_share", "fail_closed", "fail_open"}) {
+    EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_mode",
+                         {{"limit", "api"}, {"mode", mode}}),
+              0)
+        << mode;
+  }
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_held_tokens", {{"limit", "api"}}),
+            0);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_stream_connected"), 0);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_connects_total"), 0);
+}
+
+TEST(ProxyMetricsTest, LeaseStateMarksExactlyOneMode) {
+  ProxyMetrics m;
+  m.RegisterLeasedLimit("api");
+  m.SetLeaseState("api", LeaseMode::kFailClosed, 2.5);
+  const Labels closed = {{"limit", "api"}, {"mode", "fail_closed"}};
+  const Labels leased = {{"limit", "api"}, {"mode", "leased"}};
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_mode", closed), 1);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_mode", leased), 0);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_held_tokens", {{"limit", "api"}}),
+            2.5);
+  m.SetLeaseState("api", LeaseMode::kLeased, 0);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_mode", closed), 0);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_mode", leased), 1);
+  // A limit that was never registered gets no series.
+  m.SetLeaseState("other", LeaseMode::kLeased, 1);
+  EXPECT_EQ(SeriesCount(m, "sluice_proxy_lease_mode"), 4u);
+}
+
+TEST(ProxyMetricsTest, LeaseStreamCountersFollowTotalsAndNeverDrop) {
+  ProxyMetrics m;
+  m.RegisterLeasedLimit("api");
+  m.SetLeaseStream({true, 2, 1, 5});
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_stream_connected"), 1);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_connects_total"), 2);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_disconnects_total"), 1);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_failed_attempts_total"),
+            5);
+  m.SetLeaseStream({false, 3, 1, 4});  // a lower total is not a decrease
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_lease_stream_connected"), 0);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_connects_total"), 3);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stream_failed_attempts_total"),
+            5);
+}
+
 TEST(ProxyAppMetricsTest, StartupRegistersRoutesAndVersions) {
   const ProxyConfig config = ConfigWithRoutes();
   auto app = ProxyApp::Create(config);
