@@ -74,6 +74,18 @@ class QuotaAllocator::Impl {
   }
 
   void Tick(TimePoint now, Outbox* out) {
+    for (auto& [name, r] : resources_) {
+      const uint32_t was = r->announced_streams;
+      const uint32_t now_count = r->reporting_streams;
+      const uint32_t diff = was > now_count ? was - now_count : now_count - was;
+      if (diff > 0 && diff >= std::max<uint32_t>(1, was / 10)) {
+        r->announced_streams = now_count;
+        // The first sidecar was told the count in its first LimitUpdate.
+        if (was == 0) continue;
+        ++r->announce;
+        limits_dirty_ = true;
+      }
+    }
     if (limits_dirty_) PushLimitUpdates(out);
     for (const PendingRevoke& r : pending_revokes_) {
       auto it = streams_.find(r.stream);
@@ -127,6 +139,7 @@ class QuotaAllocator::Impl {
       resources_.erase(old);
       if (!SameLimit(r->config, rc)) {
         r->version = config_version_;
+        ++r->announce;
         limits_dirty_ = true;
       }
       if (!(r->config == rc)) {
@@ -193,7 +206,12 @@ class QuotaAllocator::Impl {
     uint64_t version = 0;  // config_version_ at its last limit change
     absl::flat_hash_map<std::string, std::unique_ptr<ResourceLedger>> buckets;
     uint32_t reporting_streams = 0;  // open streams that reported it
-    double granted_since = 0;        // tokens granted since the last Tick
+    // Bumped whenever its LimitUpdate must be sent again: a limit change, or
+    // the number of sidecars moving by 10% (at least 1) from the number last
+    // announced (the fallback_share policy divides the rate by it).
+    uint64_t announce = 1;
+    uint32_t announced_streams = 0;
+    double granted_since = 0;  // tokens granted since the last Tick
     double granted_rate = 0;
   };
   struct Stream {
@@ -296,7 +314,7 @@ class QuotaAllocator::Impl {
       ++ignored_reports_;  // a key for an unkeyed resource: misconfigured
       return;
     }
-    auto [sent, first] = s.limit_sent.try_emplace(r.config.name, r.version);
+    auto [sent, first] = s.limit_sent.try_emplace(r.config.name, r.announce);
     if (first) {
       ++r.reporting_streams;
       out->messages.emplace_back(id, MakeLimit(r));
@@ -386,8 +404,8 @@ class QuotaAllocator::Impl {
       if (!s->open || s->superseded) continue;
       for (auto& [name, version] : s->limit_sent) {
         const Resource& r = *resources_.at(name);
-        if (version == r.version) continue;
-        version = r.version;
+        if (version == r.announce) continue;
+        version = r.announce;
         out->messages.emplace_back(id, MakeLimit(r));
       }
     }

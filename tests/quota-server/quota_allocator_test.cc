@@ -401,6 +401,30 @@ TEST_F(QuotaAllocatorTest, LearningWithEmptyFleetGrantsNothingUntilItEnds) {
   EXPECT_THAT(GrantsTo(Tick(At(3100)), 1), SizeIs(1));
 }
 
+TEST_F(QuotaAllocatorTest, SidecarCountChangesAreAnnounced) {
+  Make(Config(100, 50));
+  Connect(1, "a", At(0));
+  auto first = LimitsTo(Send(1, Report({.queued = 5}), At(100)), 1);
+  ASSERT_THAT(first, SizeIs(1));
+  EXPECT_EQ(first[0].sidecars(), 1u);
+  EXPECT_THAT(LimitsTo(Tick(At(150)), 1), SizeIs(0));
+  // A second sidecar joins: the first learns the fleet is now 2 (its
+  // fallback_share rate halves), on the next Tick and only once.
+  Connect(2, "b", At(160));
+  auto second = LimitsTo(Send(2, Report({.queued = 5}), At(170)), 2);
+  ASSERT_THAT(second, SizeIs(1));
+  EXPECT_EQ(second[0].sidecars(), 2u);
+  auto update = LimitsTo(Tick(At(200)), 1);
+  ASSERT_THAT(update, SizeIs(1));
+  EXPECT_EQ(update[0].sidecars(), 2u);
+  EXPECT_THAT(LimitsTo(Tick(At(250)), 1), SizeIs(0));
+  // It leaves: the survivor is told.
+  alloc_->Close(2, At(300));
+  auto after = LimitsTo(Tick(At(350)), 1);
+  ASSERT_THAT(after, SizeIs(1));
+  EXPECT_EQ(after[0].sidecars(), 1u);
+}
+
 TEST_F(QuotaAllocatorTest, SetLimitPushesLimitUpdateOnNextTick) {
   Make(Config(100, 50));
   Connect(1, "a", At(0));
