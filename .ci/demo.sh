@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The demo command: install what is missing, build sluice-proxy, and show it
-# pacing traffic so a rate-limited upstream never answers 429.
+# The demo command: install what is missing, build, and show
+#   1. sluice-proxy (standalone) pacing traffic so a rate-limited upstream
+#      never answers 429;
+#   2. a fleet: sluice-quota-server and 3 sidecars with skewed demand sharing
+#      one global limit, the shares moving when the demand moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +13,7 @@ export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 SECONDS_PER_PHASE=${DEMO_SECONDS:-8}
 bash .ci/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target sluice-proxy -j "$(nproc)"
+cmake --build build --target sluice-proxy sluice-quota-server -j "$(nproc)"
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -56,3 +59,52 @@ curl -s "http://$ADMIN/metrics" | grep -E '^sluice_proxy_(requests_total|limiter
 echo
 echo "Phase 1 shows the upstream answering 429; phase 2 shows 429s=0 while the"
 echo "upstream still serves about 10 requests per second."
+
+# ---------------------------------------------------------------------------
+echo
+echo "== phase 3: a fleet. The upstream now allows 30 requests/s (burst 10)."
+/usr/bin/python3 -u tests/integration/demo_upstream.py --port 0 --rate 30 --period 1 --burst 10 \
+  --port-file "$TMP/port2" > "$TMP/upstream2.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [[ -s "$TMP/port2" ]] && break; sleep 0.05; done
+UP2=$(cat "$TMP/port2")
+cat > "$TMP/quota.yaml" <<YAML
+listen: "127.0.0.1:0"
+admin_listen: "127.0.0.1:0"
+resources:
+  demo-api: {rate: 28, period: 1s, burst: 6}   # a little under the upstream
+YAML
+build/quota-server/sluice-quota-server --config "$TMP/quota.yaml" 2> "$TMP/quota.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$TMP/quota.log" 2>/dev/null && break; sleep 0.05; done
+GRPC=$(grep -o 'grpc=[^ ]*' "$TMP/quota.log" | cut -d= -f2)
+QADMIN=$(grep -o 'admin=[^ ]*' "$TMP/quota.log" | cut -d= -f2)
+FLEET=()
+for name in A B C; do
+  cat > "$TMP/sidecar-$name.yaml" <<YAML
+listen: ["127.0.0.1:0"]
+admin: {listen: "127.0.0.1:0"}
+access_log: {enabled: false}
+ssrf: {allow: ["127.0.0.0/8"]}
+quota: {servers: ["$GRPC"], sidecar_id: "sidecar-$name"}
+rate_limits:
+  demo-api: {rate: 9, period: 1s, burst: 3, max_wait: 30s, resource: demo-api}
+routes:
+  - {host: 127.0.0.1, limit: demo-api}
+YAML
+  POD_NAME=$name build/proxy/sluice-proxy --config "$TMP/sidecar-$name.yaml" 2> "$TMP/sidecar-$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q listening "$TMP/sidecar-$name.log" 2>/dev/null && break; sleep 0.05; done
+  FLEET+=("http://$(grep -o 'proxy=[^ ]*' "$TMP/sidecar-$name.log" | cut -d= -f2)")
+done
+echo "   quota server grpc=$GRPC, status page http://$QADMIN/ (JSON at /status)"
+echo "   sidecars A, B, C lease 'demo-api' (28/s for the whole fleet)"
+sleep 2  # a fresh quota server learns for ttl + grace (1.5 s) before granting
+(IFS=,; /usr/bin/python3 .ci/demo_fleet.py "http://127.0.0.1:$UP2/" "http://$QADMIN" \
+  "$SECONDS_PER_PHASE" "${FLEET[*]}" 8,3,1 1,3,8)
+echo
+echo "== the upstream's own count (200s / 429s per second, last lines)"
+tail -n 4 "$TMP/upstream2.log" | sed 's/^/  upstream: /'
+echo
+echo "Phase 3: the fleet's total stays under the upstream's limit with no 429s;"
+echo "A's share shrinks and C's grows within about a second of the shift."
