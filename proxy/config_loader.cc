@@ -25,6 +25,7 @@ using config_yaml::ForEachItem;
 using config_yaml::Got;
 using config_yaml::IsCleanUtf8;
 using config_yaml::IsToken;
+using config_yaml::IsValidName;
 using config_yaml::Join;
 using config_yaml::kMaxDuration;
 using config_yaml::ReadBool;
@@ -198,17 +199,6 @@ absl::Status ParseHeaders(const YAML::Node& node, HeadersConfig* headers) {
       });
 }
 
-bool IsValidLimitName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
-        c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
-
 absl::Status ParsePerKey(const YAML::Node& node, absl::string_view path,
                          PerKeyConfig* per_key) {
   bool has_header = false;
@@ -289,7 +279,7 @@ absl::Status ParseLimit(const YAML::Node& node, absl::string_view path,
         if (key == "resource") {
           absl::Status s = ReadString(value, field, &limit->resource);
           if (s.ok() && !limit->resource.empty() &&
-              !IsValidLimitName(limit->resource)) {
+              !IsValidName(limit->resource)) {
             return FieldError(field, value,
                               "must be 1..64 of letters, digits, '_', '-', "
                               "'.'");
@@ -335,7 +325,7 @@ absl::Status ParseRateLimits(const YAML::Node& node, ProxyConfig* config) {
                       [&](const std::string& name, const YAML::Node& value,
                           const YAML::Node& key_node) {
                         std::string path = Join("rate_limits", name);
-                        if (!IsValidLimitName(name)) {
+                        if (!IsValidName(name)) {
                           return FieldError(
                               path, key_node,
                               "limit names must be 1..64 letters, digits, '_', "

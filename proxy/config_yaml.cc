@@ -9,62 +9,6 @@
 namespace sluice {
 namespace config_yaml {
 
-std::string Where(const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null() || node.IsNull()) return "";
-  return absl::StrCat(" (line ", mark.line + 1, ", column ", mark.column + 1,
-                      ")");
-}
-
-absl::Status FieldError(absl::string_view path, const YAML::Node& node,
-                        absl::string_view reason) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(path.empty() ? "config" : path, ": ", reason, Where(node)));
-}
-
-std::string Got(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: {
-      std::string s = node.Scalar();
-      constexpr size_t kMaxShown = 60;
-      bool cut = s.size() > kMaxShown;
-      if (cut) s.resize(kMaxShown);
-      return absl::StrCat("\"", absl::CHexEscape(s), cut ? "...\"" : "\"");
-    }
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    default:
-      return "nothing";
-  }
-}
-
-std::string Join(absl::string_view path, absl::string_view key) {
-  if (path.empty()) return std::string(key);
-  return absl::StrCat(path, ".", key);
-}
-
-absl::Status ReadString(const YAML::Node& node, absl::string_view path,
-                        std::string* out) {
-  if (!node.IsScalar()) {
-    return FieldError(path, node,
-                      absl::StrCat("must be a string (got ", Got(node), ")"));
-  }
-  *out = node.Scalar();
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const YAML::Node& node, absl::string_view path,
-                      bool* out) {
-  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, *out)) {
-    return FieldError(
-        path, node,
-        absl::StrCat("must be true or false (got ", Got(node), ")"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
                         double min, bool min_exclusive, double* out) {
   double value = 0;

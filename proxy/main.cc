@@ -4,9 +4,9 @@
 
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
+#include "common/cli_args.h"
 #include "proxy/config_loader.h"
 #include "proxy/proxy_app.h"
 
@@ -28,29 +28,10 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--version") {
-      std::printf("sluice-proxy %s\n",
-                  std::string(sluice::ProxyVersion()).c_str());
-      return 0;
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(std::strlen("--config="));
-    } else {
-      std::fprintf(stderr, "sluice-proxy: unknown argument '%s'\n\n%s",
-                   arg.c_str(), kUsage);
-      return 2;
-    }
-  }
+  const sluice::CliArgs args = sluice::ParseCliArgs(
+      argc, argv, "sluice-proxy", sluice::ProxyVersion(), kUsage);
+  if (args.exit_code) return sluice::FinishCliArgs(args);
+  const std::string& config_path = args.config_path;
 
   auto logger = spdlog::stderr_logger_mt("sluice");
   spdlog::set_default_logger(logger);
@@ -72,7 +53,7 @@ int main(int argc, char** argv) {
                  std::string(app.status().message()).c_str());
     return 1;
   }
-  if (check_only) {
+  if (args.check_only) {
     std::printf("sluice-proxy: config %s is valid\n",
                 config_path.empty() ? "(defaults)" : config_path.c_str());
     return 0;

@@ -25,17 +25,9 @@
 
 namespace sluice {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
 namespace {
 
-constexpr auto& kNoThrow = kSessionNoThrow;
 constexpr std::string_view kCrlfCrlf = "\r\n\r\n";
-
-std::string_view Sv(beast::string_view s) { return SessionSv(s); }
 
 }  // namespace
 

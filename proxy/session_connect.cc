@@ -16,19 +16,6 @@
 
 namespace sluice {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
-namespace {
-
-constexpr auto& kNoThrow = kSessionNoThrow;
-
-std::string_view Sv(beast::string_view s) { return SessionSv(s); }
-
-}  // namespace
-
 asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
   auto& req = rs.parser->get();
   if (auto bad = ParseConnectTarget(Sv(req.target()), rs.host, rs.port)) {

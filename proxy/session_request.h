@@ -5,6 +5,7 @@
 // request/response exchange and small helpers shared by those files.
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -20,11 +21,16 @@
 
 namespace sluice {
 
-// Completion token for awaited operations that report errors as values.
-inline constexpr auto kSessionNoThrow =
-    boost::asio::as_tuple(boost::asio::use_awaitable);
+// Shorthands for session*.cc, the only files that include this header.
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 
-inline std::string_view SessionSv(boost::beast::string_view s) {
+// Completion token for awaited operations that report errors as values.
+inline constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+inline std::string_view Sv(beast::string_view s) {
   return {s.data(), s.size()};
 }
 

@@ -4,9 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 
+#include "common/cli_args.h"
 #include "quota-server/quota_app.h"
 #include "quota-server/server_config.h"
 
@@ -44,28 +44,10 @@ resources:
 
 int main(int argc, char** argv) {
   sluice::QuotaApp::BlockSignals();
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--version") {
-      std::printf("sluice-quota-server %s\n", SLUICE_VERSION);
-      return 0;
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = arg.substr(std::strlen("--config="));
-    } else {
-      std::fprintf(stderr, "sluice-quota-server: unknown argument '%s'\n\n%s",
-                   arg.c_str(), kUsage);
-      return 2;
-    }
-  }
+  const sluice::CliArgs args = sluice::ParseCliArgs(
+      argc, argv, "sluice-quota-server", SLUICE_VERSION, kUsage);
+  if (args.exit_code) return sluice::FinishCliArgs(args);
+  const std::string& config_path = args.config_path;
   auto logger = spdlog::stderr_logger_mt("sluice");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
@@ -86,7 +68,7 @@ int main(int argc, char** argv) {
                  std::string(app.status().message()).c_str());
     return 1;
   }
-  if (check_only) {
+  if (args.check_only) {
     std::printf("sluice-quota-server: config %s is valid\n",
                 config_path.empty() ? "(defaults)" : config_path.c_str());
     return 0;

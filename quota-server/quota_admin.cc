@@ -15,40 +15,37 @@ namespace sluice {
 namespace json = boost::json;
 
 std::string StatusJson(const QuotaAllocator::Status& status) {
-  json::object root;
-  root["epoch"] = status.epoch;
-  root["config_version"] = status.config_version;
-  root["connected_streams"] = status.connected_streams;
-  root["ignored_reports"] = status.ignored_reports;
   json::array resources;
   for (const auto& r : status.resources) {
-    json::object o;
-    o["name"] = r.name;
-    o["rate_per_second"] = r.rate_per_second;
-    o["burst"] = r.burst;
-    o["level"] = r.level;
-    o["outstanding"] = r.outstanding;
-    o["granted_per_second"] = r.granted_per_second;
-    o["utilisation"] = r.utilisation;
-    o["learning"] = r.learning;
     json::array sidecars;
     for (const auto& s : r.sidecars) {
-      json::object so;
-      so["id"] = s.sidecar_id;
-      so["pod"] = s.pod;
-      so["connected"] = s.connected;
-      so["weight"] = s.weight;
-      so["demand_per_second"] = s.demand_per_second;
-      so["share_per_second"] = s.share_per_second;
-      so["outstanding"] = s.outstanding;
-      so["granted_total"] = s.granted_total;
-      sidecars.push_back(std::move(so));
+      sidecars.push_back(
+          json::object{{"id", s.sidecar_id},
+                       {"pod", s.pod},
+                       {"connected", s.connected},
+                       {"weight", s.weight},
+                       {"demand_per_second", s.demand_per_second},
+                       {"share_per_second", s.share_per_second},
+                       {"outstanding", s.outstanding},
+                       {"granted_total", s.granted_total}});
     }
-    o["sidecars"] = std::move(sidecars);
-    resources.push_back(std::move(o));
+    resources.push_back(
+        json::object{{"name", r.name},
+                     {"rate_per_second", r.rate_per_second},
+                     {"burst", r.burst},
+                     {"level", r.level},
+                     {"outstanding", r.outstanding},
+                     {"granted_per_second", r.granted_per_second},
+                     {"utilisation", r.utilisation},
+                     {"learning", r.learning},
+                     {"sidecars", std::move(sidecars)}});
   }
-  root["resources"] = std::move(resources);
-  return json::serialize(root);
+  return json::serialize(
+      json::object{{"epoch", status.epoch},
+                   {"config_version", status.config_version},
+                   {"connected_streams", status.connected_streams},
+                   {"ignored_reports", status.ignored_reports},
+                   {"resources", std::move(resources)}});
 }
 
 const std::string& StatusPageHtml() {

@@ -152,14 +152,19 @@ class QuotaAllocator::Impl {
     }
     // What is left is removed: revoke every grant, then forget it.
     for (auto& [name, r] : resources_) {
-      for (auto& [key, ledger] : r->buckets) {
+      for (auto& bucket : r->buckets) {
+        // Named copies: lambdas may not capture structured bindings (C++20
+        // allows it, clang 14 does not).
+        const std::string& resource_name = name;
+        const std::string& key = bucket.first;
+        ResourceLedger* ledger = bucket.second.get();
         ledger->RevokeAll([&](const GrantOrder& order) -> uint64_t {
-          pending_revokes_.push_back({order.stream, name, key});
+          pending_revokes_.push_back({order.stream, resource_name, key});
           return 0;
         });
         ledger->ForEachMember([&](const ResourceLedger::MemberView& m) {
           auto it = streams_.find(m.stream);
-          if (it != streams_.end()) it->second->ledgers.erase(ledger.get());
+          if (it != streams_.end()) it->second->ledgers.erase(ledger);
         });
       }
       std::vector<StreamId> to_check;

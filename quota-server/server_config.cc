@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/config_yaml.h"
 #include "common/duration.h"
 
 namespace sluice {
@@ -29,17 +30,6 @@ std::string Join(std::string_view path, std::string_view key) {
 
 absl::Status FieldError(std::string_view path, std::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat(Sv(path), ": ", Sv(reason)));
-}
-
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
-        c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
 }
 
 // "host:port" with an IP literal host ("[v6]:port" for IPv6).
@@ -160,7 +150,7 @@ absl::Status ValidateServerConfig(const ServerConfig& config) {
   }
   std::set<std::string, std::less<>> names;
   for (const ResourceConfig& r : config.resources) {
-    if (!IsValidName(r.name)) {
+    if (!config_yaml::IsValidName(r.name)) {
       return FieldError(
           absl::StrCat("resources.", absl::CHexEscape(r.name)),
           "resource names must be 1..64 letters, digits, '_', '-' or '.'");

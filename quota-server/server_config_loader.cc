@@ -6,112 +6,31 @@
 
 #include <cmath>
 #include <fstream>
-#include <initializer_list>
-#include <set>
 #include <sstream>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/config_yaml.h"
 #include "common/duration.h"
 #include "quota-server/server_config.h"
 
 namespace sluice {
 namespace {
 
+using config_yaml::FieldError;
+using config_yaml::ForEachEntry;
+using config_yaml::ForEachField;
+using config_yaml::Got;
+using config_yaml::Join;
+using config_yaml::ReadBool;
+using config_yaml::ReadString;
+
+// Numbers and durations are read here rather than with the proxy's readers
+// (proxy/config_yaml.h): the quota server words their errors differently and
+// leaves the upper bounds of durations to ValidateServerConfig.
+
 constexpr double kMaxNumber = 1e12;
-
-absl::Status FieldError(absl::string_view path, const YAML::Node& node,
-                        absl::string_view reason) {
-  std::string where;
-  const YAML::Mark mark = node.Mark();
-  if (!mark.is_null() && !node.IsNull()) {
-    where = absl::StrCat(" (line ", mark.line + 1, ", column ", mark.column + 1,
-                         ")");
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(path.empty() ? "config" : path, ": ", reason, where));
-}
-
-std::string Got(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: {
-      std::string s = node.Scalar();
-      const bool cut = s.size() > 60;
-      if (cut) s.resize(60);
-      return absl::StrCat("\"", absl::CHexEscape(s), cut ? "...\"" : "\"");
-    }
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    default:
-      return "nothing";
-  }
-}
-
-std::string Join(absl::string_view path, absl::string_view key) {
-  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
-}
-
-// Calls fn(key, value, key_node, path) for each entry of a map (null is
-// empty). Keys must be distinct scalars and, unless `known` is empty, one
-// of `known`.
-template <typename Fn>
-absl::Status ForEachField(const YAML::Node& node, absl::string_view path,
-                          std::initializer_list<absl::string_view> known,
-                          Fn fn) {
-  if (node.IsNull()) return absl::OkStatus();
-  if (!node.IsMap()) {
-    return FieldError(path, node,
-                      absl::StrCat("must be a map (got ", Got(node), ")"));
-  }
-  std::set<std::string, std::less<>> seen;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node key = it->first;
-    if (!key.IsScalar()) {
-      return FieldError(path, key, "keys must be plain strings");
-    }
-    const std::string& name = key.Scalar();
-    const std::string field = Join(path, name);
-    if (!seen.insert(name).second) {
-      return FieldError(field, key, "duplicate field");
-    }
-    bool ok = known.size() == 0;
-    for (absl::string_view k : known) ok = ok || k == name;
-    if (!ok) {
-      std::vector<absl::string_view> names(known.begin(), known.end());
-      return FieldError(field, key,
-                        absl::StrCat("unknown field (expected one of: ",
-                                     absl::StrJoin(names, ", "), ")"));
-    }
-    absl::Status status = fn(name, it->second, key, field);
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadString(const YAML::Node& node, absl::string_view path,
-                        std::string* out) {
-  if (!node.IsScalar()) {
-    return FieldError(path, node,
-                      absl::StrCat("must be a string (got ", Got(node), ")"));
-  }
-  *out = node.Scalar();
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const YAML::Node& node, absl::string_view path,
-                      bool* out) {
-  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, *out)) {
-    return FieldError(
-        path, node,
-        absl::StrCat("must be true or false (got ", Got(node), ")"));
-  }
-  return absl::OkStatus();
-}
 
 // A finite number > min (or >= min) and <= 1e12.
 absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
@@ -158,7 +77,7 @@ absl::Status ParseLease(const YAML::Node& node, absl::string_view path,
                         LeaseTuning* lease) {
   return ForEachField(
       node, path, {"ttl", "horizon", "refresh", "grace"},
-      [&](const std::string& key, const YAML::Node& value, const YAML::Node&,
+      [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "ttl") return ReadDuration(value, field, false, &lease->ttl);
         if (key == "horizon") {
@@ -183,7 +102,7 @@ absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
       node, path,
       {"rate", "period", "burst", "algorithm", "per_key", "unavailable_policy",
        "lease"},
-      [&](const std::string& key, const YAML::Node& value, const YAML::Node&,
+      [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "rate") {
           has_rate = true;
@@ -243,7 +162,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
   ServerConfig config;
   absl::Status status = ForEachField(
       root, "", {"listen", "admin_listen", "learning", "resources"},
-      [&](const std::string& key, const YAML::Node& value, const YAML::Node&,
+      [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "listen") return ReadString(value, field, &config.listen);
         if (key == "admin_listen") {
@@ -255,16 +174,17 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
         }
         if (key == "learning") return ReadBool(value, field, &config.learning);
         // resources: a map from name to resource.
-        return ForEachField(
-            value, field, {},
-            [&](const std::string& name, const YAML::Node& body,
-                const YAML::Node&, const std::string& path) -> absl::Status {
-              ResourceConfig r;
-              r.name = name;
-              absl::Status s = ParseResource(body, path, &r);
-              if (s.ok()) config.resources.push_back(std::move(r));
-              return s;
-            });
+        return ForEachEntry(value, field,
+                            [&](const std::string& name, const YAML::Node& body,
+                                const YAML::Node&) -> absl::Status {
+                              ResourceConfig r;
+                              r.name = name;
+                              absl::Status s =
+                                  ParseResource(body, Join(field, name), &r);
+                              if (s.ok())
+                                config.resources.push_back(std::move(r));
+                              return s;
+                            });
       });
   if (!status.ok()) return status;
   status = ValidateServerConfig(config);
