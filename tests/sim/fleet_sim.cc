@@ -181,7 +181,9 @@ class Fleet {
   }
 
   void Dispatch(Outbox& out) {
-    for (auto& [id, msg] : out.messages) {
+    for (auto& entry : out.messages) {
+      const StreamId id = entry.first;
+      sluice::v1::ServerMessage& msg = entry.second;
       ++result_.messages_down;
       auto it = streams_.find(id);
       if (it == streams_.end() || !it->second.server_open) continue;
@@ -222,7 +224,7 @@ class Fleet {
       st.server_open = false;
       // The sidecar sees its stream break one delay later.
       Push(now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max),
-           [this, id = id] { Disconnect(id); });
+           [this, stream = id] { Disconnect(stream); });
     }
     server_ = std::make_unique<QuotaAllocator>(server_cfg_, ++epoch_, now_);
   }

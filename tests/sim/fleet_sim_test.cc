@@ -96,6 +96,24 @@ TEST(FleetSim, SkewedDemandGetsExactMaxMinShares) {
   }
 }
 
+TEST(FleetSim, SmallBurstStillGivesMaxMinShares) {
+  // burst / rate = 0.2 s caps the horizon at 100 ms: targets of a few
+  // tokens must still keep every sidecar at its share.
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.rate_per_second = 100;
+    c.burst = 20;
+    c.demand = [](size_t i, double) {
+      static const double d[] = {80, 40, 20, 10};
+      return d[i];
+    };  // max-min of 100: 35, 35, 20, 10
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GE(Utilisation(c, r, 3.5, 10), 0.97) << "seed " << seed;
+    ExpectShares(c, r, 3.5, 10, 0.03);
+  }
+}
+
 TEST(FleetSim, WeightsSplitCapacity) {
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     SimConfig c = Base(seed);
