@@ -114,9 +114,10 @@ BENCHMARK(BM_HashKey);
 
 // Lookup of an existing key (hash + map hit + LRU splice).
 void BM_KeyedGetOrCreateHit(benchmark::State& state) {
-  KeyedLimiterSet set(1024, RateLimiterOptions{}, [](TimePoint now) {
-    return MakeTokenSource(Algorithm::kGcra, kHuge, now);
-  });
+  KeyedLimiterSet set(1024, RateLimiterOptions{},
+                      [](const std::string&, TimePoint now) {
+                        return MakeTokenSource(Algorithm::kGcra, kHuge, now);
+                      });
   const std::string raw = "Bearer sk-proj-0123456789abcdef";
   set.GetOrCreate(raw, kStart);
   for (auto _ : state) {

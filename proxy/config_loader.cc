@@ -491,12 +491,6 @@ absl::Status ParseRoot(const YAML::Node& root, ProxyConfig* config) {
                        ".resource: needs quota.servers (no quota server is "
                        "configured)"));
     }
-    if (!limit.resource.empty() && limit.per_key) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rate_limits.", name,
-                       ".resource: leased per-key limits are not supported "
-                       "yet; drop per_key or resource"));
-    }
   }
   if (config->admin.listen && config->admin.listen->port != 0) {
     for (size_t i = 0; i < config->listen.size(); ++i) {

@@ -23,10 +23,11 @@ const EVP_MD* Sha256() {
 
 KeyedLimiterSet::KeyedLimiterSet(size_t max_keys,
                                  RateLimiterOptions limiter_options,
-                                 SourceFactory factory)
+                                 SourceFactory factory, CreatedHook on_created)
     : max_keys_(max_keys),
       limiter_options_(limiter_options),
-      factory_(std::move(factory)) {}
+      factory_(std::move(factory)),
+      on_created_(std::move(on_created)) {}
 
 std::string KeyedLimiterSet::HashKey(std::string_view raw) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -57,10 +58,11 @@ std::shared_ptr<RateLimiter> KeyedLimiterSet::GetOrCreate(
     return found->second->limiter;
   }
   if (lru_.size() >= max_keys_ && !EvictOneLocked()) return nullptr;
-  std::unique_ptr<TokenSource> source = factory_(now);
+  std::unique_ptr<TokenSource> source = factory_(hash, now);
   if (source == nullptr) return nullptr;
   auto limiter =
       std::make_shared<RateLimiter>(std::move(source), limiter_options_);
+  if (on_created_) on_created_(hash, limiter);
   lru_.push_front(Entry{hash, limiter});
   index_.emplace(std::move(hash), lru_.begin());
   return limiter;
@@ -70,8 +72,10 @@ bool KeyedLimiterSet::EvictOneLocked() {
   const size_t probes = std::min(kMaxEvictionProbes, lru_.size());
   for (size_t i = 0; i < probes; ++i) {
     auto victim = std::prev(lru_.end());
-    // use_count() == 1 under mu_ is reliable: new references are only handed
-    // out under mu_, so the count can fall but not rise behind our back.
+    // use_count() == 1 under mu_ means nobody else uses it: the set hands
+    // out references only under mu_, and a weak_ptr holder that locks it
+    // behind our back keeps it alive until done (evicting it is then only
+    // early, never unsafe).
     if (victim->limiter.use_count() == 1 &&
         victim->limiter->queue_depth() == 0) {
       index_.erase(victim->hash);

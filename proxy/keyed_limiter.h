@@ -44,19 +44,27 @@ namespace sluice {
 // Thread-safe.
 class KeyedLimiterSet {
  public:
-  // Creates the token source for a new key. Called with the set's lock held:
-  // it must not call back into the set. Returning null makes GetOrCreate
-  // return null.
-  using SourceFactory =
-      std::function<std::unique_ptr<TokenSource>(TimePoint now)>;
+  // Creates the token source for a new key, given the key's hash (HashKey;
+  // never the raw key). Called with the set's lock held: it must not call
+  // back into the set. Returning null makes GetOrCreate return null.
+  using SourceFactory = std::function<std::unique_ptr<TokenSource>(
+      const std::string& key_hash, TimePoint now)>;
+  // Told about each limiter the set creates, right after the factory made
+  // its source and before GetOrCreate returns it. Called with the set's lock
+  // held: it must not call back into the set, and it must not keep a
+  // shared_ptr (that would make the limiter unevictable); a weak_ptr is fine.
+  using CreatedHook =
+      std::function<void(const std::string& key_hash,
+                         const std::shared_ptr<RateLimiter>& limiter)>;
 
   static constexpr size_t kMaxEvictionProbes = 16;
   static constexpr size_t kHashHexChars = 32;
 
   // max_keys: most limiters held at once (0 means GetOrCreate always fails).
   // limiter_options: options for every limiter created.
+  // on_created: optional (see CreatedHook).
   KeyedLimiterSet(size_t max_keys, RateLimiterOptions limiter_options,
-                  SourceFactory factory);
+                  SourceFactory factory, CreatedHook on_created = nullptr);
   KeyedLimiterSet(const KeyedLimiterSet&) = delete;
   KeyedLimiterSet& operator=(const KeyedLimiterSet&) = delete;
 
@@ -90,6 +98,7 @@ class KeyedLimiterSet {
   const size_t max_keys_;
   const RateLimiterOptions limiter_options_;
   const SourceFactory factory_;
+  const CreatedHook on_created_;
 
   mutable std::mutex mu_;
   Lru lru_;                                                // Guarded by mu_.

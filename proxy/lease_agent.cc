@@ -24,7 +24,8 @@ LeasePolicy PolicyFromProto(sluice::v1::UnavailablePolicy policy) {
 
 }  // namespace
 
-struct LeaseAgent::BucketState {
+struct LeaseAgent::Bucket {
+  LeaseBinding binding;
   // Report interval: Options::refresh until a grant says otherwise.
   Duration refresh{};
   // Latest target from a grant on this stream (0: none yet).
@@ -34,18 +35,24 @@ struct LeaseAgent::BucketState {
   bool early_armed = false;
   // Time of the last report on any stream (start of the demand interval).
   std::optional<TimePoint> last_report;
+
+  bool Is(const sluice::v1::BucketId& id) const {
+    return binding.resource == id.resource() &&
+           binding.key_hash == id.key_hash();
+  }
 };
 
 LeaseAgent::LeaseAgent(Options options, std::vector<LeaseBinding> bindings)
-    : options_(std::move(options)), bindings_(std::move(bindings)) {
+    : options_(std::move(options)) {
   if (options_.refresh <= Duration::zero()) {
     options_.refresh = std::chrono::milliseconds(100);
   }
-  state_.reserve(bindings_.size());
-  for (size_t i = 0; i < bindings_.size(); ++i) {
-    auto s = std::make_unique<BucketState>();
-    s->refresh = options_.refresh;
-    state_.push_back(std::move(s));
+  buckets_.reserve(bindings.size());
+  for (LeaseBinding& binding : bindings) {
+    auto b = std::make_unique<Bucket>();
+    b->binding = std::move(binding);
+    b->refresh = options_.refresh;
+    buckets_.push_back(std::move(b));
   }
 }
 
@@ -56,15 +63,13 @@ TimePoint LeaseAgent::Observe(TimePoint now) {
   return last_now_;
 }
 
-sluice::v1::SidecarMessage LeaseAgent::MakeReport(size_t i, TimePoint now) {
-  const LeaseBinding& b = bindings_[i];
-  BucketState& s = *state_[i];
+sluice::v1::SidecarMessage LeaseAgent::MakeReport(Bucket& b, TimePoint now) {
   sluice::v1::SidecarMessage msg;
   sluice::v1::DemandReport* r = msg.mutable_demand();
-  r->mutable_bucket()->set_resource(b.resource);
-  r->mutable_bucket()->set_key_hash(b.key_hash);
-  if (b.limiter != nullptr) {
-    const RateLimiter::DemandStats st = b.limiter->TakeDemandStats();
+  r->mutable_bucket()->set_resource(b.binding.resource);
+  r->mutable_bucket()->set_key_hash(b.binding.key_hash);
+  if (std::shared_ptr<RateLimiter> limiter = b.binding.limiter.lock()) {
+    const RateLimiter::DemandStats st = limiter->TakeDemandStats();
     r->set_allowed(st.allowed);
     r->set_denied(st.denied);
     r->set_queued(st.queued);
@@ -74,16 +79,51 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(size_t i, TimePoint now) {
       r->set_wait_ms(total_ms / static_cast<double>(st.queue_admitted));
     }
   }
-  if (s.last_report.has_value() && now > *s.last_report) {
+  if (b.last_report.has_value() && now > *b.last_report) {
     r->set_elapsed_ms(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(now -
-                                                              *s.last_report)
+                                                              *b.last_report)
             .count()));
   }
-  if (b.pool != nullptr) r->set_held(b.pool->Held(now));
+  if (b.binding.pool != nullptr) r->set_held(b.binding.pool->Held(now));
   r->set_grant_seq_seen(grant_seq_seen_);
-  s.last_report = now;
+  b.last_report = now;
   return msg;
+}
+
+void LeaseAgent::ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b) {
+  if (b.binding.resource != l.resource() || b.binding.pool == nullptr) return;
+  b.binding.pool->SetLimit(l.rate_per_second(), l.burst(),
+                           PolicyFromProto(l.unavailable_policy()),
+                           l.sidecars());
+}
+
+std::vector<sluice::v1::SidecarMessage> LeaseAgent::AddBinding(
+    LeaseBinding binding, TimePoint now) {
+  now = Observe(now);
+  auto b = std::make_unique<Bucket>();
+  b->binding = std::move(binding);
+  b->refresh = options_.refresh;
+  if (auto it = limits_.find(b->binding.resource); it != limits_.end()) {
+    ApplyLimit(it->second, *b);
+  }
+  // Leased tokens only once the server has answered on this stream; the
+  // unavailability policy otherwise (whatever state the pool started in).
+  if (b->binding.pool != nullptr) b->binding.pool->SetConnected(answered_, now);
+  Bucket* added = b.get();
+  auto same = std::find_if(
+      buckets_.begin(), buckets_.end(), [&](const std::unique_ptr<Bucket>& o) {
+        return o->binding.resource == added->binding.resource &&
+               o->binding.key_hash == added->binding.key_hash;
+      });
+  if (same != buckets_.end()) {
+    *same = std::move(b);
+  } else {
+    buckets_.push_back(std::move(b));
+  }
+  std::vector<sluice::v1::SidecarMessage> out;
+  if (connected_) out.push_back(MakeReport(*added, now));
+  return out;
 }
 
 std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
@@ -91,8 +131,11 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   connected_ = true;
   answered_ = false;
   grant_seq_seen_ = 0;
+  std::erase_if(buckets_, [](const std::unique_ptr<Bucket>& b) {
+    return b->binding.limiter.expired();
+  });
   std::vector<sluice::v1::SidecarMessage> out;
-  out.reserve(bindings_.size() + 1);
+  out.reserve(buckets_.size() + 1);
   sluice::v1::Hello* hello = out.emplace_back().mutable_hello();
   hello->set_protocol_version(kProtocolVersion);
   hello->set_sidecar_id(options_.sidecar_id);
@@ -100,12 +143,11 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   hello->set_namespace_(options_.pod_namespace);
   hello->set_version(options_.version);
   hello->set_weight(options_.weight);
-  for (size_t i = 0; i < bindings_.size(); ++i) {
-    BucketState& s = *state_[i];
-    s.refresh = options_.refresh;
-    s.target = 0;
-    s.early_armed = false;
-    out.push_back(MakeReport(i, now));
+  for (auto& b : buckets_) {
+    b->refresh = options_.refresh;
+    b->target = 0;
+    b->early_armed = false;
+    out.push_back(MakeReport(*b, now));
   }
   return out;
 }
@@ -114,8 +156,8 @@ void LeaseAgent::OnDisconnected(TimePoint now) {
   now = Observe(now);
   connected_ = false;
   answered_ = false;
-  for (LeaseBinding& b : bindings_) {
-    if (b.pool != nullptr) b.pool->SetConnected(false, now);
+  for (auto& b : buckets_) {
+    if (b->binding.pool != nullptr) b->binding.pool->SetConnected(false, now);
   }
 }
 
@@ -128,8 +170,8 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
     // so a server that accepts connections but never answers cannot stall
     // traffic for a whole connect timeout.
     answered_ = true;
-    for (LeaseBinding& b : bindings_) {
-      if (b.pool != nullptr) b.pool->SetConnected(true, now);
+    for (auto& b : buckets_) {
+      if (b->binding.pool != nullptr) b->binding.pool->SetConnected(true, now);
     }
   }
   if (msg.server_epoch() != 0) {
@@ -141,55 +183,56 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
   if (msg.has_grant()) {
     const sluice::v1::LeaseGrant& g = msg.grant();
     grant_seq_seen_ = std::max(grant_seq_seen_, g.seq());
-    for (size_t i = 0; i < bindings_.size(); ++i) {
-      LeaseBinding& b = bindings_[i];
-      if (b.resource != g.bucket().resource() ||
-          b.key_hash != g.bucket().key_hash()) {
-        continue;
-      }
-      BucketState& s = *state_[i];
-      if (b.pool != nullptr) {
-        if (g.target() < b.pool->Held(now)) b.pool->ShrinkTo(g.target(), now);
-        b.pool->AddGrant(g.tokens(),
-                         now + std::chrono::milliseconds(g.ttl_ms()),
-                         g.share_per_second(), now);
+    for (auto& bp : buckets_) {
+      Bucket& b = *bp;
+      if (!b.Is(g.bucket())) continue;
+      LeasePool* pool = b.binding.pool.get();
+      if (pool != nullptr) {
+        if (g.target() < pool->Held(now)) pool->ShrinkTo(g.target(), now);
+        pool->AddGrant(g.tokens(), now + std::chrono::milliseconds(g.ttl_ms()),
+                       g.share_per_second(), now);
       }
       if (g.refresh_after_ms() > 0) {
-        s.refresh = std::chrono::milliseconds(g.refresh_after_ms());
+        b.refresh = std::chrono::milliseconds(g.refresh_after_ms());
       }
-      s.target = g.target();
-      s.early_armed = true;
+      b.target = g.target();
+      b.early_armed = true;
       break;
     }
   } else if (msg.has_limit()) {
     const sluice::v1::LimitUpdate& l = msg.limit();
-    const LeasePolicy policy = PolicyFromProto(l.unavailable_policy());
-    for (LeaseBinding& b : bindings_) {
-      if (b.resource != l.resource() || b.pool == nullptr) continue;
-      b.pool->SetLimit(l.rate_per_second(), l.burst(), policy, l.sidecars());
-    }
+    limits_[l.resource()] = l;
+    for (auto& b : buckets_) ApplyLimit(l, *b);
   }
 }
 
 std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
   now = Observe(now);
   std::vector<sluice::v1::SidecarMessage> out;
+  // Bindings whose limiter is gone: nobody can spend their pool any more.
+  std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
+    if (!b->binding.limiter.expired()) return false;
+    if (b->binding.pool != nullptr) b->binding.pool->ShrinkTo(0, now);
+    if (connected_) out.push_back(MakeReport(*b, now));
+    return true;
+  });
   if (!connected_) return out;
-  for (size_t i = 0; i < bindings_.size(); ++i) {
-    BucketState& s = *state_[i];
+  for (auto& bp : buckets_) {
+    Bucket& b = *bp;
     const bool periodic =
-        !s.last_report.has_value() || now >= *s.last_report + s.refresh;
+        !b.last_report.has_value() || now >= *b.last_report + b.refresh;
     bool early = false;
-    if (!periodic && s.early_armed && bindings_[i].pool != nullptr) {
-      const double held = bindings_[i].pool->Held(now);
-      const double queued = bindings_[i].limiter != nullptr
-                                ? bindings_[i].limiter->queued_cost()
-                                : 0;
-      early = held < s.target / 2 || held < queued;
+    if (!periodic && b.early_armed && b.binding.pool != nullptr) {
+      const double held = b.binding.pool->Held(now);
+      double queued = 0;
+      if (std::shared_ptr<RateLimiter> l = b.binding.limiter.lock()) {
+        queued = l->queued_cost();
+      }
+      early = held < b.target / 2 || held < queued;
     }
     if (!periodic && !early) continue;
-    if (early) s.early_armed = false;
-    out.push_back(MakeReport(i, now));
+    if (early) b.early_armed = false;
+    out.push_back(MakeReport(b, now));
   }
   return out;
 }
@@ -197,12 +240,12 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
 TimePoint LeaseAgent::NextWakeup() const {
   if (!connected_) return TimePoint::max();
   TimePoint next = TimePoint::max();
-  for (const auto& s : state_) {
-    if (!s->last_report.has_value()) return last_now_;
-    next = std::min(next, *s->last_report + s->refresh);
-    if (s->early_armed) {
+  for (const auto& b : buckets_) {
+    if (!b->last_report.has_value()) return last_now_;
+    next = std::min(next, *b->last_report + b->refresh);
+    if (b->early_armed) {
       next = std::min(
-          next, last_now_ + std::max<Duration>(s->refresh / 4,
+          next, last_now_ + std::max<Duration>(b->refresh / 4,
                                                std::chrono::milliseconds(1)));
     }
   }

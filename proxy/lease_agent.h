@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "proxy/lease_pool.h"
 #include "sluice/v1/quota.pb.h"
@@ -18,9 +19,11 @@ class RateLimiter;
 // measured and the pool that grants feed.
 struct LeaseBinding {
   std::string resource;
-  std::string key_hash;            // empty when not keyed
-  RateLimiter* limiter = nullptr;  // outlives the agent; not owned
-  std::shared_ptr<LeasePool> pool;
+  std::string key_hash;  // empty when not keyed
+  // Not owned: the agent locks it only while it reads the limiter's demand.
+  // Once it has expired (a per-key limiter evicted) the binding is dropped.
+  std::weak_ptr<RateLimiter> limiter;
+  std::shared_ptr<LeasePool> pool;  // non-null
 };
 
 // The sidecar half of the lease protocol with no I/O and no threads: it
@@ -41,7 +44,20 @@ class LeaseAgent {
     Duration refresh = std::chrono::milliseconds(100);
   };
   LeaseAgent(Options options, std::vector<LeaseBinding> bindings);
-  ~LeaseAgent();  // Out of line: BucketState is incomplete here.
+  ~LeaseAgent();  // Out of line: Bucket is incomplete here.
+
+  // Adds a bucket at run time (a new per-key limiter). It replaces a binding
+  // of the same bucket (resource, key_hash) if there is one. Its pool is
+  // set connected exactly when the server has answered on the current
+  // stream (as OnServerMessage does for the others). The newest
+  // LimitUpdate seen for its resource, if any, is applied to its pool. If
+  // connected, returns the bucket's first report (the ask for a grant), to
+  // be sent at once; otherwise nothing (OnConnected will report it).
+  std::vector<sluice::v1::SidecarMessage> AddBinding(LeaseBinding binding,
+                                                     TimePoint now);
+  // Number of bindings held (expired ones are dropped by Poll and
+  // OnConnected).
+  size_t bindings() const { return buckets_.size(); }
 
   // A stream opened: returns the Hello and one report per bucket (which is
   // the ask for a first grant). Resets per-stream state (grant seq). The
@@ -62,7 +78,9 @@ class LeaseAgent {
   // its target, or less than the cost of what is queued. Empty when not
   // connected. Spending is not announced to the agent, so while an early
   // report is possible NextWakeup asks to be polled every quarter refresh
-  // interval to look for it.
+  // interval to look for it. A binding whose limiter has expired is dropped
+  // here: its pool is emptied and, if connected, one last report (held 0)
+  // tells the server its tokens are gone.
   std::vector<sluice::v1::SidecarMessage> Poll(TimePoint now);
   // When Poll next has something to do (never before `now` of the last
   // call). TimePoint::max() when not connected.
@@ -73,15 +91,19 @@ class LeaseAgent {
   size_t server_restarts_seen() const { return server_restarts_; }
 
  private:
-  struct BucketState;
-  // The report for bucket `i` at `now`; takes the limiter's counters.
-  sluice::v1::SidecarMessage MakeReport(size_t i, TimePoint now);
+  struct Bucket;
+  // The report for `b` at `now`; takes the limiter's counters.
+  sluice::v1::SidecarMessage MakeReport(Bucket& b, TimePoint now);
   // Notes `now` as the latest time seen and returns it.
   TimePoint Observe(TimePoint now);
+  // Applies a LimitUpdate to the pool of `b`.
+  static void ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b);
 
   Options options_;
-  std::vector<LeaseBinding> bindings_;
-  std::vector<std::unique_ptr<BucketState>> state_;  // parallel to bindings_
+  std::vector<std::unique_ptr<Bucket>> buckets_;  // in the order added
+  // Resource -> newest LimitUpdate received (for bindings added later: the
+  // server announces a resource's limit once per stream).
+  absl::flat_hash_map<std::string, sluice::v1::LimitUpdate> limits_;
   bool connected_ = false;
   bool answered_ = false;  // the server spoke on this stream
   uint64_t server_epoch_ = 0;

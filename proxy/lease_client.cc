@@ -18,6 +18,8 @@ namespace {
 constexpr size_t kMaxQueuedWrites = 1024;
 constexpr auto kBackoffResetAfter = std::chrono::seconds(10);
 constexpr auto kMaxLoopWait = std::chrono::milliseconds(100);
+// Queued bindings beyond which expired ones are pruned on AddBinding.
+constexpr size_t kPruneQueuedBindings = 256;
 }  // namespace
 
 // One stream. Reactions run on gRPC's threads and only move data into or
@@ -138,13 +140,48 @@ LeaseClient::Stats LeaseClient::stats() const {
   return stats_;
 }
 
+bool LeaseClient::connected() const {
+  std::lock_guard lock(mu_);
+  return stats_.connected;
+}
+
+void LeaseClient::AddBinding(LeaseBinding binding) {
+  std::lock_guard lock(mu_);
+  if (new_bindings_.size() >= kPruneQueuedBindings) {
+    std::erase_if(new_bindings_,
+                  [](const LeaseBinding& b) { return b.limiter.expired(); });
+  }
+  new_bindings_.push_back(std::move(binding));
+  cv_.notify_all();
+}
+
+std::vector<SidecarMessage> LeaseClient::DrainBindings(TimePoint now) {
+  std::vector<LeaseBinding> added;
+  {
+    std::lock_guard lock(mu_);
+    added.swap(new_bindings_);
+  }
+  std::vector<SidecarMessage> out;
+  for (LeaseBinding& b : added) {
+    for (SidecarMessage& m : agent_->AddBinding(std::move(b), now)) {
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
 void LeaseClient::Loop() {
   std::mt19937_64 rng(std::random_device{}());
   Duration backoff = options_.backoff_initial;
   size_t index = 0;
   while (true) {
     {
-      std::lock_guard lock(mu_);
+      // Nothing to lease yet (say, only per-key limits and no key seen):
+      // no stream, since the server answers only reports.
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] {
+        return stopping_ || agent_->bindings() > 0 || !new_bindings_.empty();
+      });
       if (stopping_) break;
     }
     const std::string& target =
@@ -187,6 +224,7 @@ bool LeaseClient::RunStream(const std::string& target) {
     stats_.server = target;
   }
   stream->Begin(stub.get());
+  DrainBindings(clock_->Now());  // not connected yet: nothing to send
   for (auto& msg : agent_->OnConnected(clock_->Now())) {
     stream->Send(std::move(msg));
   }
@@ -202,7 +240,7 @@ bool LeaseClient::RunStream(const std::string& target) {
       if (!connected) wake = std::min(wake, connect_deadline);
       cv_.wait_for(lock, std::max(Duration::zero(), wake - now), [&] {
         return stopping_ || !stream->inbox_.empty() || stream->read_failed_ ||
-               stream->done_;
+               stream->done_ || !new_bindings_.empty();
       });
       if (stopping_) break;
       batch.swap(stream->inbox_);
@@ -227,7 +265,8 @@ bool LeaseClient::RunStream(const std::string& target) {
                    target);
       break;
     }
-    std::vector<SidecarMessage> out = agent_->Poll(now);
+    std::vector<SidecarMessage> out = DrainBindings(now);
+    for (SidecarMessage& m : agent_->Poll(now)) out.push_back(std::move(m));
     {
       std::lock_guard lock(mu_);
       stats_.messages_out += out.size();

@@ -22,6 +22,8 @@ namespace sluice {
 //   name that resolves to several servers. On failure the client moves to
 //   the next target after a jittered exponential backoff (initial 100 ms,
 //   doubling to 5 s; reset after a stream that lived 10 s).
+// - No stream is opened while the agent has no bindings (only per-key
+//   limits, no key seen yet): the server answers only reports.
 // - A stream counts as connected once the server's first message arrives;
 //   until then, and after it ends, the agent is told it is disconnected
 //   and every pool applies its unavailability policy.
@@ -60,12 +62,24 @@ class LeaseClient {
   void Stop();
 
   Stats stats() const;
+  // Whether a stream is up and the server has answered on it.
+  bool connected() const;
+
+  // Adds a leased bucket at run time, from any thread (a proxy thread that
+  // just created a per-key limiter). The binding is queued and handed to
+  // the agent on the client's thread (LeaseAgent::AddBinding), which sends
+  // the bucket's first report at once if a stream is up. Queued bindings
+  // whose limiter has expired are pruned while the queue is long.
+  void AddBinding(LeaseBinding binding);
 
  private:
   class Stream;
   void Loop();
   // Runs one stream to its end. Returns true if it got connected.
   bool RunStream(const std::string& target);
+  // Hands the queued bindings to the agent; returns the reports to send.
+  // Client thread only; takes mu_.
+  std::vector<sluice::v1::SidecarMessage> DrainBindings(TimePoint now);
 
   const Options options_;
   std::unique_ptr<LeaseAgent> agent_;
@@ -73,9 +87,10 @@ class LeaseClient {
   std::thread thread_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;     // guarded by mu_
-  Stream* stream_ = nullptr;  // live stream, guarded by mu_
-  Stats stats_;               // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
+  Stream* stream_ = nullptr;                // live stream, guarded by mu_
+  std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
+  Stats stats_;                             // guarded by mu_
 };
 
 }  // namespace sluice

@@ -22,6 +22,7 @@
 #include "proxy/lease_client.h"
 #include "proxy/lease_pool.h"
 #include "proxy/lease_setup.h"
+#include "proxy/leased_keys.h"
 #include "proxy/limit_gate.h"
 #include "proxy/metrics.h"
 #include "proxy/rate_limiter.h"
@@ -161,16 +162,40 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
     Algorithm alg = ToAlgorithm(lc.algorithm);
     RateLimiterOptions opts;
     opts.max_queue = lc.max_queue;
-    if (lc.per_key) {
+    if (lc.per_key && leasing && !lc.resource.empty()) {
+      // One pool per hashed key; the quota server's bucket is
+      // (resource, key_hash). Tokens arriving on the lease client's thread
+      // wake that key's queue on the proxy's threads.
+      asio::io_context* ioc = &m.io;
+      LimitGate* g = m.gate.get();
+      auto sources = std::make_shared<LeasedKeySources>(
+          lc.resource, LeasePoolOptionsFor(lc),
+          [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
+            asio::post(*ioc, [g, weak] {
+              if (auto limiter = weak.lock()) g->Kick(*limiter);
+            });
+          });
+      rt->leased_keys = sources;
       rt->keyed = std::make_unique<KeyedLimiterSet>(
-          lc.per_key->max_keys, opts, [alg, spec](TimePoint now) {
+          lc.per_key->max_keys, opts,
+          [sources](const std::string& key_hash, TimePoint now) {
+            return sources->MakeSource(key_hash, now);
+          },
+          [sources](const std::string& key_hash,
+                    const std::shared_ptr<RateLimiter>& limiter) {
+            sources->OnCreated(key_hash, limiter);
+          });
+    } else if (lc.per_key) {
+      rt->keyed = std::make_unique<KeyedLimiterSet>(
+          lc.per_key->max_keys, opts,
+          [alg, spec](const std::string&, TimePoint now) {
             return MakeTokenSource(alg, spec, now);
           });
     } else if (rt->lease) {
-      rt->shared = std::make_unique<RateLimiter>(
+      rt->shared = std::make_shared<RateLimiter>(
           std::make_unique<LeasedTokenSource>(rt->lease), opts);
     } else {
-      rt->shared = std::make_unique<RateLimiter>(
+      rt->shared = std::make_shared<RateLimiter>(
           MakeTokenSource(alg, spec, clock->Now()), opts);
     }
     by_name[name] = rt.get();
@@ -273,7 +298,9 @@ absl::Status ProxyApp::Bind() {
 
 void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
   std::vector<LeaseBinding> bindings;
+  bool per_key = false;
   for (const auto& rt : limits) {
+    if (rt->leased_keys) per_key = true;
     if (!rt->lease) continue;
     RateLimiter* limiter = rt->shared.get();
     LimitGate* g = gate.get();
@@ -284,11 +311,11 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
       asio::post(*ioc, [g, limiter] { g->Kick(*limiter); });
     });
     bindings.push_back(
-        LeaseBinding{rt->config->resource, "", limiter, rt->lease});
+        LeaseBinding{rt->config->resource, "", rt->shared, rt->lease});
     leased.push_back(rt.get());
     metrics->RegisterLeasedLimit(rt->config->name);
   }
-  if (bindings.empty()) return;
+  if (bindings.empty() && !per_key) return;
   auto agent = std::make_unique<LeaseAgent>(
       LeaseAgentOptionsFor(config.quota, CurrentSidecarEnvironment(),
                            ProxyVersion()),
@@ -300,6 +327,15 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
   o.connect_timeout = config.quota.connect_timeout;
   lease_client =
       std::make_unique<LeaseClient>(std::move(o), std::move(agent), clock);
+  // Per-key limits bind each key's pool when its limiter is created (on a
+  // proxy thread, under the key set's lock).
+  for (const auto& rt : limits) {
+    if (!rt->leased_keys) continue;
+    LeaseClient* client = lease_client.get();
+    rt->leased_keys->set_lease(
+        [client](LeaseBinding b) { client->AddBinding(std::move(b)); },
+        [client] { return client->connected(); });
+  }
   RefreshLeaseMetrics();
 }
 

@@ -14,6 +14,7 @@ namespace sluice {
 class AccessLog;
 class KeyedLimiterSet;
 class LeasePool;
+class LeasedKeySources;
 class LimitGate;
 class ProxyMetrics;
 class RateLimiter;
@@ -25,11 +26,14 @@ class UpstreamPool;
 // per key.
 struct LimitRuntime {
   const LimitConfig* config = nullptr;
-  std::unique_ptr<RateLimiter> shared;     // set unless per_key
+  std::shared_ptr<RateLimiter> shared;     // set unless per_key
   std::unique_ptr<KeyedLimiterSet> keyed;  // set when per_key
-  // Set when the limit leases its tokens (LimitConfig::resource): the pool
-  // behind `shared`'s token source.
+  // Set when the limit leases its tokens (LimitConfig::resource) and is not
+  // per_key: the pool behind `shared`'s token source.
   std::shared_ptr<LeasePool> lease;
+  // Set when a per_key limit leases its tokens: the sources of `keyed`, one
+  // pool per hashed key.
+  std::shared_ptr<LeasedKeySources> leased_keys;
   // The `x-sluice-quota` value at `now` (LeaseModeName), or "" when the
   // limit is not leased.
   std::string_view QuotaMode(TimePoint now) const;

@@ -81,19 +81,21 @@ class Load:
         self.errors = []
         self.threads = []
 
-    def add(self, proxy, index, url, threads=1, pause=0.0, pause_on_429=0.05):
+    def add(self, proxy, index, url, threads=1, pause=0.0, pause_on_429=0.05,
+            headers=None):
         for _ in range(threads):
             t = threading.Thread(target=self._run,
                                  args=(proxy, index, url, pause,
-                                       pause_on_429), daemon=True)
+                                       pause_on_429, headers), daemon=True)
             self.threads.append(t)
 
     def start(self):
         for t in self.threads:
             t.start()
 
-    def _run(self, proxy, index, url, pause, pause_on_429):
+    def _run(self, proxy, index, url, pause, pause_on_429, headers):
         s = h.proxied_session(proxy)
+        s.headers.update(headers or {})
         try:
             while not self.stop.is_set():
                 try:

@@ -49,6 +49,25 @@ ProxyConfig LoadOrDie(std::string_view yaml) {
   return config.ok() ? *config : ProxyConfig{};
 }
 
+TEST(ConfigLoaderTest, LeasedPerKeyLimitIsAccepted) {
+  const ProxyConfig c = LoadOrDie(
+      "quota: {servers: [\"127.0.0.1:7070\"]}\n"
+      "rate_limits:\n"
+      "  k: {rate: 5, resource: api, per_key: {header: x-api-key, "
+      "max_keys: 9}}\n");
+  const LimitConfig* k = c.FindLimit("k");
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->resource, "api");
+  ASSERT_TRUE(k->per_key.has_value());
+  EXPECT_EQ(k->per_key->header, "x-api-key");
+  EXPECT_EQ(k->per_key->max_keys, 9u);
+  // A resource still needs a quota server, keyed or not.
+  EXPECT_EQ(ErrorOf("rate_limits:\n  k: {rate: 5, resource: api, "
+                    "per_key: {header: x-api-key}}\n"),
+            "rate_limits.k.resource: needs quota.servers (no quota server is "
+            "configured)");
+}
+
 TEST(ConfigLoaderTest, DefaultsAreAsDocumented) {
   const ProxyConfig c = DefaultProxyConfig();
   ASSERT_EQ(c.listen.size(), 2u);

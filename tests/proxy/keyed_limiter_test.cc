@@ -21,7 +21,7 @@ const TimePoint kT0 = TimePoint(seconds(1000));
 
 // One token every 100 ms, burst 2.
 KeyedLimiterSet::SourceFactory TenPerSecondBurstTwo(int* created = nullptr) {
-  return [created](TimePoint now) {
+  return [created](const std::string&, TimePoint now) {
     if (created != nullptr) ++*created;
     return MakeTokenSource(Algorithm::kTokenBucket, RateSpec{10, seconds(1), 2},
                            now);
@@ -198,8 +198,9 @@ TEST(KeyedLimiterSetTest, EvictionProbesAreBoundedButMakeProgress) {
 TEST(KeyedLimiterSetTest, ZeroCapacityAndFailingFactory) {
   KeyedLimiterSet none(0, {}, TenPerSecondBurstTwo());
   EXPECT_EQ(none.GetOrCreate("a", kT0), nullptr);
-  KeyedLimiterSet broken(
-      10, {}, [](TimePoint) { return std::unique_ptr<TokenSource>(); });
+  KeyedLimiterSet broken(10, {}, [](const std::string&, TimePoint) {
+    return std::unique_ptr<TokenSource>();
+  });
   EXPECT_EQ(broken.GetOrCreate("a", kT0), nullptr);
   EXPECT_EQ(broken.size(), 0u);
 }
@@ -214,6 +215,41 @@ TEST(KeyedLimiterSetTest, LimiterOptionsApplyToEveryKey) {
   EXPECT_EQ(a->Acquire(1, seconds(5), kT0).outcome, AcquireOutcome::kQueued);
   EXPECT_EQ(a->Acquire(1, seconds(5), kT0).outcome,
             AcquireOutcome::kRejectedQueueFull);
+}
+
+TEST(KeyedLimiterSetTest, FactoryAndHookSeeTheHashNeverTheRawKey) {
+  std::vector<std::string> made;
+  std::vector<std::string> hooked;
+  std::vector<std::weak_ptr<RateLimiter>> seen;
+  KeyedLimiterSet set(
+      1, {},
+      [&made](const std::string& key_hash, TimePoint now) {
+        made.push_back(key_hash);
+        return MakeTokenSource(Algorithm::kTokenBucket,
+                               RateSpec{10, seconds(1), 2}, now);
+      },
+      [&](const std::string& key_hash,
+          const std::shared_ptr<RateLimiter>& limiter) {
+        hooked.push_back(key_hash);
+        seen.push_back(limiter);
+      });
+  auto a = set.GetOrCreate("Bearer secret-a", kT0);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(made, std::vector<std::string>{H("Bearer secret-a")});
+  EXPECT_EQ(hooked, made);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].lock(), a);
+  // A hit creates nothing.
+  EXPECT_EQ(set.GetOrCreate("Bearer secret-a", kT0), a);
+  EXPECT_EQ(made.size(), 1u);
+  // The hook's weak_ptr does not pin the limiter: once idle it is evicted
+  // and the weak_ptr expires.
+  a.reset();
+  ASSERT_NE(set.GetOrCreate("Bearer secret-b", kT0), nullptr);
+  EXPECT_EQ(set.evictions(), 1u);
+  EXPECT_TRUE(seen[0].expired());
+  EXPECT_EQ(hooked, (std::vector<std::string>{H("Bearer secret-a"),
+                                              H("Bearer secret-b")}));
 }
 
 // Two threads, more keys than room: no crash, no use after free (run under

@@ -27,7 +27,7 @@ class LeaseAgentTest : public ::testing::Test {
       o.initial_capacity = 100;
       o.initial_rate_per_second = 1000;
       pools_[i] = std::make_shared<LeasePool>(o);
-      limiters_[i] = std::make_unique<RateLimiter>(
+      limiters_[i] = std::make_shared<RateLimiter>(
           std::make_unique<LeasedTokenSource>(pools_[i]), RateLimiterOptions{});
     }
     LeaseAgent::Options opts;
@@ -37,8 +37,8 @@ class LeaseAgentTest : public ::testing::Test {
     opts.version = "0.1.0";
     opts.weight = 2;
     std::vector<LeaseBinding> bindings;
-    bindings.push_back(LeaseBinding{"a", "", limiters_[0].get(), pools_[0]});
-    bindings.push_back(LeaseBinding{"b", "k1", limiters_[1].get(), pools_[1]});
+    bindings.push_back(LeaseBinding{"a", "", limiters_[0], pools_[0]});
+    bindings.push_back(LeaseBinding{"b", "k1", limiters_[1], pools_[1]});
     agent_ = std::make_unique<LeaseAgent>(opts, std::move(bindings));
   }
 
@@ -87,8 +87,20 @@ class LeaseAgentTest : public ::testing::Test {
     return out;
   }
 
+  // A limiter on a new pool, for bindings added at run time.
+  static std::pair<std::shared_ptr<LeasePool>, std::shared_ptr<RateLimiter>>
+  NewLeasedLimiter() {
+    LeasePool::Options o;
+    o.initial_capacity = 100;
+    o.initial_rate_per_second = 1000;
+    auto pool = std::make_shared<LeasePool>(o);
+    auto limiter = std::make_shared<RateLimiter>(
+        std::make_unique<LeasedTokenSource>(pool), RateLimiterOptions{});
+    return {pool, limiter};
+  }
+
   std::shared_ptr<LeasePool> pools_[2];
-  std::unique_ptr<RateLimiter> limiters_[2];
+  std::shared_ptr<RateLimiter> limiters_[2];
   std::unique_ptr<LeaseAgent> agent_;
 };
 
@@ -364,6 +376,88 @@ TEST_F(LeaseAgentTest, DisconnectSpendsHeldThenFallsBackToTheShare) {
   agent_->OnServerMessage(Grant("a", 1, 1, 1, /*ttl_ms=*/1000, /*share=*/20),
                           t1 + milliseconds(51));
   EXPECT_EQ(pools_[0]->Mode(t1 + milliseconds(51)), LeaseMode::kLeased);
+}
+
+TEST_F(LeaseAgentTest, BindingAddedWhileConnectedReportsAtOnce) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Limit("b", 10, 7, v1::FAIL_CLOSED, 2), kT0);
+  agent_->OnServerMessage(Grant("b", 2, 3, 2, 2000, 5, 0, "k1"), kT0);
+  auto [pool, limiter] = NewLeasedLimiter();
+  const TimePoint t = kT0 + milliseconds(10);
+  std::vector<SidecarMessage> out =
+      agent_->AddBinding(LeaseBinding{"b", "k2", limiter, pool}, t);
+  EXPECT_EQ(agent_->bindings(), 3u);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(out[0].has_demand());
+  EXPECT_EQ(out[0].demand().bucket().resource(), "b");
+  EXPECT_EQ(out[0].demand().bucket().key_hash(), "k2");
+  EXPECT_EQ(out[0].demand().held(), 0);
+  EXPECT_EQ(out[0].demand().grant_seq_seen(), 3u);
+  // The server already spoke on this stream: the new pool spends leased
+  // tokens only, under the limit it announced for the resource.
+  EXPECT_EQ(pool->Mode(t), LeaseMode::kLeased);
+  EXPECT_DOUBLE_EQ(pool->Capacity(), 7);
+  agent_->OnDisconnected(t);
+  EXPECT_EQ(pool->Mode(t), LeaseMode::kFailClosed);
+  // Grants find their own key's pool.
+  agent_->OnConnected(t);
+  agent_->OnServerMessage(Grant("b", 4, 1, 4, 2000, 5, 0, "k2"), t);
+  EXPECT_DOUBLE_EQ(pool->Held(t), 4);
+  EXPECT_DOUBLE_EQ(pools_[1]->Held(t), 2);
+  EXPECT_EQ(limiter->Acquire(4, Duration::zero(), t).outcome,
+            AcquireOutcome::kAdmitted);
+}
+
+TEST_F(LeaseAgentTest, BindingAddedWhileDisconnectedReportsOnConnect) {
+  auto [pool, limiter] = NewLeasedLimiter();
+  // A pool that started out connected is put back on its policy: the
+  // stream it was created for is gone.
+  pool->SetConnected(true, kT0);
+  EXPECT_TRUE(
+      agent_->AddBinding(LeaseBinding{"b", "k2", limiter, pool}, kT0).empty());
+  EXPECT_NE(pool->Mode(kT0), LeaseMode::kLeased);
+  std::vector<SidecarMessage> out = agent_->OnConnected(kT0);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[3].demand().bucket().key_hash(), "k2");
+  // The same bucket again replaces the binding rather than doubling it.
+  auto [pool2, limiter2] = NewLeasedLimiter();
+  out = agent_->AddBinding(LeaseBinding{"b", "k2", limiter2, pool2}, kT0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(agent_->bindings(), 3u);
+  agent_->OnServerMessage(Grant("b", 3, 1, 3, 2000, 5, 0, "k2"), kT0);
+  EXPECT_DOUBLE_EQ(pool2->Held(kT0), 3);
+  EXPECT_DOUBLE_EQ(pool->Held(kT0), 0);
+}
+
+TEST_F(LeaseAgentTest, ExpiredLimiterBindingIsDroppedAfterALastReport) {
+  auto [pool, limiter] = NewLeasedLimiter();
+  agent_->AddBinding(LeaseBinding{"b", "k2", limiter, pool}, kT0);
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("b", 4, 1, 4, 2000, 5, 0, "k2"), kT0);
+  ASSERT_DOUBLE_EQ(pool->Held(kT0), 4);
+  limiter.reset();  // evicted: only the agent's weak_ptr is left
+  const TimePoint t = kT0 + milliseconds(1);
+  std::vector<SidecarMessage> out = agent_->Poll(t);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].demand().bucket().key_hash(), "k2");
+  EXPECT_EQ(out[0].demand().held(), 0);  // its tokens are gone
+  EXPECT_EQ(out[0].demand().grant_seq_seen(), 1u);
+  EXPECT_EQ(agent_->bindings(), 2u);
+  EXPECT_DOUBLE_EQ(pool->Held(t), 0);
+  // Never reported again, and a late grant for it is ignored.
+  agent_->OnServerMessage(Grant("b", 4, 2, 4, 2000, 5, 0, "k2"), t);
+  EXPECT_DOUBLE_EQ(pool->Held(t), 0);
+  for (const SidecarMessage& m : agent_->Poll(kT0 + seconds(1))) {
+    EXPECT_NE(m.demand().bucket().key_hash(), "k2");
+  }
+  // Disconnected, the binding is dropped without a report.
+  auto [pool3, limiter3] = NewLeasedLimiter();
+  agent_->AddBinding(LeaseBinding{"b", "k3", limiter3, pool3},
+                     kT0 + seconds(1));
+  agent_->OnDisconnected(kT0 + seconds(1));
+  limiter3.reset();
+  EXPECT_TRUE(agent_->Poll(kT0 + seconds(2)).empty());
+  EXPECT_EQ(agent_->bindings(), 2u);
 }
 
 TEST_F(LeaseAgentTest, ServerEpochChangesAreCounted) {

@@ -55,6 +55,12 @@ ServerConfig Config() {
   // however slow the machine is.
   r.lease.ttl = seconds(60);
   c.resources.push_back(r);
+  // One bucket per key hash, each with this rate and burst.
+  r.name = "keyed";
+  r.rate = 10;
+  r.burst = 10;
+  r.per_key = true;
+  c.resources.push_back(r);
   return c;
 }
 
@@ -178,7 +184,8 @@ TEST_F(QuotaServiceTest, HelloThenReportGetsLimitAndFirstGrant) {
   service_.WithAllocator(
       [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
   EXPECT_EQ(snap.connected_streams, 1u);
-  ASSERT_EQ(snap.resources.size(), 1u);
+  ASSERT_EQ(snap.resources.size(), 2u);  // "api" and "keyed"
+  EXPECT_EQ(snap.resources[0].name, "api");
   ASSERT_EQ(snap.resources[0].sidecars.size(), 1u);
   EXPECT_EQ(snap.resources[0].sidecars[0].sidecar_id, "sc-1");
   EXPECT_DOUBLE_EQ(snap.resources[0].outstanding, granted);
@@ -310,7 +317,7 @@ class LeaseClientAgainstServiceTest : public QuotaServiceTest {
     po.initial_rate_per_second = 10;
     po.policy = LeasePolicy::kFailClosed;
     pool_ = std::make_shared<LeasePool>(po);
-    limiter_ = std::make_unique<RateLimiter>(
+    limiter_ = std::make_shared<RateLimiter>(
         std::make_unique<LeasedTokenSource>(pool_), RateLimiterOptions{});
   }
 
@@ -319,7 +326,7 @@ class LeaseClientAgainstServiceTest : public QuotaServiceTest {
     ao.sidecar_id = "sidecar-under-test";
     ao.pod = "pod-1";
     std::vector<LeaseBinding> bindings;
-    bindings.push_back(LeaseBinding{"api", "", limiter_.get(), pool_});
+    bindings.push_back(LeaseBinding{"api", "", limiter_, pool_});
     auto agent = std::make_unique<LeaseAgent>(ao, std::move(bindings));
     LeaseClient::Options co;
     co.servers = std::move(servers);
@@ -335,7 +342,7 @@ class LeaseClientAgainstServiceTest : public QuotaServiceTest {
   }
 
   std::shared_ptr<LeasePool> pool_;
-  std::unique_ptr<RateLimiter> limiter_;
+  std::shared_ptr<RateLimiter> limiter_;
 };
 
 TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
@@ -380,6 +387,47 @@ TEST_F(LeaseClientAgainstServiceTest, ReconnectsAfterFinishAll) {
   EXPECT_TRUE(WaitFor([&] { return Leased(); }));
   client->Stop();
   EXPECT_TRUE(WaitFor([&] { return service_.live_streams() == 0; }));
+}
+
+TEST_F(LeaseClientAgainstServiceTest, BindingsAddedAtRunTimeGetTheirOwnBucket) {
+  auto client = MakeClient({Target()});
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return Leased(); }));
+  // Two keys appear while the stream is up (as a proxy thread would add
+  // them): each gets grants into its own pool from its own bucket.
+  LeasePool::Options po;
+  po.initial_capacity = 3;  // until the server announces a burst of 10
+  po.initial_rate_per_second = 10;
+  po.policy = LeasePolicy::kFailClosed;
+  std::shared_ptr<LeasePool> pools[2];
+  std::shared_ptr<RateLimiter> limiters[2];
+  for (int i = 0; i < 2; ++i) {
+    pools[i] = std::make_shared<LeasePool>(po);
+    limiters[i] = std::make_shared<RateLimiter>(
+        std::make_unique<LeasedTokenSource>(pools[i]), RateLimiterOptions{});
+    client->AddBinding(LeaseBinding{"keyed", "key" + std::to_string(i),
+                                    limiters[i], pools[i]});
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    const TimePoint now = SystemClock::Get()->Now();
+    for (const auto& p : pools) {
+      if (p->Held(now) <= 0 || p->Mode(now) != LeaseMode::kLeased) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  // The pools took the resource's limit, announced before they existed.
+  EXPECT_DOUBLE_EQ(pools[0]->Capacity(), 10);
+  EXPECT_DOUBLE_EQ(pools[1]->Capacity(), 10);
+  QuotaAllocator::Status snap;
+  service_.WithAllocator(
+      [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
+  ASSERT_EQ(snap.resources.size(), 2u);
+  EXPECT_EQ(snap.resources[1].name, "keyed");
+  ASSERT_EQ(snap.resources[1].sidecars.size(), 1u);
+  EXPECT_GT(snap.resources[1].outstanding, 0);
+  client->Stop();
 }
 
 }  // namespace

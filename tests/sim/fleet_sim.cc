@@ -21,7 +21,7 @@ constexpr int64_t kBucketNs = 100'000'000;  // 100 ms result buckets
 
 struct Sidecar {
   std::shared_ptr<LeasePool> pool;
-  std::unique_ptr<RateLimiter> limiter;
+  std::shared_ptr<RateLimiter> limiter;
   std::unique_ptr<LeaseAgent> agent;
   bool alive = false;
   StreamId stream = 0;  // 0: no stream
@@ -135,7 +135,7 @@ class Fleet {
     s.pool = std::make_shared<LeasePool>(po);
     RateLimiterOptions lo;
     lo.max_queue = cfg_.max_queue;
-    s.limiter = std::make_unique<RateLimiter>(
+    s.limiter = std::make_shared<RateLimiter>(
         std::make_unique<LeasedTokenSource>(s.pool), lo);
     LeaseAgent::Options ao;
     ao.sidecar_id = "sidecar-" + std::to_string(i);
@@ -144,7 +144,7 @@ class Fleet {
     ao.refresh = cfg_.lease.refresh;
     LeaseBinding b;
     b.resource = "api";
-    b.limiter = s.limiter.get();
+    b.limiter = s.limiter;
     b.pool = s.pool;
     s.agent = std::make_unique<LeaseAgent>(ao, std::vector<LeaseBinding>{b});
     s.alive = true;
