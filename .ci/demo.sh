@@ -106,5 +106,7 @@ echo
 echo "== the upstream's own count (200s / 429s per second, last lines)"
 tail -n 4 "$TMP/upstream2.log" | sed 's/^/  upstream: /'
 echo
-echo "Phase 3: the fleet's total stays under the upstream's limit with no 429s;"
-echo "A's share shrinks and C's grows within about a second of the shift."
+echo "Phase 3: each client thread offers 4 requests/s, so A (8 threads) wants 32/s,"
+echo "B 12/s and C 4/s: max-min gives C 4, B 12, A 12 of the 28/s. After the shift"
+echo "A and C swap. The fleet's total stays under the upstream's limit with no"
+echo "429s, and the shares follow the demand within about a second."

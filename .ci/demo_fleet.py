@@ -1,5 +1,7 @@
-"""Fleet demo traffic: client threads behind each of several sidecars, with a
-demand shift half-way, and a live line per second showing what the upstream
+"""Fleet demo traffic: client threads behind each of several sidecars, each
+thread offering at most PER_THREAD requests/s (so demand is what the thread
+count says, not whatever the sidecar lets through), with a demand shift
+half-way, and a live line per second showing what the upstream
 served, its 429s, what each sidecar sent, and the shares the quota server
 gave them (from its /status)."""
 import json
@@ -14,6 +16,7 @@ proxies = sys.argv[4].split(",")
 before = [int(x) for x in sys.argv[5].split(",")]  # threads per sidecar
 after = [int(x) for x in sys.argv[6].split(",")]
 
+PER_THREAD = 4.0  # requests/s one client thread offers at most
 lock = threading.Lock()
 sent = [0] * len(proxies)
 codes = {}
@@ -24,10 +27,16 @@ shift_at = time.monotonic() + seconds
 def worker(i, active):
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({"http": proxies[i]}))
+    next_at = time.monotonic()
     while time.monotonic() < stop:
         if not active():
             time.sleep(0.05)
+            next_at = time.monotonic()
             continue
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        next_at = max(next_at + 1 / PER_THREAD, time.monotonic() - 1)
         try:
             with opener.open(url, timeout=30) as r:
                 code = r.status
