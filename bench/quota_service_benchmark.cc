@@ -1,27 +1,48 @@
-// The quota server's lease path through gRPC, in one process: an
-// in-process grpc::Server on 127.0.0.1 runs QuotaService over a
-// QuotaAllocator (one resource whose limit never binds, real SystemClock),
-// and N client streams (one channel, so one TCP connection, each) send a
-// Hello and then DemandReports as fast as HTTP/2 flow control lets them,
-// while their readers drain the grants. A thread runs the service's Tick
-// every 50 ms, as the server does.
+// The quota server's lease path through gRPC: N client streams (one channel,
+// so one TCP connection, each) send a Hello and then DemandReports, while
+// their readers drain the grants. By default the server is in this process:
+// a grpc::Server on 127.0.0.1 runs QuotaService over a QuotaAllocator (one
+// resource whose limit never binds, real SystemClock), and the benchmark
+// thread runs the service's Tick every 50 ms, as the server does.
 //
-// Each run measures a fixed window of 1.5 s after 0.2 s of warm-up:
-//  - items_per_second: reports the server handled per wall second;
-//  - cpu_us_per_msg: process CPU (user + system, all threads) per report.
-//    Client and server share the process, so the client's cost is included
-//    and the figure is an upper bound for the server alone;
+// Environment (all optional):
+//  - SLUICE_QUOTA_TARGET=host:port: connect to an external server (e.g.
+//    sluice-quota-server with a resource `api`) instead; it ticks itself.
+//    Then this process holds only the clients, and each measured window is
+//    framed by the lines "quota-bench window start streams=N" and
+//    "quota-bench window end" on stderr, so a driver can read the server's
+//    CPU and counters around it (bench/quota_server_load.py).
+//  - SLUICE_QUOTA_STREAMS=8,64: the stream counts to run (default 8,64).
+//  - SLUICE_QUOTA_PACE_MS=P: each stream reports once every P ms, its
+//    start spread over the period, like a sidecar (default 0: as fast as
+//    HTTP/2 flow control lets it). A report whose predecessor is still being
+//    written is sent right after it.
+//  - SLUICE_QUOTA_WARMUP_S / SLUICE_QUOTA_SECONDS: warm-up (default 0.2)
+//    and window (default 1.5) lengths, rounded to whole 50 ms ticks.
+//
+// Every report says the sidecar spent all it held (held = 0) and saw every
+// grant received so far (grant_seq_seen = last seq), so the server tops it
+// up on each Tick that finds a gap. Per window:
+//  - items_per_second: reports the server handled (in process) or the
+//    clients sent (external) per wall second;
+//  - cpu_us_per_msg: this process's CPU (user + system, all threads) per
+//    report. In process it includes the clients, an upper bound for the
+//    server alone; external it is the clients' cost only;
 //  - grants_per_report: grants the clients received per report.
 
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,8 +59,21 @@ using sluice::v1::ServerMessage;
 using sluice::v1::SidecarMessage;
 
 constexpr std::chrono::milliseconds kTickInterval(50);
-constexpr int kWarmupTicks = 4;    // 0.2 s
-constexpr int kMeasureTicks = 30;  // 1.5 s
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+double EnvDouble(const char* name, double fallback) {
+  const std::string v = Env(name);
+  return v.empty() ? fallback : std::atof(v.c_str());
+}
+
+int Ticks(double seconds) {
+  return std::max(
+      1, static_cast<int>(seconds * 1000 / kTickInterval.count() + 0.5));
+}
 
 double CpuSeconds() {
   rusage ru{};
@@ -48,12 +82,15 @@ double CpuSeconds() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
-// One sidecar stream on the callback API: the write chain sends the next
-// report as soon as the previous one was taken by the transport; the read
+// One sidecar stream on the callback API. Unpaced, the write chain sends the
+// next report as soon as the previous one was taken by the transport; paced,
+// Kick() sends one (or queues one behind a write in progress). The read
 // chain drains ServerMessages and remembers the last grant seq.
 class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
  public:
-  Sidecar(const std::string& target, int index) {
+  Sidecar(const std::string& target, int index, bool paced,
+          std::chrono::milliseconds pace)
+      : paced_(paced), pace_ms_(pace.count()) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // own connection
     stub_ = sluice::v1::QuotaService::NewStub(grpc::CreateCustomChannel(
@@ -62,13 +99,37 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
     hello->set_protocol_version(1);
     hello->set_sidecar_id("sidecar-" + std::to_string(index));
     hello->set_weight(1);
+    writing_ = true;
     stub_->async()->Lease(&ctx_, this);
     StartRead(&in_);
     StartWrite(&out_);
     StartCall();
   }
 
-  void Stop() { stop_.store(true, std::memory_order_relaxed); }
+  // Paced mode: send a report now, or right after the write in progress.
+  void Kick() {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+      if (writing_) {
+        pending_ = true;
+        return;
+      }
+      writing_ = true;
+    }
+    WriteReport();
+  }
+
+  void Stop() {
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      finish = !writing_ && !writes_done_;
+      if (finish) writes_done_ = true;
+    }
+    if (finish) StartWritesDone();
+  }
 
   void Await() {
     std::unique_lock lock(mu_);
@@ -76,22 +137,26 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
   }
 
   uint64_t grants() const { return grants_.load(std::memory_order_relaxed); }
+  uint64_t reports() const { return reports_.load(std::memory_order_relaxed); }
 
   void OnWriteDone(bool ok) override {
     if (!ok) return;
-    if (stop_.load(std::memory_order_relaxed)) {
-      StartWritesDone();
-      return;
+    bool next = false;
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) {
+        finish = !writes_done_;
+        writes_done_ = true;
+      } else if (!paced_ || pending_) {
+        pending_ = false;
+        next = true;
+      } else {
+        writing_ = false;
+      }
     }
-    // Spent everything it held: the server tops it up on every report
-    // unless grants are still in flight.
-    auto* d = out_.mutable_demand();
-    d->mutable_bucket()->set_resource("api");
-    d->set_allowed(10);
-    d->set_elapsed_ms(100);
-    d->set_held(0);
-    d->set_grant_seq_seen(seq_.load(std::memory_order_relaxed));
-    StartWrite(&out_);
+    if (finish) StartWritesDone();
+    if (next) WriteReport();
   }
 
   void OnReadDone(bool ok) override {
@@ -110,16 +175,70 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
   }
 
  private:
+  // Spent everything it held: the server tops it up on the next Tick
+  // unless grants are still in flight.
+  void WriteReport() {
+    auto* d = out_.mutable_demand();
+    d->mutable_bucket()->set_resource("api");
+    d->set_allowed(10);
+    d->set_elapsed_ms(paced_ ? pace_ms_ : 100);
+    d->set_held(0);
+    d->set_grant_seq_seen(seq_.load(std::memory_order_relaxed));
+    reports_.fetch_add(1, std::memory_order_relaxed);
+    StartWrite(&out_);
+  }
+
+  const bool paced_;
+  const int64_t pace_ms_;
   std::unique_ptr<sluice::v1::QuotaService::Stub> stub_;
   grpc::ClientContext ctx_;
   SidecarMessage out_;  // touched by the write chain only
   ServerMessage in_;    // touched by the read chain only
-  std::atomic<bool> stop_{false};
   std::atomic<uint64_t> seq_{0};
   std::atomic<uint64_t> grants_{0};
+  std::atomic<uint64_t> reports_{0};
   std::mutex mu_;
   std::condition_variable cv_;
+  bool writing_ = false;  // a write is outstanding
+  bool pending_ = false;  // paced: a report waits for that write
+  bool stop_ = false;
+  bool writes_done_ = false;  // StartWritesDone called
   bool done_ = false;
+};
+
+// Kicks each of `sidecars` once per `pace`, stream i at offset i/N of it.
+class Pacer {
+ public:
+  Pacer(std::vector<std::unique_ptr<Sidecar>>* sidecars,
+        std::chrono::milliseconds pace)
+      : thread_([this, sidecars, pace] { Run(*sidecars, pace); }) {}
+  ~Pacer() {
+    stop_.store(true);
+    thread_.join();
+  }
+
+ private:
+  void Run(std::vector<std::unique_ptr<Sidecar>>& sidecars,
+           std::chrono::milliseconds pace) {
+    using Clock = std::chrono::steady_clock;
+    const size_t n = sidecars.size();
+    const auto start = Clock::now();
+    std::vector<Clock::time_point> due(n);
+    for (size_t i = 0; i < n; ++i) due[i] = start + pace * i / n;
+    while (!stop_.load()) {
+      const auto now = Clock::now();
+      for (size_t i = 0; i < n; ++i) {
+        if (due[i] > now) continue;
+        sidecars[i]->Kick();
+        due[i] += pace;
+        if (due[i] <= now) due[i] = now + pace;  // fell behind: skip
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 ServerConfig MakeConfig() {
@@ -135,48 +254,83 @@ ServerConfig MakeConfig() {
 
 void BM_LeaseThroughGrpc(benchmark::State& state) {
   const int streams = static_cast<int>(state.range(0));
+  const std::string external = Env("SLUICE_QUOTA_TARGET");
+  const auto pace = std::chrono::milliseconds(
+      static_cast<int64_t>(EnvDouble("SLUICE_QUOTA_PACE_MS", 0)));
+  const bool paced = pace.count() > 0;
+  const int warmup_ticks = Ticks(EnvDouble("SLUICE_QUOTA_WARMUP_S", 0.2));
+  const int measure_ticks = Ticks(EnvDouble("SLUICE_QUOTA_SECONDS", 1.5));
+
   SystemClock* clock = SystemClock::Get();
-  QuotaAllocator allocator(MakeConfig(), /*epoch=*/1, clock->Now());
-  QuotaService service(&allocator, clock);
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    state.SkipWithError("cannot start the gRPC server");
-    return;
+  std::unique_ptr<QuotaAllocator> allocator;
+  std::unique_ptr<QuotaService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string target = external;
+  if (external.empty()) {
+    allocator = std::make_unique<QuotaAllocator>(MakeConfig(), /*epoch=*/1,
+                                                 clock->Now());
+    service = std::make_unique<QuotaService>(allocator.get(), clock);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(service.get());
+    server = builder.BuildAndStart();
+    if (!server || port == 0) {
+      state.SkipWithError("cannot start the gRPC server");
+      return;
+    }
+    target = "127.0.0.1:" + std::to_string(port);
   }
-  const std::string target = "127.0.0.1:" + std::to_string(port);
 
   for (auto _ : state) {
     std::vector<std::unique_ptr<Sidecar>> sidecars;
     for (int i = 0; i < streams; ++i) {
-      sidecars.push_back(std::make_unique<Sidecar>(target, i));
+      sidecars.push_back(std::make_unique<Sidecar>(target, i, paced, pace));
     }
-    // This thread is the ticker; the window is a whole number of ticks.
+    std::unique_ptr<Pacer> pacer;
+    if (paced) pacer = std::make_unique<Pacer>(&sidecars, pace);
+    // This thread is the ticker (in process); the window is a whole number
+    // of ticks.
     auto next = std::chrono::steady_clock::now();
     auto tick = [&] {
       next += kTickInterval;
       std::this_thread::sleep_until(next);
-      service.Tick();
+      if (service) service->Tick();
     };
-    for (int i = 0; i < kWarmupTicks; ++i) tick();
-    const uint64_t in0 = service.counters().messages_in.load();
-    uint64_t grants0 = 0;
-    for (auto& s : sidecars) grants0 += s->grants();
+    auto reported = [&] {
+      if (service) return service->counters().messages_in.load();
+      uint64_t n = 0;
+      for (auto& s : sidecars) n += s->reports();
+      return n;
+    };
+    auto granted = [&] {
+      uint64_t n = 0;
+      for (auto& s : sidecars) n += s->grants();
+      return n;
+    };
+    for (int i = 0; i < warmup_ticks; ++i) tick();
+    if (!service) {
+      std::fprintf(stderr, "quota-bench window start streams=%d\n", streams);
+      std::fflush(stderr);
+    }
+    const uint64_t in0 = reported();
+    const uint64_t grants0 = granted();
     const double cpu0 = CpuSeconds();
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kMeasureTicks; ++i) tick();
-    const uint64_t in1 = service.counters().messages_in.load();
-    uint64_t grants1 = 0;
-    for (auto& s : sidecars) grants1 += s->grants();
+    for (int i = 0; i < measure_ticks; ++i) tick();
+    const uint64_t in1 = reported();
+    const uint64_t grants1 = granted();
     const double cpu1 = CpuSeconds();
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
             .count();
+    if (!service) {
+      std::fprintf(stderr, "quota-bench window end\n");
+      std::fflush(stderr);
+    }
 
+    pacer.reset();
     for (auto& s : sidecars) s->Stop();
     for (auto& s : sidecars) s->Await();
 
@@ -189,12 +343,25 @@ void BM_LeaseThroughGrpc(benchmark::State& state) {
         static_cast<double>(grants1 - grants0) / reports;
     if (reports < 1) state.SkipWithError("no report reached the server");
   }
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (server) {
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(1));
+  }
 }
+
+void StreamCounts(benchmark::internal::Benchmark* b) {
+  std::string list = Env("SLUICE_QUOTA_STREAMS");
+  if (list.empty()) list = "8,64";
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) b->Arg(std::atoi(item.c_str()));
+  }
+}
+
 BENCHMARK(BM_LeaseThroughGrpc)
     ->ArgName("streams")
-    ->Arg(8)
-    ->Arg(64)
+    ->Apply(StreamCounts)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
