@@ -389,7 +389,13 @@ class UnavailableServerTest(h.ProxyTestCase):
                         for i in range(SIDECARS)), 15),
             [len(load.select(restarted, index=i, mode="leased"))
              for i in range(SIDECARS)])
-        time.sleep(1.0)
+        # Keep the fleet running on leased tokens a while longer (twice as
+        # many requests each), so an overshoot after the resumption would
+        # reach the upstream before the check below.
+        self.assertTrue(h.wait_until(
+            lambda: all(len(load.select(restarted, index=i, status=200,
+                                        mode="leased")) >= 10
+                        for i in range(SIDECARS)), 15))
         self.assertTrue(load.finish(), "clients hung")
         self.assertEqual(load.errors, [])
         # No overshoot at any point: not in fallback, not across the restart.

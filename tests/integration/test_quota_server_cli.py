@@ -3,56 +3,31 @@
 watch) and a clean SIGTERM exit.
 
 Runs the binary named by the SLUICE_QUOTA_BIN environment variable (set by
-ctest); without it every test fails rather than silently skipping.
-Self-contained: standard library only, loopback port 0 everywhere.
+ctest); without it every test fails rather than silently skipping. The
+process handling is sluice_harness.QuotaServer's; loopback port 0
+everywhere.
 """
 
 import http.client
-import json
 import os
-import re
 import signal
 import subprocess
 import tempfile
-import threading
-import time
 import unittest
+
+import sluice_harness as h
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.normpath(
     os.path.join(HERE, "..", "..", "quota-server",
                  "sluice-quota-server.example.yaml"))
-READY_RE = re.compile(
-    r"sluice-quota-server listening grpc=(\S+):(\d+) admin=(\S+):(\d+)")
-STARTUP_TIMEOUT = 10.0
 EXIT_TIMEOUT = 10.0
-
-
-def quota_bin():
-    path = os.environ.get("SLUICE_QUOTA_BIN")
-    if not path:
-        raise AssertionError(
-            "SLUICE_QUOTA_BIN is not set: point it at the sluice-quota-server "
-            "binary (ctest sets it)")
-    if not os.access(path, os.X_OK):
-        raise AssertionError(f"SLUICE_QUOTA_BIN={path} is not executable")
-    return path
+wait_until = h.wait_until
 
 
 def run_cli(*args, timeout=20):
-    return subprocess.run([quota_bin(), *args], capture_output=True,
+    return subprocess.run([h.quota_binary(), *args], capture_output=True,
                           text=True, timeout=timeout)
-
-
-def wait_until(predicate, timeout, interval=0.02):
-    """Polls predicate() until it returns a truthy value or `timeout` s
-    pass; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def config_text(rate, burst=10, extra=""):
@@ -67,50 +42,16 @@ def config_text(rate, burst=10, extra=""):
         f"{extra}")
 
 
-class QuotaServerProcess:
-    """The binary started on a config file; its ports come from the line it
-    prints on stderr. stderr is drained on a thread so logging never
-    blocks the server."""
-
-    def __init__(self, config_path):
-        self.lines = []
-        self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [quota_bin(), "--config", config_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-        match = None
-
-        def ready():
-            nonlocal match
-            with self._cond:
-                for line in self.lines:
-                    match = READY_RE.search(line)
-                    if match:
-                        return True
-            return self.proc.poll() is not None
-
-        wait_until(ready, STARTUP_TIMEOUT)
-        if not match:
-            self.stop()
-            raise AssertionError("sluice-quota-server did not start:\n" +
-                                 self.log())
-        self.grpc_port = int(match.group(2))
-        self.admin_port = int(match.group(4))
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
+class QuotaServerProcess(h.QuotaServer):
+    """The harness's QuotaServer plus the admin calls these tests make."""
 
     def log(self):
-        with self._cond:
-            return "".join(self.lines)
+        return self.logs()
 
     def request(self, method, path):
+        """(status, content type, body) of one admin request."""
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
-                                          timeout=5)
+                                            timeout=5)
         try:
             conn.request(method, path)
             resp = conn.getresponse()
@@ -119,17 +60,9 @@ class QuotaServerProcess:
         finally:
             conn.close()
 
-    def status(self):
-        code, ctype, body = self.request("GET", "/status")
-        assert code == 200, (code, body)
-        assert ctype.startswith("application/json"), ctype
-        return json.loads(body)
-
     def rate_of(self, name):
-        for r in self.status()["resources"]:
-            if r["name"] == name:
-                return r["rate_per_second"]
-        return None
+        r = self.resource_status(name)
+        return r["rate_per_second"] if r else None
 
     def metric(self, series):
         """Value of one sample line of /metrics, e.g.
@@ -142,17 +75,14 @@ class QuotaServerProcess:
         return None
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        """Sends `sig` and returns the exit code; fails if the server does
+        not exit within EXIT_TIMEOUT."""
+        self.send_signal(sig)
         try:
             return self.proc.wait(timeout=EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             raise AssertionError("sluice-quota-server ignored " + str(sig))
-        finally:
-            self._reader.join(timeout=5)
-            self.proc.stderr.close()
 
 
 class CommandLineTest(unittest.TestCase):
@@ -207,15 +137,11 @@ class CommandLineTest(unittest.TestCase):
 class RunningServerTest(unittest.TestCase):
 
     def setUp(self):
-        self.dir = tempfile.TemporaryDirectory()
-        self.path = os.path.join(self.dir.name, "quota.yaml")
-        self.write(config_text(rate=20))
-        self.server = QuotaServerProcess(self.path)
+        self.server = QuotaServerProcess(config_text(rate=20))
+        self.path = self.server.config_path
 
     def tearDown(self):
-        if self.server.proc.poll() is None:
-            self.server.stop()
-        self.dir.cleanup()
+        self.server.close()
 
     def write(self, text, keep_stamp_of=None):
         """Rewrites the config. With keep_stamp_of (an os.stat result) the
