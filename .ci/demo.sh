@@ -19,12 +19,20 @@ TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
+# Waits up to 5 s for FILE ($1) to match the regex $2; stops the demo with
+# the file's content if it never does.
+wait_for() {
+  for _ in $(seq 100); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "demo: gave up waiting for '$2' in $1:" >&2
+  cat "$1" >&2 || true
+  exit 1
+}
 
 echo "== upstream: allows 10 requests/s (burst 5), answers 429 beyond that"
 /usr/bin/python3 -u tests/integration/demo_upstream.py --port 0 --rate 10 --period 1 --burst 5 \
   --port-file "$TMP/port" > "$TMP/upstream.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done
+wait_for "$TMP/port" "^[0-9]+"
 UP=$(cat "$TMP/port")
 cat > "$TMP/sluice.yaml" <<YAML
 listen: ["127.0.0.1:0"]
@@ -38,7 +46,7 @@ routes:
 YAML
 build/proxy/sluice-proxy --config "$TMP/sluice.yaml" 2> "$TMP/sluice.log" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q listening "$TMP/sluice.log" 2>/dev/null && break; sleep 0.05; done
+wait_for "$TMP/sluice.log" listening
 PROXY=$(grep -o 'proxy=[^ ]*' "$TMP/sluice.log" | cut -d= -f2)
 ADMIN=$(grep -o 'admin=[^ ]*' "$TMP/sluice.log" | cut -d= -f2)
 echo "   upstream 127.0.0.1:$UP   sluice-proxy $PROXY   admin http://$ADMIN/metrics"
@@ -66,7 +74,7 @@ echo "== phase 3: a fleet. The upstream now allows 30 requests/s (burst 10)."
 /usr/bin/python3 -u tests/integration/demo_upstream.py --port 0 --rate 30 --period 1 --burst 10 \
   --port-file "$TMP/port2" > "$TMP/upstream2.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/port2" ]] && break; sleep 0.05; done
+wait_for "$TMP/port2" "^[0-9]+"
 UP2=$(cat "$TMP/port2")
 cat > "$TMP/quota.yaml" <<YAML
 listen: "127.0.0.1:0"
@@ -76,7 +84,7 @@ resources:
 YAML
 build/quota-server/sluice-quota-server --config "$TMP/quota.yaml" 2> "$TMP/quota.log" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q listening "$TMP/quota.log" 2>/dev/null && break; sleep 0.05; done
+wait_for "$TMP/quota.log" listening
 GRPC=$(grep -o 'grpc=[^ ]*' "$TMP/quota.log" | cut -d= -f2)
 QADMIN=$(grep -o 'admin=[^ ]*' "$TMP/quota.log" | cut -d= -f2)
 FLEET=()
@@ -94,7 +102,7 @@ routes:
 YAML
   POD_NAME=$name build/proxy/sluice-proxy --config "$TMP/sidecar-$name.yaml" 2> "$TMP/sidecar-$name.log" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q listening "$TMP/sidecar-$name.log" 2>/dev/null && break; sleep 0.05; done
+  wait_for "$TMP/sidecar-$name.log" listening
   FLEET+=("http://$(grep -o 'proxy=[^ ]*' "$TMP/sidecar-$name.log" | cut -d= -f2)")
 done
 echo "   quota server grpc=$GRPC, status page http://$QADMIN/ (JSON at /status)"
