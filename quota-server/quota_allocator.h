@@ -59,10 +59,11 @@ class QuotaAllocator {
   // tokens must have expired (docs/leasing.md, "Expiry and disconnects").
   void Close(StreamId stream, TimePoint now);
 
-  // Periodic work, at least every 100 ms: accrue levels, drop expired
-  // ledgers of closed streams, end learning mode, serve sidecars whose last
-  // ask could not be met, send shrinks, and push LimitUpdates for changed
-  // limits.
+  // Periodic work, every 50 ms (top-ups happen here, so the Tick period
+  // bounds how stale a sidecar's refill is): accrue levels, drop expired
+  // ledgers of closed streams, end learning mode, recompute shares, top up
+  // sidecars below their target (paced by entitlement), send shrinks, and
+  // push LimitUpdates for changed limits or sidecar counts.
   void Tick(TimePoint now, Outbox* out);
 
   // Replaces the configuration (reload). Resources keep their state when

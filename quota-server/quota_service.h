@@ -46,7 +46,7 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
   Lease(grpc::CallbackServerContext* context) override;
 
   // Runs the allocator's periodic work and sends what it produced. Call at
-  // least every 100 ms from any thread.
+  // least every 50 ms (top-ups happen on Tick) from any thread.
   void Tick();
 
   // Runs `fn` with the allocator under the service's lock (reload, admin

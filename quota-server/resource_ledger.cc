@@ -283,15 +283,11 @@ void ResourceLedger::Serve(Member& m, bool asked, TimePoint now,
   if (m.last_target_sent >= 0 &&
       target < m.last_target_sent * (1 - kShrinkHysteresis) &&
       m.outstanding > target + kEpsilon) {
-    m.wanting = false;
     SendGrant(m, 0, target, now, sink);
     return;
   }
   const double gap = target - m.outstanding;
-  if (gap <= kEpsilon) {
-    m.wanting = false;
-    return;
-  }
+  if (gap <= kEpsilon) return;
   // Top-ups happen on Tick, where the level is shared out fairly; a report
   // only updates the ledger. The exception is a member's first report: a
   // newcomer is served at once from whatever the level holds.
@@ -330,7 +326,6 @@ void ResourceLedger::Detach(StreamId stream, TimePoint now) {
   Member& m = members_[it->second];
   if (!m.attached) return;
   m.attached = false;
-  m.wanting = false;
   m.share = 0;
   dirty_ = true;
 }

@@ -48,8 +48,9 @@ struct LedgerLimits {
 // Not thread-safe. Times passed in must not go backwards.
 class ResourceLedger {
  public:
-  // Members this small get their shares recomputed on every material
-  // demand change; larger ledgers recompute once per Tick.
+  // Every ledger recomputes its shares on each Tick; one this small also
+  // recomputes at once on a material demand change (so a newcomer's share
+  // is right in its first answer).
   static constexpr size_t kSmallLedger = 64;
 
   // Learning mode lasts until `learning_until` (TimePoint::min(): never).
@@ -86,8 +87,9 @@ class ResourceLedger {
   void Detach(StreamId stream, TimePoint now);
 
   // Accrues the level, drops dead in-flight grants and expired members
-  // (appended to `removed`), ends learning, recomputes shares if needed,
-  // sends shrinks, and serves members still below target.
+  // (appended to `removed`), ends learning, recomputes shares, sends
+  // shrinks, and tops up members below target: first each by its
+  // entitlement, in a rotating order, then the leftover level by weight.
   void Tick(TimePoint now, GrantSink sink, std::vector<StreamId>* removed);
 
   // Sends target 0 to every attached member (the resource is going away).
@@ -127,7 +129,6 @@ class ResourceLedger {
     bool attached = true;
     bool demand_known = false;
     bool provisional = false;  // demand is a newcomer's guess
-    bool wanting = false;      // below target and the level ran short
     double weight = 1;
     double demand = 0;       // EWMA, tokens/s
     double last_queued = 0;  // backlog in the previous report
