@@ -174,9 +174,16 @@ bool ResourceLedger::OnReport(const Reporter& who,
   m.last_report = now;
   if (dirty_ && members_.size() <= kSmallLedger) {
     Recompute();
-  } else {
+  } else if (dirty_) {
+    // A large ledger recomputes on the next Tick; until then this member
+    // gets an estimate from the current water level. The shares may then
+    // sum to a little over the rate for one tick; the level, not the
+    // shares, is what bounds the tokens granted.
     m.share = InterimShare(m);
   }
+  // Not dirty: the demand moved less than the material threshold, and the
+  // share from the last water-fill stands, so the shares keep summing to
+  // at most the rate.
   Serve(m, /*asked=*/true, now, sink);
   return is_new;
 }

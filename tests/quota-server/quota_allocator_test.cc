@@ -308,6 +308,29 @@ TEST_F(QuotaAllocatorTest, WeightsSplitTheRate) {
   EXPECT_NEAR(r.sidecars[1].share_per_second, 25, 1e-9);
 }
 
+TEST_F(QuotaAllocatorTest, SmallDemandWobblesKeepSharesWithinTheRate) {
+  // a is held to its demand (about 10/s) and b takes the rest. a's measured
+  // demand creeps up by less than the material threshold per report, so no
+  // water-fill runs in between; the shares must still sum to at most the
+  // rate after every report.
+  Make(Config(40, 10));
+  Connect(1, "a", At(0));
+  Connect(2, "b", At(0));
+  double a_rate = 10;
+  for (int t = 100; t <= 3000; t += 100) {
+    a_rate *= 1.01;
+    Send(1, Report({.allowed = a_rate / 10}), At(t));
+    double sum = 0;
+    for (const auto& sc : Res(At(t)).sidecars) sum += sc.share_per_second;
+    EXPECT_LE(sum, 40 + 1e-9) << "after a's report at " << t;
+    Send(2, Report({.allowed = 10}), At(t));
+    sum = 0;
+    for (const auto& sc : Res(At(t)).sidecars) sum += sc.share_per_second;
+    EXPECT_LE(sum, 40 + 1e-9) << "after b's report at " << t;
+    Tick(At(t + 50));
+  }
+}
+
 TEST_F(QuotaAllocatorTest, DemandShiftMovesSharesAndShrinks) {
   Make(Config(100, 50));
   Connect(1, "a", At(0));
