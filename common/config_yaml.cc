@@ -1,7 +1,10 @@
 #include "common/config_yaml.h"
 
+#include <cmath>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "common/duration.h"
 
 namespace sluice {
 namespace config_yaml {
@@ -71,6 +74,46 @@ bool IsValidName(absl::string_view name) {
     }
   }
   return true;
+}
+
+absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
+                        double min, bool min_exclusive, double* out) {
+  double value = 0;
+  bool ok = node.IsScalar() && absl::SimpleAtod(node.Scalar(), &value) &&
+            std::isfinite(value) && value <= kMaxTokens &&
+            (min_exclusive ? value > min : value >= min);
+  if (!ok) {
+    return FieldError(
+        path, node,
+        absl::StrCat("must be a number ", min_exclusive ? "> " : ">= ", min,
+                     " and <= 1e12 (got ", Got(node), ")"));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+absl::Status ReadDuration(const YAML::Node& node, absl::string_view path,
+                          bool allow_zero, Duration* out) {
+  if (!node.IsScalar()) {
+    return FieldError(path, node,
+                      absl::StrCat("must be a duration such as 250ms, 10s or "
+                                   "1m (got ",
+                                   Got(node), ")"));
+  }
+  absl::StatusOr<Duration> parsed = ParseConfigDuration(node.Scalar());
+  if (!parsed.ok()) {
+    return FieldError(path, node,
+                      absl::StrCat("bad duration ", Got(node), ": ",
+                                   parsed.status().message()));
+  }
+  if (!allow_zero && *parsed <= Duration::zero()) {
+    return FieldError(path, node, "must be > 0");
+  }
+  if (*parsed > kMaxDuration) {
+    return FieldError(path, node, "must be at most 8760h (one year)");
+  }
+  *out = *parsed;
+  return absl::OkStatus();
 }
 
 }  // namespace config_yaml

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/clock.h"
 
 namespace sluice {
 namespace config_yaml {
@@ -126,6 +127,22 @@ absl::Status ReadString(const YAML::Node& node, absl::string_view path,
 // Reads true/false (also yes/no, on/off as YAML 1.1 spells them).
 absl::Status ReadBool(const YAML::Node& node, absl::string_view path,
                       bool* out);
+
+// Durations are capped so that `now + duration` can never overflow.
+inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
+
+// Largest token amount accepted for rate, burst and costs.
+inline constexpr double kMaxTokens = 1e12;
+
+// Reads a finite number in [min, kMaxTokens]; when `min_exclusive`, the
+// number must be strictly greater than min.
+absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
+                        double min, bool min_exclusive, double* out);
+
+// Reads a duration via ParseConfigDuration, at most kMaxDuration and, unless
+// `allow_zero`, > 0.
+absl::Status ReadDuration(const YAML::Node& node, absl::string_view path,
+                          bool allow_zero, Duration* out);
 
 // True for a name of 1..64 letters, digits, '_', '-' or '.' (the names of
 // limits and resources).

@@ -18,22 +18,6 @@
 namespace sluice {
 namespace config_yaml {
 
-// Durations are capped so that `now + duration` can never overflow.
-inline constexpr Duration kMaxDuration = std::chrono::hours(24 * 365);
-
-// Largest token amount accepted for rate, burst and costs.
-inline constexpr double kMaxTokens = 1e12;
-
-// Reads a finite number in [min, kMaxTokens]; when `min_exclusive`, the
-// number must be strictly greater than min.
-absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
-                        double min, bool min_exclusive, double* out);
-
-// Reads a duration via ParseConfigDuration, at most kMaxDuration and, unless
-// `allow_zero`, > 0.
-absl::Status ReadDuration(const YAML::Node& node, absl::string_view path,
-                          bool allow_zero, Duration* out);
-
 // True for valid UTF-8 (shortest forms, no surrogates) free of ASCII
 // control characters. Free-text fields are held to this so that the dump,
 // which must be valid YAML, reproduces them exactly.

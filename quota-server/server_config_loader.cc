@@ -24,54 +24,9 @@ using config_yaml::ForEachField;
 using config_yaml::Got;
 using config_yaml::Join;
 using config_yaml::ReadBool;
+using config_yaml::ReadDuration;
+using config_yaml::ReadNumber;
 using config_yaml::ReadString;
-
-// Numbers and durations are read here rather than with the proxy's readers
-// (proxy/config_yaml.h): the quota server words their errors differently and
-// leaves the upper bounds of durations to ValidateServerConfig.
-
-constexpr double kMaxNumber = 1e12;
-
-// A finite number > min (or >= min) and <= 1e12.
-absl::Status ReadNumber(const YAML::Node& node, absl::string_view path,
-                        double min, bool min_exclusive, double* out) {
-  double value = 0;
-  if (!node.IsScalar() || !absl::SimpleAtod(node.Scalar(), &value) ||
-      !std::isfinite(value)) {
-    return FieldError(path, node,
-                      absl::StrCat("must be a number (got ", Got(node), ")"));
-  }
-  if (min_exclusive ? value <= min : value < min) {
-    return FieldError(path, node,
-                      absl::StrCat("must be ", min_exclusive ? "> " : ">= ",
-                                   min, " (got ", Got(node), ")"));
-  }
-  if (value > kMaxNumber) {
-    return FieldError(path, node,
-                      absl::StrCat("must be <= 1e12 (got ", Got(node), ")"));
-  }
-  *out = value;
-  return absl::OkStatus();
-}
-
-absl::Status ReadDuration(const YAML::Node& node, absl::string_view path,
-                          bool allow_zero, Duration* out) {
-  if (!node.IsScalar()) {
-    return FieldError(path, node,
-                      absl::StrCat("must be a duration such as 250ms, 2s or "
-                                   "1m (got ",
-                                   Got(node), ")"));
-  }
-  absl::StatusOr<Duration> parsed = ParseConfigDuration(node.Scalar());
-  if (!parsed.ok()) {
-    return FieldError(path, node, parsed.status().message());
-  }
-  if (!allow_zero && *parsed <= Duration::zero()) {
-    return FieldError(path, node, "must be > 0");
-  }
-  *out = *parsed;
-  return absl::OkStatus();
-}
 
 absl::Status ParseLease(const YAML::Node& node, absl::string_view path,
                         LeaseTuning* lease) {

@@ -114,13 +114,13 @@ TEST(ServerConfigTest, UnknownKeysNameTheirPath) {
 
 TEST(ServerConfigTest, BadValuesNameTheirPath) {
   EXPECT_THAT(ErrorOf("resources:\n  openai:\n    rate: 0\n"),
-              HasSubstr("resources.openai.rate: must be > 0"));
+              HasSubstr("resources.openai.rate: must be a number > 0"));
   EXPECT_THAT(ErrorOf("resources:\n  openai:\n    rate: -4\n"),
-              HasSubstr("resources.openai.rate: must be > 0"));
+              HasSubstr("resources.openai.rate: must be a number > 0"));
   EXPECT_THAT(ErrorOf("resources:\n  openai:\n    burst: 5\n"),
               HasSubstr("resources.openai.rate: required"));
   EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    burst: 0.5\n"),
-              HasSubstr("resources.a.burst: must be >= 1"));
+              HasSubstr("resources.a.burst: must be a number >= 1"));
   EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    period: 0s\n"),
               HasSubstr("resources.a.period: must be > 0"));
   EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    period: soon\n"),
