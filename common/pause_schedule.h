@@ -47,6 +47,7 @@ class PauseSchedule {
     Duration ramp = std::chrono::seconds(5);
     // Fraction of the full rate at the start of the ramp, in (0, 1].
     double ramp_start = 0.1;
+    bool operator==(const Options&) const = default;
   };
 
   explicit PauseSchedule(Options options);

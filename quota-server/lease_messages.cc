@@ -63,4 +63,27 @@ sluice::v1::ServerMessage MakeLimitMessage(uint64_t epoch,
   return msg;
 }
 
+sluice::v1::ServerMessage MakePauseMessage(uint64_t epoch,
+                                           const std::string& resource,
+                                           const std::string& key,
+                                           const PauseOrder& order,
+                                           const ResourceLedger::PauseView& view,
+                                           Duration ramp) {
+  sluice::v1::ServerMessage msg;
+  msg.set_protocol_version(kLeaseProtocolVersion);
+  msg.set_server_epoch(epoch);
+  sluice::v1::Pause* p = msg.mutable_pause();
+  p->mutable_bucket()->set_resource(resource);
+  p->mutable_bucket()->set_key_hash(key);
+  p->set_pause_id(order.pause_id);
+  // Rounded up, so the sidecar never resumes before the server.
+  p->set_remaining_ms(static_cast<uint64_t>(
+      std::chrono::ceil<std::chrono::milliseconds>(order.remaining).count()));
+  p->set_reason(view.reason);
+  p->set_origin_sidecar(view.origin_sidecar);
+  p->set_prober(order.prober);
+  p->set_ramp_ms(Millis(ramp));
+  return msg;
+}
+
 }  // namespace sluice

@@ -2,6 +2,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -29,6 +30,22 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                        {"outstanding", s.outstanding},
                        {"granted_total", s.granted_total}});
     }
+    json::array pauses;
+    for (const auto& p : r.pauses) {
+      pauses.push_back(json::object{
+          {"key_hash", p.key_hash},
+          {"phase", std::string(PausePhaseName(p.phase))},
+          {"pause_id", p.pause_id},
+          {"remaining_ms",
+           std::chrono::duration<double, std::milli>(p.remaining).count()},
+          {"rate_fraction", p.rate_fraction},
+          {"origin_sidecar", p.origin_sidecar},
+          {"reason", p.reason}});
+    }
+    json::object pauses_total;
+    for (const auto& [reason, n] : r.pauses_by_reason) {
+      pauses_total[reason] = n;
+    }
     resources.push_back(
         json::object{{"name", r.name},
                      {"rate_per_second", r.rate_per_second},
@@ -38,7 +55,9 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                      {"granted_per_second", r.granted_per_second},
                      {"utilisation", r.utilisation},
                      {"learning", r.learning},
-                     {"sidecars", std::move(sidecars)}});
+                     {"sidecars", std::move(sidecars)},
+                     {"pauses", std::move(pauses)},
+                     {"pauses_total", std::move(pauses_total)}});
   }
   return json::serialize(
       json::object{{"epoch", status.epoch},
@@ -60,6 +79,7 @@ td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
 td:first-child,th:first-child{text-align:left}
 .bar{display:inline-block;height:10px;background:#3b82f6;vertical-align:middle}
 .use{font-weight:600} .muted{color:#888}
+.pause{color:#b45309;font-weight:600}
 </style></head><body>
 <h1>sluice quota server</h1>
 <div id="meta" class="muted">loading…</div>
@@ -76,6 +96,11 @@ async function refresh(){
       h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
          ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
          ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+'</p>';
+      for(const p of res.pauses){
+        h+='<p class="pause">'+esc(p.phase)+(p.key_hash?' key '+esc(p.key_hash):'')+
+           (p.phase==='paused'?' · '+fmt(p.remaining_ms/1000)+' s left':' · refill at '+fmt(100*p.rate_fraction)+'%')+
+           ' · '+esc(p.reason)+' reported by '+esc(p.origin_sidecar)+'</p>';
+      }
       h+='<table><tr><th>sidecar</th><th>pod</th><th>weight</th><th>demand/s</th><th>share/s</th><th></th><th>held</th></tr>';
       for(const sc of res.sidecars){
         const w=res.rate_per_second>0?Math.min(300,300*sc.share_per_second/res.rate_per_second):0;
@@ -154,7 +179,22 @@ struct QuotaMetrics::State {
         limit_changes(Reg(prometheus::BuildCounter(),
                           "sluice_quota_limit_changes_total",
                           "Limits set through the admin endpoint", r)
-                          .Add({})) {}
+                          .Add({})),
+        pauses(Reg(prometheus::BuildCounter(), "sluice_quota_pauses_total",
+                   "Fleet pauses started or extended, by resource and "
+                   "reason",
+                   r)),
+        paused(Reg(prometheus::BuildGauge(), "sluice_quota_paused_buckets",
+                   "Buckets of a resource by pause phase", r)),
+        propagation(
+            Reg(prometheus::BuildHistogram(),
+                "sluice_quota_pause_propagation_seconds",
+                "From a throttle report to the last sidecar's "
+                "acknowledgement of the pause it started",
+                r)
+                .Add({}, prometheus::Histogram::BucketBoundaries(
+                             std::begin(PropagationHistogram::kBounds),
+                             std::end(PropagationHistogram::kBounds)))) {}
 
   Family<Gauge>& rate;
   Family<Gauge>& burst;
@@ -174,6 +214,11 @@ struct QuotaMetrics::State {
   Counter& reload_ok;
   Counter& reload_failed;
   Counter& limit_changes;
+  Family<Counter>& pauses;
+  Family<Gauge>& paused;
+  prometheus::Histogram& propagation;
+  PropagationHistogram propagation_seen;  // what `propagation` holds
+  std::map<std::string, std::set<std::string>> reasons;  // pauses series
   std::set<std::string> known;  // resources with series
 };
 
@@ -198,6 +243,20 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     s.utilisation.Add(l).Set(r.utilisation);
     s.learning.Add(l).Set(r.learning ? 1 : 0);
     s.sidecars.Add(l).Set(static_cast<double>(r.sidecars.size()));
+    for (const auto& [reason, n] : r.pauses_by_reason) {
+      CatchUp(s.pauses.Add({{"resource", r.name}, {"reason", reason}}), n);
+      s.reasons[r.name].insert(reason);
+    }
+    for (PauseSchedule::Phase phase :
+         {PauseSchedule::Phase::kPaused, PauseSchedule::Phase::kProbing,
+          PauseSchedule::Phase::kRamping}) {
+      const auto n = std::count_if(r.pauses.begin(), r.pauses.end(),
+                                   [&](const auto& p) { return p.phase == phase; });
+      s.paused
+          .Add({{"resource", r.name},
+                {"phase", std::string(PausePhaseName(phase))}})
+          .Set(static_cast<double>(n));
+    }
     seen.insert(r.name);
   }
   for (const auto& gone : s.known) {
@@ -208,8 +267,28 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
           &s.utilisation, &s.learning, &s.sidecars}) {
       f->Remove(&f->Add(l));
     }
+    for (std::string_view phase : {"paused", "probing", "ramping"}) {
+      s.paused.Remove(
+          &s.paused.Add({{"resource", gone}, {"phase", std::string(phase)}}));
+    }
+    for (const std::string& reason : s.reasons[gone]) {
+      s.pauses.Remove(&s.pauses.Add({{"resource", gone}, {"reason", reason}}));
+    }
+    s.reasons.erase(gone);
   }
   s.known = std::move(seen);
+  // The allocator's histogram is cumulative: add what is new since the last
+  // update.
+  const PropagationHistogram& h = status.pause_propagation;
+  if (h.count > s.propagation_seen.count) {
+    std::vector<double> increments(PropagationHistogram::kBuckets + 1);
+    for (size_t i = 0; i < increments.size(); ++i) {
+      increments[i] = static_cast<double>(h.counts[i] -
+                                          s.propagation_seen.counts[i]);
+    }
+    s.propagation.ObserveMultiple(increments, h.sum - s.propagation_seen.sum);
+    s.propagation_seen = h;
+  }
   s.streams.Set(static_cast<double>(status.connected_streams));
   CatchUp(s.opened, streams_opened);
   CatchUp(s.rejected, streams_rejected);

@@ -25,7 +25,8 @@ constexpr double kMinWeight = 1e-6;
 LedgerLimits LimitsOf(const ResourceConfig& config) {
   return LedgerLimits{.rate_per_second = config.RatePerSecond(),
                       .burst = config.burst,
-                      .lease = config.lease};
+                      .lease = config.lease,
+                      .pause = config.pause};
 }
 
 // What a sidecar is told about a limit; a change means a new LimitUpdate.
@@ -60,7 +61,24 @@ class QuotaAllocator::Impl {
       if (!s.hello) OnHello(id, s, msg.hello(), now);
       return;
     }
-    if (msg.has_demand() && s.hello) OnReport(id, s, msg.demand(), now, out);
+    if (!s.hello) return;
+    if (msg.has_demand()) {
+      OnReport(id, s, msg.demand(), now, out);
+    } else if (msg.has_throttle()) {
+      OnThrottle(id, s, msg.throttle(), now, out);
+    } else if (msg.has_probe_result()) {
+      const auto& pr = msg.probe_result();
+      if (ResourceLedger* l = FindLedger(pr.bucket())) {
+        l->OnProbeResult(id, pr.pause_id(), now);
+      }
+    } else if (msg.has_pause_ack()) {
+      const auto& ack = msg.pause_ack();
+      if (ResourceLedger* l = FindLedger(ack.bucket())) {
+        if (auto d = l->OnPauseAck(id, ack.pause_id(), now)) {
+          propagation_.Observe(ToSeconds(*d));
+        }
+      }
+    }
   }
 
   void Close(StreamId id, TimePoint now) {
@@ -99,12 +117,15 @@ class QuotaAllocator::Impl {
       for (auto it = r.buckets.begin(); it != r.buckets.end();) {
         ResourceLedger* ledger = it->second.get();
         removed_.clear();
+        ledger->TickPause(now, Sink(rc.name, it->first, &r, out),
+                          PauseSender{this, &r, &it->first, now, out});
         ledger->Tick(now, Sink(rc.name, it->first, &r, out), &removed_);
         ForgetMembers(ledger);
         // An idle key's bucket is evicted once it would have refilled
         // anyway (burst / rate after its last grant), so recreating it full
         // never lets a window see more than rate * W + burst.
         if (rc.per_key && ledger->empty() &&
+            ledger->Pause(now).phase == PauseSchedule::Phase::kRunning &&
             ToSeconds(now - ledger->last_grant_at()) >=
                 rc.burst / rc.RatePerSecond()) {
           r.buckets.erase(it++);
@@ -218,6 +239,8 @@ class QuotaAllocator::Impl {
     uint32_t announced_streams = 0;
     double granted_since = 0;  // tokens granted since the last Tick
     double granted_rate = 0;
+    // Pauses started or extended, by the reason the reporter gave.
+    absl::flat_hash_map<std::string, uint64_t> pauses_by_reason;
   };
   struct Stream {
     StreamId id = 0;
@@ -342,8 +365,39 @@ class QuotaAllocator::Impl {
     if (ledger->OnReport(who, rep, now, Sink(r.config.name, key, &r, out),
                          &removed_)) {
       s.ledgers.insert(ledger);
+      // A sidecar that joins during a pause hears of it in its first answer.
+      if (auto order = ledger->PauseFor(id, now)) {
+        PauseSender{this, &r, &key, now, out}(*order);
+      }
     }
     ForgetMembers(ledger);
+  }
+
+  // The ledger of an existing bucket, or null.
+  ResourceLedger* FindLedger(const sluice::v1::BucketId& bucket) {
+    auto rit = resources_.find(bucket.resource());
+    if (rit == resources_.end()) return nullptr;
+    auto bit = rit->second->buckets.find(bucket.key_hash());
+    return bit == rit->second->buckets.end() ? nullptr : bit->second.get();
+  }
+
+  void OnThrottle(StreamId id, Stream& s,
+                  const sluice::v1::ThrottleReport& report, TimePoint now,
+                  Outbox* out) {
+    auto rit = resources_.find(report.bucket().resource());
+    ResourceLedger* ledger = FindLedger(report.bucket());
+    if (!ledger) {
+      ++ignored_reports_;  // a bucket the sidecar never reported
+      return;
+    }
+    Resource& r = *rit->second;
+    if (ledger->OnThrottle(id, s.sidecar_id, report, now,
+                           PauseSender{this, &r, &report.bucket().key_hash(),
+                                       now, out})) {
+      const std::string reason =
+          report.reason().empty() ? "throttled" : report.reason();
+      ++r.pauses_by_reason[reason];
+    }
   }
 
   // Streams in removed_ are no longer members of `ledger`.
@@ -391,6 +445,25 @@ class QuotaAllocator::Impl {
     return Sender{this, &resource, &key, r, out};
   }
 
+  // Sends ledger pause orders for one bucket as Pause messages.
+  struct PauseSender {
+    Impl* impl;
+    Resource* r;
+    const std::string* key;
+    TimePoint now;
+    Outbox* out;
+    void operator()(const PauseOrder& order) const {
+      auto it = impl->streams_.find(order.stream);
+      if (it == impl->streams_.end() || !it->second->open) return;
+      auto bit = r->buckets.find(*key);
+      if (bit == r->buckets.end()) return;
+      out->messages.emplace_back(
+          order.stream,
+          MakePauseMessage(impl->epoch_, r->config.name, *key, order,
+                           bit->second->Pause(now), r->config.pause.ramp));
+    }
+  };
+
   sluice::v1::ServerMessage MakeGrant(Stream& s, const std::string& resource,
                                       const std::string& key,
                                       const GrantOrder& order) {
@@ -427,6 +500,7 @@ class QuotaAllocator::Impl {
   std::vector<PendingRevoke> pending_revokes_;
   bool limits_dirty_ = false;
   uint64_t ignored_reports_ = 0;
+  PropagationHistogram propagation_;
   TimePoint rate_at_;
   std::vector<StreamId> removed_;  // scratch
 };
@@ -436,6 +510,7 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
   status.epoch = epoch_;
   status.config_version = config_version_;
   status.ignored_reports = ignored_reports_;
+  status.pause_propagation = propagation_;
   for (const auto& [id, s] : streams_) {
     if (s->open && s->hello && !s->superseded) ++status.connected_streams;
   }
@@ -448,9 +523,22 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
     rs.granted_per_second = r.granted_rate;
     rs.utilisation = rs.granted_per_second / rs.rate_per_second;
     rs.learning = config_.learning && now < LearningUntil(rc);
+    rs.pauses_by_reason.assign(r.pauses_by_reason.begin(),
+                               r.pauses_by_reason.end());
+    std::sort(rs.pauses_by_reason.begin(), rs.pauses_by_reason.end());
     // One row per stream, summed over the buckets of a per-key resource.
     absl::flat_hash_map<StreamId, size_t> row;
     for (const auto& [key, ledger] : r.buckets) {
+      ResourceLedger::PauseView pv = ledger->Pause(now);
+      if (pv.phase != PauseSchedule::Phase::kRunning) {
+        rs.pauses.push_back(PauseStatus{.key_hash = key,
+                                        .phase = pv.phase,
+                                        .pause_id = pv.pause_id,
+                                        .remaining = pv.remaining,
+                                        .rate_fraction = pv.rate_fraction,
+                                        .origin_sidecar = pv.origin_sidecar,
+                                        .reason = pv.reason});
+      }
       rs.level += ledger->Level(now);
       rs.outstanding += ledger->Outstanding();
       ledger->ForEachMember([&](const ResourceLedger::MemberView& m) {

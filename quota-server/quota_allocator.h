@@ -2,6 +2,7 @@
 #define SLUICE_QUOTA_SERVER_QUOTA_ALLOCATOR_H_
 
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/pause_schedule.h"
 #include "quota-server/server_config.h"
 #include "sluice/v1/quota.pb.h"
 
@@ -17,6 +19,25 @@ namespace sluice {
 // Identifies one sidecar stream for the life of the stream. Assigned by the
 // transport (gRPC reactor or simulation); never reused within a process.
 using StreamId = uint64_t;
+
+// Cumulative histogram of pause propagation times (seconds): from the
+// throttle report that started or extended a pause to the acknowledgement of
+// the last sidecar it was sent to.
+struct PropagationHistogram {
+  static constexpr double kBounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01,
+                                       0.02,   0.05,  0.1,   0.25,  1};
+  static constexpr size_t kBuckets = std::size(kBounds);
+  uint64_t counts[kBuckets + 1] = {};  // per bucket (not cumulative); +Inf
+  uint64_t count = 0;
+  double sum = 0;
+  void Observe(double seconds) {
+    size_t i = 0;
+    while (i < kBuckets && seconds > kBounds[i]) ++i;
+    ++counts[i];
+    ++count;
+    sum += seconds;
+  }
+};
 
 // Messages the allocator wants delivered, in order per stream.
 struct Outbox {
@@ -88,6 +109,15 @@ class QuotaAllocator {
     double outstanding = 0;        // O_i
     double granted_total = 0;      // tokens granted since start
   };
+  struct PauseStatus {
+    std::string key_hash;  // empty for an unkeyed resource
+    PauseSchedule::Phase phase = PauseSchedule::Phase::kPaused;
+    uint64_t pause_id = 0;
+    Duration remaining{};
+    double rate_fraction = 0;  // of the rate the level refills at
+    std::string origin_sidecar;
+    std::string reason;
+  };
   struct ResourceStatus {
     std::string name;
     double rate_per_second = 0;
@@ -98,6 +128,10 @@ class QuotaAllocator {
     double utilisation = 0;         // granted_per_second / rate
     bool learning = false;
     std::vector<SidecarStatus> sidecars;
+    // Buckets not running: paused, probing or ramping.
+    std::vector<PauseStatus> pauses;
+    // Pauses started or extended since start, by reason (sorted).
+    std::vector<std::pair<std::string, uint64_t>> pauses_by_reason;
   };
   struct Status {
     uint64_t epoch = 0;
@@ -107,6 +141,8 @@ class QuotaAllocator {
     // a per-key resource at its key limit.
     uint64_t ignored_reports = 0;
     std::vector<ResourceStatus> resources;
+    // Time from a throttle report to the last Pause acknowledgement.
+    PropagationHistogram pause_propagation;
   };
   Status Snapshot(TimePoint now) const;
 

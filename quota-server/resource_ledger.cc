@@ -75,7 +75,9 @@ double ResourceLedger::HorizonSeconds() const {
 double ResourceLedger::Level(TimePoint now) const {
   const double room = std::max(0.0, Cap(now) - outstanding_);
   const double dt = std::max(0.0, ToSeconds(now - accrued_at_));
-  return std::max(0.0, std::min(level_ + limits_.rate_per_second * dt, room));
+  return std::max(
+      0.0,
+      std::min(level_ + limits_.rate_per_second * rate_fraction_ * dt, room));
 }
 
 void ResourceLedger::Accrue(TimePoint now) {
@@ -293,6 +295,7 @@ void ResourceLedger::Serve(Member& m, bool asked, TimePoint now,
     SendGrant(m, 0, target, now, sink);
     return;
   }
+  if (halted_) return;  // paused: only the probe's token (TickPause)
   const double gap = target - m.outstanding;
   if (gap <= kEpsilon) return;
   // Top-ups happen on Tick, where the level is shared out fairly; a report

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "common/clock.h"
+#include "common/pause_schedule.h"
 #include "quota-server/server_config.h"
 #include "sluice/v1/quota.pb.h"
 
@@ -34,7 +37,17 @@ struct LedgerLimits {
   double rate_per_second = 1;
   double burst = 1;
   LeaseTuning lease;
+  PauseSchedule::Options pause;
 };
+
+// One Pause a ledger wants sent (docs/pause.md).
+struct PauseOrder {
+  StreamId stream = 0;
+  uint64_t pause_id = 0;
+  Duration remaining{};  // 0: the pause is over, only `prober` is news
+  bool prober = false;
+};
+using PauseSink = absl::FunctionRef<void(const PauseOrder&)>;
 
 // The server's book for one bucket (a resource, or one key of a per-key
 // resource), as docs/leasing.md describes it: the level L, and per member
@@ -94,6 +107,41 @@ class ResourceLedger {
 
   // Sends target 0 to every attached member (the resource is going away).
   void RevokeAll(GrantSink sink);
+
+  // --- Fleet-wide pause (docs/pause.md; resource_ledger_pause.cc) ----------
+  // A member reported that the upstream throttled it. Starts or extends the
+  // pause (the later end wins); if the end moved, every attached member is
+  // sent a Pause through `sink` and grants stop. The reporter becomes the
+  // prober. Returns true if the end moved (a new pause, for the metrics).
+  bool OnThrottle(StreamId from, std::string_view sidecar_id,
+                  const sluice::v1::ThrottleReport& report, TimePoint now,
+                  PauseSink sink);
+  // The prober's probe was answered: the ramp starts now.
+  void OnProbeResult(StreamId from, uint64_t pause_id, TimePoint now);
+  // A member applied Pause `pause_id`. When the last member sent that pause
+  // has acknowledged it, returns the time since the throttle report that
+  // started it (the fleet's propagation time, an upper bound).
+  std::optional<Duration> OnPauseAck(StreamId from, uint64_t pause_id,
+                                     TimePoint now);
+  // The Pause for a member joining now, if the bucket is paused.
+  std::optional<PauseOrder> PauseFor(StreamId stream, TimePoint now);
+  // Pause work for Tick (call it before Tick): grants the probe token once
+  // the pause ends (choosing another prober if the first is gone, told
+  // through `pauses`), starts the ramp after the probe (or its timeout) and
+  // paces the level's refill along it.
+  void TickPause(TimePoint now, GrantSink grants, PauseSink pauses);
+
+  struct PauseView {
+    PauseSchedule::Phase phase = PauseSchedule::Phase::kRunning;
+    uint64_t pause_id = 0;
+    Duration remaining{};  // until the pause ends (0 once over)
+    double rate_fraction = 1;
+    std::string origin_sidecar;
+    std::string reason;
+    uint64_t pauses = 0;  // pauses started or extended since creation
+  };
+  // The pause state now; phase kRunning when none is in force.
+  PauseView Pause(TimePoint now) const;
 
   // --- Introspection ------------------------------------------------------
   double Level(TimePoint now) const;                   // L as of `now`
@@ -166,8 +214,31 @@ class ResourceLedger {
   void SendGrant(Member& m, double tokens, double target, TimePoint now,
                  GrantSink sink);
 
+  struct PauseState {
+    explicit PauseState(const PauseSchedule::Options& options)
+        : schedule(options) {}
+    PauseSchedule schedule;
+    PauseSchedule::Phase last_phase = PauseSchedule::Phase::kRunning;
+    uint64_t id = 0;
+    uint64_t count = 0;
+    std::string origin;
+    std::string reason;
+    StreamId prober = 0;
+    bool probe_granted = false;
+    // Propagation: when the throttle report that moved the end arrived, and
+    // who was sent that pause and has not acknowledged it yet.
+    TimePoint broadcast_at{};
+    absl::flat_hash_set<StreamId> awaiting_ack;
+  };
+  // Sets the level's refill pace (fraction of the rate) from `now`.
+  void SetRateFraction(double fraction, TimePoint now);
+
   LedgerLimits limits_;
   Duration dead_after_grant_;  // ttl + grace
+  // The pause, created by the first throttle report.
+  std::unique_ptr<PauseState> pause_;
+  bool halted_ = false;        // no grants but the probe's (paused, probing)
+  double rate_fraction_ = 1;   // the ramp's share of the rate
   double level_ = 0;
   TimePoint accrued_at_;
   TimePoint last_grant_at_;

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/pause_schedule.h"
 
 namespace sluice {
 
@@ -51,6 +52,8 @@ struct ResourceConfig {
   bool per_key = false;
   UnavailablePolicy unavailable_policy = UnavailablePolicy::kFallbackShare;
   LeaseTuning lease;
+  // The fleet-wide pause after a throttle (docs/pause.md).
+  PauseSchedule::Options pause;
 
   double RatePerSecond() const;
   bool operator==(const ResourceConfig&) const = default;

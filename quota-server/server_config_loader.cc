@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "common/config_yaml.h"
 #include "common/duration.h"
+#include "common/pause_config.h"
 #include "quota-server/server_config.h"
 
 namespace sluice {
@@ -56,7 +57,7 @@ absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
   absl::Status status = ForEachField(
       node, path,
       {"rate", "period", "burst", "algorithm", "per_key", "unavailable_policy",
-       "lease"},
+       "lease", "pause"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "rate") {
@@ -94,6 +95,7 @@ absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
           r->unavailable_policy = *policy;
           return absl::OkStatus();
         }
+        if (key == "pause") return ReadPauseOptions(value, field, &r->pause);
         return ParseLease(value, field, &r->lease);
       });
   if (!status.ok()) return status;

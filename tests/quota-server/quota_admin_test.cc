@@ -52,6 +52,15 @@ QuotaAllocator::Status SampleStatus() {
   QuotaAllocator::ResourceStatus a = Resource("openai", 0);
   a.sidecars.push_back(Sidecar("sc-1", 0));
   a.sidecars.push_back(Sidecar("sc-\"2\"</script>", 30));
+  a.pauses.push_back(QuotaAllocator::PauseStatus{
+      .key_hash = "ab12",
+      .phase = PauseSchedule::Phase::kPaused,
+      .pause_id = 4,
+      .remaining = std::chrono::milliseconds(2500),
+      .rate_fraction = 1,
+      .origin_sidecar = "sc-1",
+      .reason = "retry-after"});
+  a.pauses_by_reason = {{"retry-after", 3}, {"status", 1}};
   s.resources.push_back(a);
   s.resources.push_back(Resource("partner-api", 1));  // no sidecars
   return s;
@@ -76,7 +85,7 @@ void ExpectSidecar(const json::value& v,
 void ExpectResource(const json::value& v,
                     const QuotaAllocator::ResourceStatus& want) {
   const json::object& o = v.as_object();
-  EXPECT_EQ(o.size(), 9u) << json::serialize(o);
+  EXPECT_EQ(o.size(), 11u) << json::serialize(o);
   EXPECT_EQ(o.at("name").as_string(), want.name);
   EXPECT_EQ(o.at("rate_per_second").to_number<double>(), want.rate_per_second);
   EXPECT_EQ(o.at("burst").to_number<double>(), want.burst);
@@ -90,6 +99,27 @@ void ExpectResource(const json::value& v,
   ASSERT_EQ(sidecars.size(), want.sidecars.size());
   for (size_t i = 0; i < sidecars.size(); ++i) {
     ExpectSidecar(sidecars[i], want.sidecars[i]);
+  }
+  const json::array& pauses = o.at("pauses").as_array();
+  ASSERT_EQ(pauses.size(), want.pauses.size());
+  for (size_t i = 0; i < pauses.size(); ++i) {
+    const json::object& p = pauses[i].as_object();
+    const auto& w = want.pauses[i];
+    EXPECT_EQ(p.size(), 7u) << json::serialize(p);
+    EXPECT_EQ(p.at("key_hash").as_string(), w.key_hash);
+    EXPECT_EQ(p.at("phase").as_string(), PausePhaseName(w.phase));
+    EXPECT_EQ(p.at("pause_id").to_number<uint64_t>(), w.pause_id);
+    using Millis = std::chrono::duration<double, std::milli>;
+    EXPECT_EQ(p.at("remaining_ms").to_number<double>(),
+              Millis(w.remaining).count());
+    EXPECT_EQ(p.at("rate_fraction").to_number<double>(), w.rate_fraction);
+    EXPECT_EQ(p.at("origin_sidecar").as_string(), w.origin_sidecar);
+    EXPECT_EQ(p.at("reason").as_string(), w.reason);
+  }
+  const json::object& totals = o.at("pauses_total").as_object();
+  ASSERT_EQ(totals.size(), want.pauses_by_reason.size());
+  for (const auto& [reason, n] : want.pauses_by_reason) {
+    EXPECT_EQ(totals.at(reason).to_number<uint64_t>(), n) << reason;
   }
 }
 
@@ -170,6 +200,42 @@ TEST(QuotaMetricsTest, PerResourceGauges) {
   EXPECT_THAT(Sample(text, "sluice_quota_sidecars" + a), Optional(2.0));
   EXPECT_THAT(Sample(text, "sluice_quota_sidecars" + b), Optional(0.0));
   EXPECT_THAT(Sample(text, "sluice_quota_streams_active"), Optional(2.0));
+}
+
+TEST(QuotaMetricsTest, PauseCountersGaugesAndPropagationHistogram) {
+  QuotaMetrics m;
+  QuotaAllocator::Status status = SampleStatus();
+  status.pause_propagation.Observe(0.0015);
+  status.pause_propagation.Observe(0.003);
+  m.Update(status, 0, 0, 0, 0);
+  // A second update with one more observation adds only that one.
+  status.pause_propagation.Observe(0.0004);
+  status.resources[0].pauses_by_reason[0].second = 5;
+  m.Update(status, 0, 0, 0, 0);
+  const std::string text = m.Serialize();
+  EXPECT_THAT(Sample(text, "sluice_quota_pauses_total{reason=\"retry-after\","
+                           "resource=\"openai\"}"),
+              Optional(5.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_pauses_total{reason=\"status\","
+                           "resource=\"openai\"}"),
+              Optional(1.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_paused_buckets{phase=\"paused\","
+                           "resource=\"openai\"}"),
+              Optional(1.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_paused_buckets{phase=\"ramping\","
+                           "resource=\"openai\"}"),
+              Optional(0.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_pause_propagation_seconds_count"),
+              Optional(3.0));
+  EXPECT_THAT(
+      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"0.0005\"}"),
+      Optional(1.0));
+  EXPECT_THAT(
+      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"0.002\"}"),
+      Optional(2.0));
+  EXPECT_THAT(
+      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"+Inf\"}"),
+      Optional(3.0));
 }
 
 TEST(QuotaMetricsTest, SeriesOfVanishedResourcesAreRemoved) {

@@ -59,6 +59,7 @@ TEST(ServerConfigTest, ExampleFileParsesWithDocumentedValues) {
   EXPECT_FALSE(openai.per_key);
   EXPECT_EQ(openai.unavailable_policy, UnavailablePolicy::kFallbackShare);
   EXPECT_EQ(openai.lease, LeaseTuning{});  // the example shows the defaults
+  EXPECT_EQ(openai.pause, PauseSchedule::Options{});
   const ResourceConfig& partner = config->resources[1];
   EXPECT_EQ(partner.name, "partner-api");
   EXPECT_TRUE(partner.per_key);
