@@ -17,6 +17,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/pause_schedule.h"
+#include "common/rate_limit_headers.h"
 
 namespace sluice {
 
@@ -137,6 +139,38 @@ struct PerKeyConfig {
   bool operator==(const PerKeyConfig&) const = default;
 };
 
+// A throttle that is not a quota signal (docs/pause.md): the response is
+// passed through but nothing is paused or reported. Every set condition
+// must hold.
+struct ThrottleIgnoreRule {
+  int status = 0;      // 0: any status
+  std::string header;  // empty: none; else this response header is present
+  std::string value;   // non-empty: the header's value contains it
+                       // (case-insensitive)
+  bool operator==(const ThrottleIgnoreRule&) const = default;
+};
+
+// How the upstream's throttles pause the limit (docs/pause.md).
+struct ThrottleConfig {
+  bool enabled = true;
+  // Statuses that are always a throttle.
+  std::vector<int> statuses = {429, 503};
+  // Statuses that are a throttle when a limit header says nothing remains
+  // and when it resets: GitHub's 403, and a 200 that used the last request
+  // (a pre-emptive pause).
+  std::vector<int> when_exhausted = {403, 200};
+  // How a bare reset number (X-RateLimit-Reset, RateLimit-Reset) is read.
+  ResetStyle reset_style = ResetStyle::kAuto;
+  // Report throttles of a leased limit to the quota server, which pauses
+  // every sidecar of the resource. false: this sidecar only.
+  bool broadcast = true;
+  std::vector<ThrottleIgnoreRule> ignore;
+  PauseSchedule::Options pause;
+  // Each resume after a pause is delayed by a random [0, resume_jitter).
+  Duration resume_jitter = std::chrono::milliseconds(50);
+  bool operator==(const ThrottleConfig&) const = default;
+};
+
 // One named rate limit ("rate_limits.<name>" in YAML).
 struct LimitConfig {
   std::string name;  // The map key; [A-Za-z0-9_.-]+.
@@ -166,6 +200,7 @@ struct LimitConfig {
   // rate/burst above still apply until the server answers, and shape the
   // fallback when it cannot be reached.
   std::string resource;
+  ThrottleConfig throttle;
 
   // max_cost with the 0 default resolved.
   double EffectiveMaxCost() const { return max_cost > 0 ? max_cost : burst; }

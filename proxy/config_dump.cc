@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "common/duration.h"
 #include "proxy/config_loader.h"
+#include "proxy/config_throttle.h"
 
 namespace sluice {
 namespace {
@@ -74,6 +75,8 @@ void EmitLimit(YAML::Emitter& out, const LimitConfig& limit) {
     out << YAML::EndMap;
   }
   EmitString(out, "resource", limit.resource, Exposure::kPublic);
+  out << YAML::Key << "throttle" << YAML::Value;
+  EmitThrottleConfig(out, limit.throttle);
   out << YAML::EndMap;
 }
 

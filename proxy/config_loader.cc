@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/config_throttle.h"
 #include "proxy/config_yaml.h"
 
 namespace sluice {
@@ -231,7 +232,7 @@ absl::Status ParseLimit(const YAML::Node& node, absl::string_view path,
   absl::Status status = ForEachField(
       node, path,
       {"rate", "period", "burst", "algorithm", "max_queue", "max_wait", "cost",
-       "cost_header", "max_cost", "per_key", "resource"},
+       "cost_header", "max_cost", "per_key", "resource", "throttle"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "rate") {
@@ -285,6 +286,9 @@ absl::Status ParseLimit(const YAML::Node& node, absl::string_view path,
                               "'.'");
           }
           return s;
+        }
+        if (key == "throttle") {
+          return ParseThrottleConfig(value, field, &limit->throttle);
         }
         limit->per_key.emplace();
         return ParsePerKey(value, field, &*limit->per_key);

@@ -221,6 +221,18 @@ rate_limits:
     per_key:
       header: x-api-key
       max_keys: 7
+    throttle:
+      enabled: false
+      statuses: [429, 420]
+      when_exhausted: []
+      reset_style: epoch
+      broadcast: false
+      resume_jitter: 0s
+      ignore:
+        - {status: 529}
+        - {status: 429, header: Stripe-Rate-Limited-Reason, value: lock_timeout}
+      pause: {default: 3s, max: 1m, backoff: 1.5, probe_timeout: 1s,
+              ramp: 0s, ramp_start: 1}
 routes:
   - host: API.Example.COM.
     path_prefix: /
@@ -273,6 +285,25 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   ASSERT_TRUE(slow->per_key.has_value());
   EXPECT_EQ(slow->per_key->header, "x-api-key");
   EXPECT_EQ(slow->per_key->max_keys, 7u);
+  const ThrottleConfig& t = slow->throttle;
+  EXPECT_FALSE(t.enabled);
+  EXPECT_EQ(t.statuses, (std::vector<int>{429, 420}));
+  EXPECT_TRUE(t.when_exhausted.empty());
+  EXPECT_EQ(t.reset_style, ResetStyle::kEpochSeconds);
+  EXPECT_FALSE(t.broadcast);
+  EXPECT_EQ(t.resume_jitter, Duration::zero());
+  ASSERT_EQ(t.ignore.size(), 2u);
+  EXPECT_EQ(t.ignore[0], (ThrottleIgnoreRule{.status = 529}));
+  EXPECT_EQ(t.ignore[1],
+            (ThrottleIgnoreRule{.status = 429,
+                                .header = "Stripe-Rate-Limited-Reason",
+                                .value = "lock_timeout"}));
+  EXPECT_EQ(t.pause.default_pause, seconds(3));
+  EXPECT_EQ(t.pause.max_pause, minutes(1));
+  EXPECT_EQ(t.pause.backoff_factor, 1.5);
+  EXPECT_EQ(t.pause.probe_timeout, seconds(1));
+  EXPECT_EQ(t.pause.ramp, Duration::zero());
+  EXPECT_EQ(t.pause.ramp_start, 1);
 
   ASSERT_EQ(c.routes.size(), 2u);
   EXPECT_EQ(c.routes[0].host, "API.Example.COM.");
@@ -603,11 +634,33 @@ INSTANTIATE_TEST_SUITE_P(
             LimitYaml("    rate: 1\n    per_key:\n      headr: a\n"),
             "rate_limits.a.per_key.headr: unknown field (expected one of: "
             "header, max_keys) (line 5, column 7)"},
-        ErrorCase{LimitYaml("    rate: 1\n    brust: 5\n"),
-                  "rate_limits.a.brust: unknown field (expected one of: rate, "
-                  "period, burst, algorithm, max_queue, max_wait, cost, "
-                  "cost_header, max_cost, per_key, resource) (line 4, column "
-                  "5)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {statuses: [42]}\n"),
+                  "rate_limits.a.throttle.statuses[0]: must be an integer in "
+                  "100..599 (got \"42\") (line 4, column 27)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {reset_style: iso}\n"),
+                  "rate_limits.a.throttle.reset_style: must be auto, epoch or "
+                  "delta (got \"iso\") (line 4, column 29)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {ignore: [{}]}\n"),
+                  "rate_limits.a.throttle.ignore[0]: must set `status` or "
+                  "`header` (an empty rule would ignore every throttle) "
+                  "(line 4, column 25)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {ignore: [{value: x}]}\n"),
+            "rate_limits.a.throttle.ignore[0].value: needs `header` (the "
+            "value is matched in that header) (line 4, column 25)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {pause: {max: 0s}}\n"),
+                  "rate_limits.a.throttle.pause.max: must be > 0 (line 4, "
+                  "column 29)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: maybe\n"),
+                  "rate_limits.a.throttle: must be true or false (got "
+                  "\"maybe\") (line 4, column 15)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    brust: 5\n"),
+            "rate_limits.a.brust: unknown field (expected one of: rate, "
+            "period, burst, algorithm, max_queue, max_wait, cost, "
+            "cost_header, max_cost, per_key, resource, throttle) (line 4, "
+            "column "
+            "5)"},
         ErrorCase{
             LimitYaml("    rate: 2e9\n"),
             "rate_limits.a.rate: more than one token per nanosecond is not "

@@ -1,0 +1,175 @@
+#include "proxy/config_throttle.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/config_yaml.h"
+#include "common/duration.h"
+#include "common/pause_config.h"
+#include "proxy/config_yaml.h"
+
+namespace sluice {
+namespace {
+
+using config_yaml::FieldError;
+using config_yaml::ForEachField;
+using config_yaml::ForEachItem;
+using config_yaml::Got;
+using config_yaml::ReadBool;
+using config_yaml::ReadDuration;
+using config_yaml::ReadHeaderName;
+using config_yaml::ReadInt;
+using config_yaml::ReadString;
+
+constexpr Duration kMaxJitter = std::chrono::seconds(60);
+
+absl::Status ReadStatuses(const YAML::Node& node, absl::string_view path,
+                          std::vector<int>* out) {
+  out->clear();
+  return ForEachItem(node, path,
+                     [&](const YAML::Node& item, const std::string& p) {
+                       int status = 0;
+                       absl::Status s = ReadInt(item, p, 100, 599, &status);
+                       if (s.ok()) out->push_back(status);
+                       return s;
+                     });
+}
+
+absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
+                            ThrottleIgnoreRule* rule) {
+  if (!node.IsMap()) {
+    return FieldError(path, node,
+                      absl::StrCat("must be a map of status, header, value "
+                                   "(got ",
+                                   Got(node), ")"));
+  }
+  absl::Status status = ForEachField(
+      node, path, {"status", "header", "value"},
+      [&](absl::string_view key, const YAML::Node& value,
+          const std::string& field) -> absl::Status {
+        if (key == "status") return ReadInt(value, field, 100, 599, &rule->status);
+        if (key == "header") {
+          return ReadHeaderName(value, field, false, &rule->header);
+        }
+        absl::Status s = ReadString(value, field, &rule->value);
+        if (s.ok() && !config_yaml::IsCleanUtf8(rule->value)) {
+          return FieldError(field, value, "must be printable UTF-8");
+        }
+        return s;
+      });
+  if (!status.ok()) return status;
+  if (!rule->value.empty() && rule->header.empty()) {
+    return FieldError(absl::StrCat(path, ".value"), node,
+                      "needs `header` (the value is matched in that header)");
+  }
+  if (rule->status == 0 && rule->header.empty()) {
+    return FieldError(path, node,
+                      "must set `status` or `header` (an empty rule would "
+                      "ignore every throttle)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseThrottleConfig(const YAML::Node& node,
+                                 absl::string_view path, ThrottleConfig* out) {
+  if (node.IsScalar()) {
+    bool on = true;
+    absl::Status s = ReadBool(node, path, &on);
+    if (!s.ok()) return s;
+    out->enabled = on;
+    return absl::OkStatus();
+  }
+  return ForEachField(
+      node, path,
+      {"enabled", "statuses", "when_exhausted", "reset_style", "broadcast",
+       "resume_jitter", "ignore", "pause"},
+      [&](absl::string_view key, const YAML::Node& value,
+          const std::string& field) -> absl::Status {
+        if (key == "enabled") return ReadBool(value, field, &out->enabled);
+        if (key == "statuses") return ReadStatuses(value, field, &out->statuses);
+        if (key == "when_exhausted") {
+          return ReadStatuses(value, field, &out->when_exhausted);
+        }
+        if (key == "broadcast") return ReadBool(value, field, &out->broadcast);
+        if (key == "resume_jitter") {
+          absl::Status s = ReadDuration(value, field, true, &out->resume_jitter);
+          if (s.ok() && out->resume_jitter > kMaxJitter) {
+            return FieldError(field, value, "must be at most 1m");
+          }
+          return s;
+        }
+        if (key == "pause") return ReadPauseOptions(value, field, &out->pause);
+        if (key == "ignore") {
+          out->ignore.clear();
+          return ForEachItem(value, field,
+                             [&](const YAML::Node& item, const std::string& p) {
+                               return ReadIgnoreRule(
+                                   item, p, &out->ignore.emplace_back());
+                             });
+        }
+        std::string style;
+        absl::Status s = ReadString(value, field, &style);
+        if (!s.ok()) return s;
+        if (style == "auto") {
+          out->reset_style = ResetStyle::kAuto;
+        } else if (style == "epoch") {
+          out->reset_style = ResetStyle::kEpochSeconds;
+        } else if (style == "delta") {
+          out->reset_style = ResetStyle::kDeltaSeconds;
+        } else {
+          return FieldError(field, value,
+                            absl::StrCat("must be auto, epoch or delta (got ",
+                                         Got(value), ")"));
+        }
+        return absl::OkStatus();
+      });
+}
+
+void EmitThrottleConfig(YAML::Emitter& out, const ThrottleConfig& t) {
+  auto statuses = [&](const char* key, const std::vector<int>& list) {
+    out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (int s : list) out << s;
+    out << YAML::EndSeq;
+  };
+  out << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << t.enabled;
+  statuses("statuses", t.statuses);
+  statuses("when_exhausted", t.when_exhausted);
+  out << YAML::Key << "reset_style" << YAML::Value
+      << (t.reset_style == ResetStyle::kEpochSeconds   ? "epoch"
+          : t.reset_style == ResetStyle::kDeltaSeconds ? "delta"
+                                                       : "auto");
+  out << YAML::Key << "broadcast" << YAML::Value << t.broadcast;
+  out << YAML::Key << "resume_jitter" << YAML::Value
+      << FormatDuration(t.resume_jitter);
+  out << YAML::Key << "ignore" << YAML::Value << YAML::BeginSeq;
+  for (const ThrottleIgnoreRule& r : t.ignore) {
+    out << YAML::Flow << YAML::BeginMap;
+    if (r.status != 0) out << YAML::Key << "status" << YAML::Value << r.status;
+    if (!r.header.empty()) {
+      out << YAML::Key << "header" << YAML::Value << r.header;
+    }
+    if (!r.value.empty()) {
+      out << YAML::Key << "value" << YAML::Value << YAML::DoubleQuoted
+          << r.value;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  const PauseSchedule::Options& p = t.pause;
+  out << YAML::Key << "pause" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "default" << YAML::Value
+      << FormatDuration(p.default_pause);
+  out << YAML::Key << "max" << YAML::Value << FormatDuration(p.max_pause);
+  out << YAML::Key << "backoff" << YAML::Value << p.backoff_factor;
+  out << YAML::Key << "probe_timeout" << YAML::Value
+      << FormatDuration(p.probe_timeout);
+  out << YAML::Key << "ramp" << YAML::Value << FormatDuration(p.ramp);
+  out << YAML::Key << "ramp_start" << YAML::Value << p.ramp_start;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+}
+
+}  // namespace sluice

@@ -1,0 +1,50 @@
+#ifndef SLUICE_PROXY_THROTTLE_RULES_H_
+#define SLUICE_PROXY_THROTTLE_RULES_H_
+
+#include <optional>
+#include <span>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/rate_limit_headers.h"
+#include "proxy/config.h"
+
+namespace sluice {
+
+// What an upstream response means for the limit it was sent under.
+struct ThrottleVerdict {
+  enum class Kind {
+    kNone,       // not a throttle
+    kIgnored,    // a throttle status, but an ignore rule says not a quota
+    kLocal,      // pause this sidecar's bucket only (broadcast: false)
+    kBroadcast,  // pause, and report to the quota server
+  };
+  Kind kind = Kind::kNone;
+  // The pause the upstream asked for (SuggestedPause of its headers), before
+  // the pause schedule's clamping. nullopt: no usable hint.
+  std::optional<Duration> hint;
+  // What decided the pause: "retry-after", a dialect ("x-ratelimit",
+  // "openai", ...) or "status" when no header helped.
+  std::string reason;
+  bool throttled() const {
+    return kind == Kind::kLocal || kind == Kind::kBroadcast;
+  }
+};
+
+// Whether `status` could be a throttle under `config` at all (statuses or
+// when_exhausted). A cheap pre-check before the headers are collected.
+bool MayBeThrottle(const ThrottleConfig& config, int status);
+
+// Classifies one upstream response (docs/pause.md): a status in `statuses`
+// is a throttle; one in `when_exhausted` is when the limit headers say
+// nothing remains and when it comes back; an `ignore` rule that matches
+// makes it kIgnored. `now` is the local wall-clock time (the headers'
+// absolute times are read against the response's Date when present).
+ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
+                                 std::span<const HeaderRef> headers,
+                                 absl::Time now);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_THROTTLE_RULES_H_
