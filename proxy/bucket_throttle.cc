@@ -1,0 +1,169 @@
+#include "proxy/bucket_throttle.h"
+
+#include <algorithm>
+
+#include "common/duration.h"
+
+namespace sluice {
+
+using PausePhase = PauseSchedule::Phase;
+
+BucketThrottle::BucketThrottle(Options options)
+    : options_(options), schedule_(options.schedule), rng_(options.seed) {}
+
+void BucketThrottle::set_callbacks(std::function<void(const Event&)> on_event,
+                                   std::function<void()> on_pause) {
+  on_event_ = std::move(on_event);
+  on_pause_ = std::move(on_pause);
+}
+
+void BucketThrottle::NewJitterLocked() {
+  probe_out_ = false;
+  if (options_.resume_jitter <= Duration::zero()) {
+    jitter_ = Duration::zero();
+    return;
+  }
+  std::uniform_int_distribution<int64_t> d(
+      0, options_.resume_jitter.count() - 1);
+  jitter_ = Duration(d(rng_));
+}
+
+TimePoint BucketThrottle::OnThrottled(uint32_t status,
+                                      std::optional<Duration> hint,
+                                      std::string_view reason, bool broadcast,
+                                      TimePoint admitted_at, TimePoint now) {
+  Event event;
+  bool moved = false;
+  TimePoint until;
+  {
+    std::lock_guard lock(mu_);
+    const PausePhase before = schedule_.PhaseAt(now);
+    const TimePoint until_before = schedule_.paused_until();
+    if ((before == PausePhase::kProbing || before == PausePhase::kRamping) &&
+        admitted_at < schedule_.paused_until()) {
+      // Sent before the pause ended (so before it began): an answer from
+      // the episode already handled, not news about the upstream now.
+      return schedule_.paused_until();
+    }
+    const bool was_probe = before == PausePhase::kProbing && probe_out_ &&
+                           admitted_at >= probe_at_;
+    until = schedule_.Throttle(hint, now);
+    moved = before != PausePhase::kPaused || until > until_before;
+    if (moved) {
+      NewJitterLocked();
+      ++stats_.pauses;
+    }
+    event = Event{.kind = Event::Kind::kThrottled,
+                  .status = status,
+                  .hint = hint,
+                  .reason = std::string(reason),
+                  .probe = was_probe};
+  }
+  if (moved) {
+    if (broadcast && on_event_) on_event_(event);
+    if (on_pause_) on_pause_();
+  }
+  return until;
+}
+
+void BucketThrottle::OnAnswered(TimePoint admitted_at, TimePoint now) {
+  Event event;
+  {
+    std::lock_guard lock(mu_);
+    if (schedule_.PhaseAt(now) != PausePhase::kProbing || !probe_out_ ||
+        admitted_at < probe_at_) {
+      return;
+    }
+    schedule_.ProbeSucceeded(now);
+    probe_out_ = false;
+    ramp_next_ = now;
+    event = Event{.kind = Event::Kind::kProbeOk, .pause_id = remote_pause_id_};
+  }
+  if (on_event_) on_event_(event);
+}
+
+bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
+                                   TimePoint now) {
+  bool moved = false;
+  {
+    std::lock_guard lock(mu_);
+    remote_pause_id_ = pause_id;
+    moved = schedule_.PauseUntil(now + std::max(remaining, Duration::zero()),
+                                 now);
+    if (moved) {
+      NewJitterLocked();
+      ++stats_.remote_pauses;
+    }
+  }
+  if (moved && on_pause_) on_pause_();
+  return moved;
+}
+
+TimePoint BucketThrottle::ReadyAtLocked(TimePoint now) {
+  switch (schedule_.PhaseAt(now)) {
+    case PausePhase::kRunning:
+      return now;
+    case PausePhase::kPaused:
+      return schedule_.paused_until() + jitter_;
+    case PausePhase::kProbing: {
+      const TimePoint resume = schedule_.paused_until() + jitter_;
+      if (now < resume) return resume;
+      if (probe_out_) {
+        return schedule_.phase_since() + options_.schedule.probe_timeout;
+      }
+      return now;
+    }
+    case PausePhase::kRamping:
+      return std::max(now, ramp_next_);
+  }
+  return now;
+}
+
+bool BucketThrottle::Allows(TimePoint now) {
+  std::lock_guard lock(mu_);
+  return ReadyAtLocked(now) <= now;
+}
+
+void BucketThrottle::Took(double cost, TimePoint now) {
+  std::lock_guard lock(mu_);
+  switch (schedule_.PhaseAt(now)) {
+    case PausePhase::kProbing:
+      probe_out_ = true;
+      probe_at_ = now;
+      ++stats_.probes;
+      break;
+    case PausePhase::kRamping: {
+      const double rate = options_.full_rate_per_second *
+                          schedule_.RateFraction(now);
+      if (rate > 0) {
+        ramp_next_ = std::max(ramp_next_, now) + FromSeconds(cost / rate);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+TimePoint BucketThrottle::ReadyAt(TimePoint now) {
+  std::lock_guard lock(mu_);
+  return ReadyAtLocked(now);
+}
+
+PauseSchedule::Phase BucketThrottle::PhaseAt(TimePoint now) {
+  std::lock_guard lock(mu_);
+  return schedule_.PhaseAt(now);
+}
+
+Duration BucketThrottle::Remaining(TimePoint now) {
+  std::lock_guard lock(mu_);
+  if (schedule_.PhaseAt(now) != PausePhase::kPaused) return Duration::zero();
+  return std::max(Duration::zero(), schedule_.paused_until() + jitter_ - now);
+}
+
+BucketThrottle::Stats BucketThrottle::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace sluice
