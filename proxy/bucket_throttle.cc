@@ -1,6 +1,7 @@
 #include "proxy/bucket_throttle.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/duration.h"
 
@@ -12,19 +13,23 @@ BucketThrottle::BucketThrottle(Options options)
     : options_(options), schedule_(options.schedule), rng_(options.seed) {}
 
 void BucketThrottle::set_callbacks(std::function<void(const Event&)> on_event,
-                                   std::function<void()> on_pause) {
+                                   std::function<void(bool remote)> on_pause) {
   on_event_ = std::move(on_event);
   on_pause_ = std::move(on_pause);
 }
 
 void BucketThrottle::NewJitterLocked() {
   probe_out_ = false;
-  if (options_.resume_jitter <= Duration::zero()) {
+  ramp_next_ = TimePoint{};  // a later ramp starts with a fresh pace
+  // At most half the probe timeout, so a jittered probe still has time to
+  // be answered before the schedule ramps without it.
+  const Duration max_jitter =
+      std::min(options_.resume_jitter, options_.schedule.probe_timeout / 2);
+  if (max_jitter <= Duration::zero()) {
     jitter_ = Duration::zero();
     return;
   }
-  std::uniform_int_distribution<int64_t> d(
-      0, options_.resume_jitter.count() - 1);
+  std::uniform_int_distribution<int64_t> d(0, max_jitter.count() - 1);
   jitter_ = Duration(d(rng_));
 }
 
@@ -61,7 +66,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
   }
   if (moved) {
     if (broadcast && on_event_) on_event_(event);
-    if (on_pause_) on_pause_();
+    if (on_pause_) on_pause_(false);
   }
   return until;
 }
@@ -95,7 +100,7 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
       ++stats_.remote_pauses;
     }
   }
-  if (moved && on_pause_) on_pause_();
+  if (moved && on_pause_) on_pause_(true);
   return moved;
 }
 
@@ -114,9 +119,55 @@ TimePoint BucketThrottle::ReadyAtLocked(TimePoint now) {
       return now;
     }
     case PausePhase::kRamping:
-      return std::max(now, ramp_next_);
+      // Pacing ends with the ramp.
+      return std::max(now, std::min(ramp_next_, schedule_.phase_since() +
+                                                    options_.schedule.ramp));
   }
   return now;
+}
+
+TimePoint BucketThrottle::BacklogReadyAtLocked(double cost, TimePoint now) {
+  const TimePoint next = ReadyAtLocked(now);
+  const PausePhase phase = schedule_.PhaseAt(now);
+  if (phase == PausePhase::kRunning) return now;
+  // Where the ramp starts (or started) and how much of it is left from
+  // `next`, when the first of the backlog goes.
+  const Duration ramp = options_.schedule.ramp;
+  TimePoint ramp_start = next;
+  if (phase == PausePhase::kRamping) ramp_start = schedule_.phase_since();
+  const TimePoint ramp_end = ramp_start + ramp;
+  const double rate = options_.full_rate_per_second;
+  if (rate <= 0 || next >= ramp_end) return next;
+  // Fluid model of the ramp from `next`: the rate fraction grows linearly
+  // from f to 1 over the rest of the ramp. Solve tokens(x) = cost for x.
+  // The first request goes at `next`; the rest follow along a fluid model
+  // of the ramp, whose rate fraction grows linearly from f to 1 over what
+  // is left of it. Solve tokens(x) = the rest.
+  if (cost <= 1) return next;
+  const double rest = cost - 1;
+  const double f0 = std::clamp(options_.schedule.ramp_start, 1e-3, 1.0);
+  const double k = (1 - f0) / ToSeconds(ramp);  // fraction per second
+  const double f = f0 + k * ToSeconds(next - ramp_start);
+  const double left = ToSeconds(ramp_end - next);
+  const double in_ramp = rate * (f * left + k * left * left / 2);
+  double x;
+  if (rest >= in_ramp) {
+    x = left + (rest - in_ramp) / rate;
+  } else if (k <= 0) {
+    x = rest / (rate * f);
+  } else {
+    // rate * (f x + k x^2 / 2) = rest
+    x = (-f + std::sqrt(f * f + 2 * k * rest / rate)) / k;
+  }
+  // The pacing spaces each request by its cost at the rate of its own
+  // start, which lags the fluid model; the lag telescopes to less than one
+  // request's spacing at the ramp's rate at `next`.
+  return next + FromSeconds(x + 1 / (rate * f));
+}
+
+TimePoint BucketThrottle::BacklogReadyAt(double cost, TimePoint now) {
+  std::lock_guard lock(mu_);
+  return BacklogReadyAtLocked(cost, now);
 }
 
 bool BucketThrottle::Allows(TimePoint now) {
@@ -157,7 +208,11 @@ PauseSchedule::Phase BucketThrottle::PhaseAt(TimePoint now) {
 
 Duration BucketThrottle::Remaining(TimePoint now) {
   std::lock_guard lock(mu_);
-  if (schedule_.PhaseAt(now) != PausePhase::kPaused) return Duration::zero();
+  const PausePhase phase = schedule_.PhaseAt(now);
+  if (phase != PausePhase::kPaused && phase != PausePhase::kProbing) {
+    return Duration::zero();
+  }
+  // Probing counts as paused until this sidecar's jittered resume.
   return std::max(Duration::zero(), schedule_.paused_until() + jitter_ - now);
 }
 

@@ -37,7 +37,8 @@ class BucketThrottle {
     PauseSchedule::Options schedule;
     // The limit's rate (tokens/s): the ramp paces a fraction of it.
     double full_rate_per_second = 1;
-    // Each resume is delayed by a uniform random [0, resume_jitter).
+    // Each resume is delayed by a uniform random [0, resume_jitter), at
+    // most half the probe timeout.
     Duration resume_jitter = std::chrono::milliseconds(50);
     uint64_t seed = 1;
   };
@@ -59,10 +60,11 @@ class BucketThrottle {
 
   // Set once, before the object is shared. `on_event` reports to the
   // server (throttles that moved the pause end, and probe successes);
-  // `on_pause` runs when a pause starts or grows, so the owner can re-poll
-  // the bucket's queue (shedding requests whose deadline falls inside).
+  // `on_pause(remote)` runs when a pause starts or grows (remote: by the
+  // server's Pause), so the owner can count it and re-poll the bucket's
+  // queue (shedding requests whose deadline falls inside).
   void set_callbacks(std::function<void(const Event&)> on_event,
-                     std::function<void()> on_pause);
+                     std::function<void(bool remote)> on_pause);
 
   // --- From the session --------------------------------------------------
   // The upstream throttled a request of this bucket that was admitted at
@@ -90,10 +92,15 @@ class BucketThrottle {
   // guess while a probe is out (its answer's arrival is unknown): the
   // probe timeout.
   TimePoint ReadyAt(TimePoint now);
+  // When a FIFO backlog of `cost` tokens would have gone through the pause
+  // and the ramp (the last of it), assuming the probe is answered at once:
+  // a fluid model of the linear ramp plus one request's spacing, so it is
+  // not early while ramping; `now` while running.
+  TimePoint BacklogReadyAt(double cost, TimePoint now);
 
   // --- Introspection ------------------------------------------------------
   PauseSchedule::Phase PhaseAt(TimePoint now);
-  // Time until the pause ends (0 when not paused), jitter included.
+  // Time until this sidecar resumes (0 when not paused), jitter included.
   Duration Remaining(TimePoint now);
   // Counters since start.
   struct Stats {
@@ -106,12 +113,13 @@ class BucketThrottle {
  private:
   // The earliest time a request may go, given the phase. Locked.
   TimePoint ReadyAtLocked(TimePoint now);
+  TimePoint BacklogReadyAtLocked(double cost, TimePoint now);
   // Draws a fresh resume jitter for a pause that just moved. Locked.
   void NewJitterLocked();
 
   const Options options_;
   std::function<void(const Event&)> on_event_;
-  std::function<void()> on_pause_;
+  std::function<void(bool remote)> on_pause_;
   mutable std::mutex mu_;
   PauseSchedule schedule_;     // guarded by mu_ (as is all below)
   std::mt19937_64 rng_;

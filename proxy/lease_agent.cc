@@ -10,6 +10,8 @@ namespace sluice {
 namespace {
 
 constexpr uint32_t kProtocolVersion = 1;
+// Longest pause a server message may impose (a day).
+constexpr uint64_t kMaxPauseMs = 24ull * 3600 * 1000;
 
 LeasePolicy PolicyFromProto(sluice::v1::UnavailablePolicy policy) {
   switch (policy) {
@@ -203,12 +205,68 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
     const sluice::v1::LimitUpdate& l = msg.limit();
     limits_[l.resource()] = l;
     for (auto& b : buckets_) ApplyLimit(l, *b);
+  } else if (msg.has_pause()) {
+    OnPause(msg.pause(), now);
   }
+}
+
+void LeaseAgent::OnPause(const sluice::v1::Pause& p, TimePoint now) {
+  for (auto& bp : buckets_) {
+    Bucket& b = *bp;
+    if (!b.Is(p.bucket())) continue;
+    // Capped so that a hostile value cannot overflow the clock.
+    const Duration remaining = std::chrono::milliseconds(
+        std::min<uint64_t>(p.remaining_ms(), kMaxPauseMs));
+    if (remaining > Duration::zero()) {
+      // Tokens held now would all be spent the instant the pause ends: give
+      // them up (the next report says so, and the server's level keeps the
+      // fleet within the limit).
+      if (b.binding.pool != nullptr) b.binding.pool->ShrinkTo(0, now);
+      if (b.binding.throttle != nullptr) {
+        b.binding.throttle->OnRemotePause(remaining, p.pause_id(), now);
+      }
+    }
+    sluice::v1::SidecarMessage ack;
+    *ack.mutable_pause_ack()->mutable_bucket() = p.bucket();
+    ack.mutable_pause_ack()->set_pause_id(p.pause_id());
+    pending_.push_back(std::move(ack));
+    return;
+  }
+}
+
+sluice::v1::SidecarMessage LeaseAgent::EventMessage(
+    const std::string& resource, const std::string& key_hash,
+    const BucketThrottle::Event& event) {
+  sluice::v1::SidecarMessage m;
+  sluice::v1::BucketId* bucket;
+  if (event.kind == BucketThrottle::Event::Kind::kProbeOk) {
+    bucket = m.mutable_probe_result()->mutable_bucket();
+    m.mutable_probe_result()->set_pause_id(event.pause_id);
+  } else {
+    sluice::v1::ThrottleReport* t = m.mutable_throttle();
+    bucket = t->mutable_bucket();
+    t->set_status(event.status);
+    if (event.hint.has_value()) {
+      t->set_has_hint(true);
+      t->set_pause_ms(static_cast<uint64_t>(std::max<int64_t>(
+          0, std::chrono::ceil<std::chrono::milliseconds>(*event.hint)
+                 .count())));
+    }
+    t->set_reason(event.reason);
+    t->set_probe(event.probe);
+  }
+  bucket->set_resource(resource);
+  bucket->set_key_hash(key_hash);
+  return m;
 }
 
 std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
   now = Observe(now);
   std::vector<sluice::v1::SidecarMessage> out;
+  if (connected_) {
+    for (auto& m : pending_) out.push_back(std::move(m));
+  }
+  pending_.clear();
   // Bindings whose limiter is gone: nobody can spend their pool any more.
   std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
     if (!b->binding.limiter.expired()) return false;
@@ -239,6 +297,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
 
 TimePoint LeaseAgent::NextWakeup() const {
   if (!connected_) return TimePoint::max();
+  if (!pending_.empty()) return last_now_;
   TimePoint next = TimePoint::max();
   for (const auto& b : buckets_) {
     if (!b->last_report.has_value()) return last_now_;

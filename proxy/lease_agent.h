@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
+#include "proxy/bucket_throttle.h"
 #include "proxy/lease_pool.h"
 #include "sluice/v1/quota.pb.h"
 
@@ -24,6 +25,8 @@ struct LeaseBinding {
   // Once it has expired (a per-key limiter evicted) the binding is dropped.
   std::weak_ptr<RateLimiter> limiter;
   std::shared_ptr<LeasePool> pool;  // non-null
+  // The bucket's pause state; null when the limit ignores throttles.
+  std::shared_ptr<BucketThrottle> throttle;
 };
 
 // The sidecar half of the lease protocol with no I/O and no threads: it
@@ -69,8 +72,10 @@ class LeaseAgent {
   void OnDisconnected(TimePoint now);
 
   // Applies one server message: grants (tokens expire ttl after `now`,
-  // target shrinks), limit updates. A message for an unknown bucket is
-  // ignored. A new server_epoch is noted (logged by the owner).
+  // target shrinks), limit updates, pauses (the bucket's held tokens are
+  // dropped, its throttle paused, and a PauseAck queued for the next Poll).
+  // A message for an unknown bucket is ignored. A new server_epoch is noted
+  // (logged by the owner).
   void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
 
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
@@ -86,6 +91,12 @@ class LeaseAgent {
   // call). TimePoint::max() when not connected.
   TimePoint NextWakeup() const;
 
+  // The message reporting a throttle event of bucket (resource, key_hash):
+  // a ThrottleReport or a ProbeResult. For the owner to send as is.
+  static sluice::v1::SidecarMessage EventMessage(
+      const std::string& resource, const std::string& key_hash,
+      const BucketThrottle::Event& event);
+
   bool connected() const { return connected_; }
   uint64_t server_epoch() const { return server_epoch_; }
   size_t server_restarts_seen() const { return server_restarts_; }
@@ -96,6 +107,7 @@ class LeaseAgent {
   sluice::v1::SidecarMessage MakeReport(Bucket& b, TimePoint now);
   // Notes `now` as the latest time seen and returns it.
   TimePoint Observe(TimePoint now);
+  void OnPause(const sluice::v1::Pause& pause, TimePoint now);
   // Applies a LimitUpdate to the pool of `b`.
   static void ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b);
 
@@ -109,6 +121,8 @@ class LeaseAgent {
   uint64_t server_epoch_ = 0;
   size_t server_restarts_ = 0;
   uint64_t grant_seq_seen_ = 0;
+  // Messages to send with the next Poll (pause acknowledgements).
+  std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.
 };
 

@@ -72,6 +72,12 @@ class LeaseClient {
   // whose limiter has expired are pruned while the queue is long.
   void AddBinding(LeaseBinding binding);
 
+  // Sends `msg` (a throttle report or probe result) on the stream as soon as
+  // possible, from any thread: the client's thread wakes for it. Dropped
+  // when no stream is up (the server learns the state from the next
+  // reports) or when more than 1024 are queued.
+  void Send(sluice::v1::SidecarMessage msg);
+
  private:
   class Stream;
   void Loop();
@@ -90,6 +96,7 @@ class LeaseClient {
   bool stopping_ = false;                   // guarded by mu_
   Stream* stream_ = nullptr;                // live stream, guarded by mu_
   std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
+  std::vector<sluice::v1::SidecarMessage> outgoing_;  // guarded by mu_
   Stats stats_;                             // guarded by mu_
 };
 

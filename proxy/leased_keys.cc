@@ -1,5 +1,7 @@
 #include "proxy/leased_keys.h"
 
+#include "proxy/rate_limiter.h"
+
 #include <utility>
 
 namespace sluice {
@@ -27,7 +29,10 @@ void LeasedKeySources::OnCreated(const std::string& key_hash,
   if (kick_) {
     pool->set_on_tokens([kick = kick_, weak] { kick(weak); });
   }
-  if (bind_) bind_(LeaseBinding{resource_, key_hash, weak, std::move(pool)});
+  if (bind_) {
+    bind_(LeaseBinding{resource_, key_hash, weak, std::move(pool),
+                       limiter->throttle()});
+  }
 }
 
 }  // namespace sluice

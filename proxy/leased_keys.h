@@ -23,7 +23,8 @@ class RateLimiter;
 // and, when it returned a source, OnCreated for the limiter built on it; so
 // the pool made by one MakeSource is the one the next OnCreated binds.
 // OnCreated sets the pool's on_tokens to `kick` with a weak_ptr to the
-// limiter (it never keeps the limiter alive) and hands the binding to
+// limiter (it never keeps the limiter alive) and hands the binding (with
+// the limiter's throttle, so attach that first) to
 // `bind` (LeaseClient::AddBinding), which must not call back into the set.
 class LeasedKeySources {
  public:

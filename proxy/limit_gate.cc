@@ -65,6 +65,10 @@ void LimitGate::Kick(RateLimiter& limiter) {
   Deliver(limiter, limiter.Poll(clock_->Now()));
 }
 
+void LimitGate::Shed(RateLimiter& limiter) {
+  Deliver(limiter, limiter.ShedUnservable(clock_->Now()));
+}
+
 size_t LimitGate::waiting() const {
   std::lock_guard<std::mutex> lock(mu_);
   return waiters_.size();

@@ -41,6 +41,9 @@ class LimitGate {
 
   // Polls `limiter` now and wakes whatever it admits or expires.
   void Kick(RateLimiter& limiter);
+  // Like Kick, with RateLimiter::ShedUnservable: queued requests that can no
+  // longer be served in time are refused now.
+  void Shed(RateLimiter& limiter);
 
   // Number of requests currently parked in this gate.
   size_t waiting() const;

@@ -19,7 +19,7 @@ std::optional<TimePoint> PausedTokenSource::AvailableAt(double cost,
                                                         TimePoint now) const {
   const std::optional<TimePoint> inner = inner_->AvailableAt(cost, now);
   if (!inner) return std::nullopt;
-  return std::max(*inner, throttle_->ReadyAt(now));
+  return std::max(*inner, throttle_->BacklogReadyAt(cost, now));
 }
 
 void PausedTokenSource::Refund(double cost, TimePoint now) {

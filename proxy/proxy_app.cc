@@ -25,6 +25,8 @@
 #include "proxy/leased_keys.h"
 #include "proxy/limit_gate.h"
 #include "proxy/metrics.h"
+#include "proxy/pause_metrics.h"
+#include "proxy/throttle_setup.h"
 #include "proxy/rate_limiter.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
@@ -59,6 +61,7 @@ struct ProxyApp::Impl {
   std::unique_ptr<UpstreamPool> pool;
   std::unique_ptr<LimitGate> gate;
   std::unique_ptr<ProxyMetrics> metrics;
+  std::unique_ptr<PauseMetrics> pause_metrics;
   std::unique_ptr<AccessLog> access_log;
   std::vector<std::unique_ptr<LimitRuntime>> limits;
   // Leased mode: the limits that lease their tokens, and the client that
@@ -149,10 +152,33 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
   m.access_log = std::move(*log);
 
   // One limiter (or keyed set) per configured limit; a leased limit's
-  // limiter spends from its LeasePool.
+  // limiter spends from its LeasePool. Every bucket gets a BucketThrottle
+  // (docs/pause.md) unless the limit's throttle handling is off.
+  m.pause_metrics = std::make_unique<PauseMetrics>(*m.metrics->registry());
+  ThrottleWiring tw;
+  tw.metrics = m.pause_metrics.get();
+  {
+    asio::io_context* ioc = &m.io;
+    LimitGate* g = m.gate.get();
+    tw.shed = [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
+      asio::post(*ioc, [g, weak] {
+        if (auto limiter = weak.lock()) g->Shed(*limiter);
+      });
+    };
+    Impl* mp = &m;
+    tw.report = [mp](const std::string& resource, const std::string& key_hash,
+                     const BucketThrottle::Event& event) {
+      if (mp->lease_client) {
+        mp->lease_client->Send(
+            LeaseAgent::EventMessage(resource, key_hash, event));
+      }
+    };
+  }
   const bool leasing = !m.config.quota.servers.empty();
   absl::flat_hash_map<std::string, LimitRuntime*> by_name;
-  for (const auto& [name, lc] : m.config.rate_limits) {
+  for (const auto& [name, lc_ref] : m.config.rate_limits) {
+    const LimitConfig& lc = lc_ref;  // a named copy of the binding
+    m.pause_metrics->RegisterLimit(name);
     auto rt = std::make_unique<LimitRuntime>();
     rt->config = &lc;
     if (leasing && !lc.resource.empty() && !lc.per_key) {
@@ -162,41 +188,51 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
     Algorithm alg = ToAlgorithm(lc.algorithm);
     RateLimiterOptions opts;
     opts.max_queue = lc.max_queue;
-    if (lc.per_key && leasing && !lc.resource.empty()) {
-      // One pool per hashed key; the quota server's bucket is
-      // (resource, key_hash). Tokens arriving on the lease client's thread
-      // wake that key's queue on the proxy's threads.
-      asio::io_context* ioc = &m.io;
-      LimitGate* g = m.gate.get();
-      auto sources = std::make_shared<LeasedKeySources>(
-          lc.resource, LeasePoolOptionsFor(lc),
-          [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
-            asio::post(*ioc, [g, weak] {
-              if (auto limiter = weak.lock()) g->Kick(*limiter);
+    if (lc.per_key) {
+      // A key's throttle is made with its source and attached to the limiter
+      // built on it (the set calls both under its lock, in that order).
+      auto pending = std::make_shared<std::shared_ptr<BucketThrottle>>();
+      std::shared_ptr<LeasedKeySources> sources;
+      if (leasing && !lc.resource.empty()) {
+        // One pool per hashed key; the quota server's bucket is
+        // (resource, key_hash). Tokens arriving on the lease client's thread
+        // wake that key's queue on the proxy's threads.
+        asio::io_context* ioc = &m.io;
+        LimitGate* g = m.gate.get();
+        sources = std::make_shared<LeasedKeySources>(
+            lc.resource, LeasePoolOptionsFor(lc),
+            [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
+              asio::post(*ioc, [g, weak] {
+                if (auto limiter = weak.lock()) g->Kick(*limiter);
+              });
             });
-          });
-      rt->leased_keys = sources;
+        rt->leased_keys = sources;
+      }
       rt->keyed = std::make_unique<KeyedLimiterSet>(
           lc.per_key->max_keys, opts,
-          [sources](const std::string& key_hash, TimePoint now) {
-            return sources->MakeSource(key_hash, now);
+          [sources, pending, &lc, alg, spec](const std::string& key_hash,
+                                             TimePoint now) {
+            std::unique_ptr<TokenSource> src =
+                sources ? sources->MakeSource(key_hash, now)
+                        : MakeTokenSource(alg, spec, now);
+            *pending = MakeBucketThrottle(lc);
+            return WrapForThrottle(std::move(src), *pending);
           },
-          [sources](const std::string& key_hash,
-                    const std::shared_ptr<RateLimiter>& limiter) {
-            sources->OnCreated(key_hash, limiter);
+          [sources, pending, &lc, tw](
+              const std::string& key_hash,
+              const std::shared_ptr<RateLimiter>& limiter) {
+            AttachThrottle(tw, lc, key_hash, limiter, std::move(*pending));
+            pending->reset();
+            if (sources) sources->OnCreated(key_hash, limiter);
           });
-    } else if (lc.per_key) {
-      rt->keyed = std::make_unique<KeyedLimiterSet>(
-          lc.per_key->max_keys, opts,
-          [alg, spec](const std::string&, TimePoint now) {
-            return MakeTokenSource(alg, spec, now);
-          });
-    } else if (rt->lease) {
-      rt->shared = std::make_shared<RateLimiter>(
-          std::make_unique<LeasedTokenSource>(rt->lease), opts);
     } else {
+      std::unique_ptr<TokenSource> src =
+          rt->lease ? std::make_unique<LeasedTokenSource>(rt->lease)
+                    : MakeTokenSource(alg, spec, clock->Now());
+      std::shared_ptr<BucketThrottle> throttle = MakeBucketThrottle(lc);
       rt->shared = std::make_shared<RateLimiter>(
-          MakeTokenSource(alg, spec, clock->Now()), opts);
+          WrapForThrottle(std::move(src), throttle), opts);
+      AttachThrottle(tw, lc, "", rt->shared, std::move(throttle));
     }
     by_name[name] = rt.get();
     m.limits.push_back(std::move(rt));
@@ -224,6 +260,7 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
   m.ctx.pool = m.pool.get();
   m.ctx.gate = m.gate.get();
   m.ctx.metrics = m.metrics.get();
+  m.ctx.pause_metrics = m.pause_metrics.get();
   m.ctx.access_log = m.config.access_log.enabled ? m.access_log.get() : nullptr;
   m.server = std::make_unique<Server>(m.io, m.ctx);
   return app;
@@ -310,8 +347,8 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
     rt->lease->set_on_tokens([ioc, g, limiter] {
       asio::post(*ioc, [g, limiter] { g->Kick(*limiter); });
     });
-    bindings.push_back(
-        LeaseBinding{rt->config->resource, "", rt->shared, rt->lease});
+    bindings.push_back(LeaseBinding{rt->config->resource, "", rt->shared,
+                                    rt->lease, rt->shared->throttle()});
     leased.push_back(rt.get());
     metrics->RegisterLeasedLimit(rt->config->name);
   }

@@ -16,6 +16,7 @@ class KeyedLimiterSet;
 class LeasePool;
 class LeasedKeySources;
 class LimitGate;
+class PauseMetrics;
 class ProxyMetrics;
 class RateLimiter;
 class Router;
@@ -50,6 +51,7 @@ struct ProxyContext {
   UpstreamPool* pool = nullptr;
   LimitGate* gate = nullptr;
   ProxyMetrics* metrics = nullptr;
+  PauseMetrics* pause_metrics = nullptr;
   AccessLog* access_log = nullptr;
   // Indexed by route index (Router::Match::index); nullptr = no limit.
   std::vector<LimitRuntime*> route_limits;

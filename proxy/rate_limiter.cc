@@ -159,6 +159,31 @@ RateLimiter::PollResult RateLimiter::Poll(TimePoint now) {
   return result;
 }
 
+RateLimiter::PollResult RateLimiter::ShedUnservable(TimePoint now) {
+  PollResult result = Poll(now);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Walk the queue in order with the backlog ahead of each waiter; one
+  // whose predicted admission is past its deadline cannot be served (its
+  // cost is then not counted for those behind it).
+  double ahead = 0;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const std::optional<TimePoint> at =
+        source_->AvailableAt(ahead + it->second.cost, now);
+    if (!at.has_value() || *at > it->second.deadline) {
+      result.expired.push_back(it->first);
+      stats_.denied += it->second.cost;
+      auto next = std::next(it);
+      RemoveLocked(it);
+      it = next;
+      continue;
+    }
+    ahead += it->second.cost;
+    ++it;
+  }
+  if (queue_.empty()) result.next_wakeup.reset();
+  return result;
+}
+
 bool RateLimiter::Cancel(uint64_t ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = queue_.find(ticket);

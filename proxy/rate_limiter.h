@@ -17,6 +17,8 @@
 
 namespace sluice {
 
+class BucketThrottle;
+
 struct RateLimiterOptions {
   // Most requests that may wait at once. 0 means nothing ever waits.
   size_t max_queue = 1000;
@@ -99,6 +101,12 @@ class RateLimiter {
   // deadline is `now` or slightly past (a late timer is not its fault).
   PollResult Poll(TimePoint now);
 
+  // Poll, then expires every queued request whose predicted admission (behind
+  // those ahead of it that stay) is past its deadline, or unpredictable. For
+  // when the source slows down for a known time (a pause): those requests
+  // hear 429 now instead of at their deadline. O(queue length).
+  PollResult ShedUnservable(TimePoint now);
+
   // Removes a queued ticket (client went away). Returns true if it was
   // queued. Requests behind it may now be admitted earlier: Poll soon.
   bool Cancel(uint64_t ticket);
@@ -119,6 +127,14 @@ class RateLimiter {
   };
   // Returns the counters and resets all but `queued`.
   DemandStats TakeDemandStats();
+
+  // The bucket's pause state (docs/pause.md), shared with the
+  // PausedTokenSource wrapping its source; null when throttles are not
+  // handled. Set once, before the limiter is shared.
+  void set_throttle(std::shared_ptr<BucketThrottle> throttle) {
+    throttle_ = std::move(throttle);
+  }
+  const std::shared_ptr<BucketThrottle>& throttle() const { return throttle_; }
 
   // Swaps the token source (e.g. standalone -> leased) without touching
   // callers; queued requests stay queued, in order, and are admitted against
@@ -155,6 +171,7 @@ class RateLimiter {
   bool ExpireDueLocked(TimePoint now, std::vector<uint64_t>* expired);
 
   const RateLimiterOptions opts_;
+  std::shared_ptr<BucketThrottle> throttle_;
   mutable std::mutex mu_;
   std::unique_ptr<TokenSource> source_;  // Guarded by mu_.
   uint64_t next_ticket_ = 1;             // Guarded by mu_.

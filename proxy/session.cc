@@ -19,7 +19,9 @@
 #include "proxy/http_head.h"
 #include "proxy/keyed_limiter.h"
 #include "proxy/limit_gate.h"
+#include "proxy/bucket_throttle.h"
 #include "proxy/metrics.h"
+#include "proxy/pause_metrics.h"
 #include "proxy/router.h"
 #include "proxy/session_request.h"
 
@@ -243,13 +245,33 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
       co_return false;
     }
   }
+  const bool paused_at_entry =
+      limiter->throttle() &&
+      limiter->throttle()->PhaseAt(ctx_.clock->Now()) ==
+          PauseSchedule::Phase::kPaused;
   LimitGate::Result r = co_await ctx_.gate->Acquire(*limiter, cost, max_wait);
-  rs.quota_mode = lr->QuotaMode(ctx_.clock->Now());
+  const TimePoint now = ctx_.clock->Now();
+  rs.quota_mode = lr->QuotaMode(now);
   ctx_.metrics->OnQueueDepth(rs.limit, limiter->queue_depth());
   rs.wait = r.waited;
+  if (r.outcome == AcquireOutcome::kAdmitted) {
+    ctx_.metrics->OnAdmitted(rs.limit, r.waited);
+    rs.throttle = limiter->throttle();
+    rs.admitted_at = now;
+    if (paused_at_entry) ctx_.pause_metrics->OnHeld(rs.limit);
+    co_return true;
+  }
+  if (const auto& t = limiter->throttle()) {
+    // Refused while the upstream is paused: the app is told to come back
+    // when the pause ends, not when a token would have.
+    const Duration pause_left = t->Remaining(now);
+    if (pause_left > Duration::zero()) {
+      r.retry_after = std::max(r.retry_after, pause_left);
+      ctx_.pause_metrics->OnShed(rs.limit);
+    }
+  }
   switch (r.outcome) {
     case AcquireOutcome::kAdmitted:
-      ctx_.metrics->OnAdmitted(rs.limit, r.waited);
       co_return true;
     case AcquireOutcome::kQueued:  // not returned by the gate
     case AcquireOutcome::kRejectedWait:
@@ -285,6 +307,9 @@ asio::awaitable<bool> Session::SendLimited(RequestState& rs, std::string reason,
                                         rs.client_version};
   res.set(http::field::retry_after, std::to_string(secs));
   res.set("x-sluice-limited", "local");
+  // The OpenAI and Anthropic SDKs honour this: sluice already waited (or
+  // knows the wait), so the SDK should not retry on its own as well.
+  res.set("x-should-retry", "false");
   res.set("x-sluice-retry-after-ms", std::to_string(ms));
   res.set("x-sluice-limit", rs.limit);
   boost::json::object body;

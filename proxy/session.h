@@ -55,6 +55,11 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> SendLimited(RequestState& rs, std::string reason,
                                            Duration retry_after);
   void Finish(RequestState& rs);
+  // Feeds an upstream response head to the admitted bucket's pause state
+  // (docs/pause.md): a throttle pauses it, anything else may end its probe.
+  void NoteUpstreamAnswer(
+      RequestState& rs,
+      const boost::beast::http::response_header<>& head);
 
   ProxyContext& ctx_;
   boost::beast::tcp_stream stream_;

@@ -7,15 +7,48 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "absl/time/clock.h"
+#include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
 #include "proxy/http_relay.h"
 #include "proxy/metrics.h"
+#include "proxy/pause_metrics.h"
+#include "proxy/proxy_context.h"
+#include "proxy/throttle_rules.h"
 #include "proxy/resolver.h"
 #include "proxy/session.h"
 #include "proxy/session_request.h"
 #include "proxy/upstream_pool.h"
 
 namespace sluice {
+
+void Session::NoteUpstreamAnswer(RequestState& rs,
+                                 const http::response_header<>& head) {
+  const ThrottleConfig& tc = rs.limit_rt->config->throttle;
+  const TimePoint now = ctx_.clock->Now();
+  const int code = static_cast<int>(head.result_int());
+  if (!MayBeThrottle(tc, code)) {
+    rs.throttle->OnAnswered(rs.admitted_at, now);
+    return;
+  }
+  std::vector<HeaderRef> headers;
+  headers.reserve(24);
+  for (const auto& f : head) {
+    headers.push_back(HeaderRef{Sv(f.name_string()), Sv(f.value())});
+  }
+  const ThrottleVerdict v = ClassifyResponse(tc, code, headers, absl::Now());
+  if (!v.throttled()) {
+    if (v.kind == ThrottleVerdict::Kind::kIgnored) {
+      ctx_.pause_metrics->OnThrottle(rs.limit, "ignored");
+    }
+    rs.throttle->OnAnswered(rs.admitted_at, now);
+    return;
+  }
+  ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);
+  rs.throttle->OnThrottled(static_cast<uint32_t>(code), v.hint, v.reason,
+                           v.kind == ThrottleVerdict::Kind::kBroadcast,
+                           rs.admitted_at, now);
+}
 
 asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   auto& req = rs.parser->get();
@@ -162,6 +195,7 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   const unsigned code = res.result_int();
   rs.status = code;
   ctx_.metrics->OnUpstreamStatus(code);
+  if (rs.throttle) NoteUpstreamAnswer(rs, res.base());
   if (code == 101) {
     rs.outcome = RequestOutcome::kUpstreamError;
     co_return co_await SendError(rs, 502, "upgrade",

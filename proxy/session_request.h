@@ -35,6 +35,8 @@ inline std::string_view Sv(beast::string_view s) {
 }
 
 // Per-request state, alive for one request/response exchange.
+class BucketThrottle;
+
 struct RequestState {
   std::optional<
       boost::beast::http::request_parser<boost::beast::http::buffer_body>>
@@ -51,6 +53,10 @@ struct RequestState {
   std::optional<size_t> route_index;
   std::string limit;
   LimitRuntime* limit_rt = nullptr;
+  // The admitted bucket's pause state (null when throttles are not handled)
+  // and when the request was admitted: the upstream's answer is fed back.
+  std::shared_ptr<BucketThrottle> throttle;
+  TimePoint admitted_at{};
   // x-sluice-quota for every response to this request; "" when the limit
   // is not leased. Points at a static string (LeaseModeName).
   std::string_view quota_mode;

@@ -1,0 +1,95 @@
+#include "proxy/pause_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+namespace sluice {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Gauge;
+
+template <typename Builder>
+auto& Reg(Builder b, const char* name, const char* help,
+          prometheus::Registry& registry) {
+  return b.Name(name).Help(help).Register(registry);
+}
+
+constexpr PauseSchedule::Phase kPhases[] = {
+    PauseSchedule::Phase::kRunning, PauseSchedule::Phase::kPaused,
+    PauseSchedule::Phase::kProbing, PauseSchedule::Phase::kRamping};
+
+}  // namespace
+
+PauseMetrics::PauseMetrics(prometheus::Registry& r)
+    : throttles_(Reg(prometheus::BuildCounter(),
+                     "sluice_proxy_upstream_throttles_total",
+                     "Upstream responses read as throttles, by limit and "
+                     "what decided the pause.",
+                     r)),
+      pauses_(Reg(prometheus::BuildCounter(), "sluice_proxy_pauses_total",
+                  "Pauses started or extended, by limit and origin "
+                  "(local or remote).",
+                  r)),
+      held_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_held_total",
+                "Requests queued during a pause and sent after it.", r)),
+      shed_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_shed_total",
+                "Requests answered 429 because their deadline fell inside "
+                "a pause.",
+                r)),
+      probes_(Reg(prometheus::BuildCounter(),
+                  "sluice_proxy_pause_probes_total",
+                  "Resume probes sent after a pause.", r)),
+      phase_(Reg(prometheus::BuildGauge(), "sluice_proxy_pause_phase",
+                 "1 for the pause phase a limit's bucket is in.", r)) {}
+
+void PauseMetrics::RegisterLimit(std::string_view limit) {
+  const std::string l(limit);
+  pauses_.Add({{"limit", l}, {"origin", "local"}});
+  pauses_.Add({{"limit", l}, {"origin", "remote"}});
+  held_.Add({{"limit", l}});
+  shed_.Add({{"limit", l}});
+  probes_.Add({{"limit", l}});
+  for (PauseSchedule::Phase p : kPhases) {
+    phase_.Add({{"limit", l}, {"phase", std::string(PausePhaseName(p))}})
+        .Set(p == PauseSchedule::Phase::kRunning ? 1 : 0);
+  }
+}
+
+void PauseMetrics::OnThrottle(std::string_view limit, std::string_view reason) {
+  throttles_.Add({{"limit", std::string(limit)}, {"reason", std::string(reason)}})
+      .Increment();
+}
+
+void PauseMetrics::OnPause(std::string_view limit, bool remote) {
+  pauses_.Add({{"limit", std::string(limit)},
+               {"origin", remote ? "remote" : "local"}})
+      .Increment();
+}
+
+void PauseMetrics::OnHeld(std::string_view limit) {
+  held_.Add({{"limit", std::string(limit)}}).Increment();
+}
+
+void PauseMetrics::OnShed(std::string_view limit) {
+  shed_.Add({{"limit", std::string(limit)}}).Increment();
+}
+
+void PauseMetrics::SetBucketState(std::string_view limit,
+                                  uint64_t probes_total,
+                                  PauseSchedule::Phase phase) {
+  const std::string l(limit);
+  Counter& c = probes_.Add({{"limit", l}});
+  const double delta = static_cast<double>(probes_total) - c.Value();
+  if (delta > 0) c.Increment(delta);
+  for (PauseSchedule::Phase p : kPhases) {
+    phase_.Add({{"limit", l}, {"phase", std::string(PausePhaseName(p))}})
+        .Set(p == phase ? 1 : 0);
+  }
+}
+
+}  // namespace sluice

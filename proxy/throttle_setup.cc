@@ -1,0 +1,60 @@
+#include "proxy/throttle_setup.h"
+
+#include <random>
+
+#include "proxy/pause_metrics.h"
+#include "proxy/paused_token_source.h"
+
+namespace sluice {
+
+BucketThrottle::Options BucketThrottleOptionsFor(const LimitConfig& lc,
+                                                 uint64_t seed) {
+  BucketThrottle::Options o;
+  o.schedule = lc.throttle.pause;
+  const double period_s = std::chrono::duration<double>(lc.period).count();
+  o.full_rate_per_second = period_s > 0 ? lc.rate / period_s : lc.rate;
+  o.resume_jitter = lc.throttle.resume_jitter;
+  o.seed = seed;
+  return o;
+}
+
+std::shared_ptr<BucketThrottle> MakeBucketThrottle(const LimitConfig& lc) {
+  if (!lc.throttle.enabled) return nullptr;
+  static std::random_device device;
+  const uint64_t seed = (uint64_t{device()} << 32) ^ device();
+  return std::make_shared<BucketThrottle>(BucketThrottleOptionsFor(lc, seed));
+}
+
+std::unique_ptr<TokenSource> WrapForThrottle(
+    std::unique_ptr<TokenSource> source,
+    const std::shared_ptr<BucketThrottle>& throttle) {
+  if (!throttle || !source) return source;
+  return std::make_unique<PausedTokenSource>(std::move(source), throttle);
+}
+
+void AttachThrottle(const ThrottleWiring& wiring, const LimitConfig& lc,
+                    const std::string& key_hash,
+                    const std::shared_ptr<RateLimiter>& limiter,
+                    std::shared_ptr<BucketThrottle> throttle) {
+  if (!throttle || !limiter) return;
+  std::weak_ptr<RateLimiter> weak = limiter;
+  PauseMetrics* metrics = wiring.metrics;
+  auto shed = wiring.shed;
+  const std::string name = lc.name;
+  std::function<void(const BucketThrottle::Event&)> on_event;
+  if (wiring.report && !lc.resource.empty()) {
+    auto report = wiring.report;
+    const std::string resource = lc.resource;
+    on_event = [report, resource, key_hash](const BucketThrottle::Event& e) {
+      report(resource, key_hash, e);
+    };
+  }
+  throttle->set_callbacks(std::move(on_event),
+                          [metrics, shed, weak, name](bool remote) {
+                            if (metrics) metrics->OnPause(name, remote);
+                            if (shed) shed(weak);
+                          });
+  limiter->set_throttle(std::move(throttle));
+}
+
+}  // namespace sluice
