@@ -17,6 +17,8 @@ Pieces:
   * admin_get, run_curl, proxied_session, wait_until, ProxyTestCase.
 """
 
+import datetime
+import email.utils
 import hashlib
 import http.client
 import http.server
@@ -310,6 +312,14 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
                 return
             record.body_length = len(body)
             record.body_sha256 = hashlib.sha256(body).hexdigest()
+            banned = up._ban_response(t)
+            if banned is not None:
+                status, headers = banned
+                record.status = status
+                up._record(record)
+                self._send(status, b'{"error":"rate limit exceeded"}\n',
+                           "application/json", headers)
+                return
             allowed, wait = up._admit(t)
             if not allowed:
                 record.status = 429
@@ -385,6 +395,56 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"hello from upstream\n")
 
 
+BAN_DIALECTS = ("retry-after", "retry-after-ms", "retry-after-date",
+                "github-403", "openai", "anthropic", "ietf", "discord",
+                "x-ratelimit-200")
+
+
+def ban_headers(dialect, remaining):
+    """(status, headers) of a throttle saying `remaining` seconds are left,
+    in one vendor dialect. Absolute times are rounded up to the next second
+    (HTTP-dates have no fraction) and are read against the Date header the
+    server adds, so they never say less than `remaining`."""
+    wall_end = time.time() + remaining
+    secs = max(1, math.ceil(remaining))
+    if dialect == "retry-after":
+        return 429, [("Retry-After", str(secs))]
+    if dialect == "retry-after-ms":
+        return 429, [("retry-after-ms", str(math.ceil(remaining * 1000)))]
+    if dialect == "retry-after-date":
+        return 429, [("Retry-After", email.utils.formatdate(
+            math.ceil(wall_end) + 1, usegmt=True))]
+    if dialect == "github-403":
+        return 403, [("x-ratelimit-limit", "60"),
+                     ("x-ratelimit-remaining", "0"),
+                     ("x-ratelimit-used", "60"),
+                     ("x-ratelimit-reset", str(math.ceil(wall_end) + 1))]
+    if dialect == "openai":
+        return 429, [("x-ratelimit-limit-requests", "60"),
+                     ("x-ratelimit-remaining-requests", "0"),
+                     ("x-ratelimit-reset-requests", "%.3fs" % remaining)]
+    if dialect == "anthropic":
+        stamp = datetime.datetime.fromtimestamp(
+            math.ceil(wall_end) + 1, datetime.timezone.utc)
+        return 429, [("anthropic-ratelimit-requests-limit", "60"),
+                     ("anthropic-ratelimit-requests-remaining", "0"),
+                     ("anthropic-ratelimit-requests-reset",
+                      stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    if dialect == "ietf":
+        return 429, [("RateLimit-Policy", '"default";q=60;w=60'),
+                     ("RateLimit", '"default";r=0;t=%d' % secs)]
+    if dialect == "discord":
+        return 429, [("X-RateLimit-Limit", "5"),
+                     ("X-RateLimit-Remaining", "0"),
+                     ("X-RateLimit-Reset-After", "%.3f" % remaining)]
+    if dialect == "x-ratelimit-200":
+        # A success that spent the last request: a pre-emptive pause.
+        return 200, [("X-RateLimit-Limit", "60"),
+                     ("X-RateLimit-Remaining", "0"),
+                     ("X-RateLimit-Reset", str(math.ceil(wall_end) + 1))]
+    raise ValueError("unknown ban dialect %r" % dialect)
+
+
 class _UpstreamServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -455,6 +515,7 @@ class RateLimitedUpstream:
         self._stop = threading.Event()
         self._limit_args = (rate, period, burst, algorithm)
         self._limiter = self._make_limiter()
+        self._ban = None
         self._conns = set()
         self.connections_accepted = 0
         self.requests_started = 0
@@ -526,6 +587,7 @@ class RateLimitedUpstream:
             self.requests = []
             self.incomplete = []
             self._limiter = self._make_limiter()
+            self._ban = None
 
     def close(self):
         self._stop.set()
@@ -568,6 +630,33 @@ class RateLimitedUpstream:
     def _finished(self):
         with self._lock:
             self.in_flight -= 1
+
+    def ban(self, seconds, dialect="retry-after"):
+        """Arms a ban: the next request starts it, and for `seconds` from
+        then every request is answered with a throttle in `dialect` (see
+        ban_headers), telling the time left. ban_window is then
+        (start, end) in time.monotonic()."""
+        with self._lock:
+            self._ban = [seconds, dialect, None]
+
+    @property
+    def ban_window(self):
+        with self._lock:
+            if not self._ban or self._ban[2] is None:
+                return None
+            return (self._ban[2], self._ban[2] + self._ban[0])
+
+    def _ban_response(self, now):
+        with self._lock:
+            ban = self._ban
+            if not ban:
+                return None
+            seconds, dialect, start = ban
+            if start is None:
+                ban[2] = start = now
+            if now >= start + seconds:
+                return None
+            return ban_headers(dialect, start + seconds - now)
 
     def _admit(self, now):
         with self._lock:

@@ -1,0 +1,141 @@
+"""Fleet-wide pause (docs/pause.md): four sidecars lease one resource from
+sluice-quota-server; the upstream bans the caller for BAN seconds with a
+throttle in one vendor dialect. Nothing may reach the upstream later than
+50 ms after its first throttle until the ban ends (apart from requests
+already in flight), and traffic must resume afterwards without another
+throttle."""
+
+import time
+import unittest
+
+import sluice_harness as h
+import test_quota as tq
+
+RATE, BURST = 40, 10
+SIDECARS = 4
+BAN = 1.5
+# Watched after the fleet is running again (probe and 1 s ramp done).
+RECOVERY = 1.5
+PROPAGATION = 0.05
+
+QUOTA_CONFIG = """
+resources:
+  api:
+    rate: %d
+    burst: %d
+    pause: {default: 1s, probe_timeout: 1s, ramp: 1s, ramp_start: 0.2}
+""" % (RATE, BURST)
+
+SIDECAR_CONFIG = """
+ssrf: {allow: ["127.0.0.0/8"]}
+quota: {servers: [%(target)s], backoff_initial: 50ms, backoff_max: 300ms}
+rate_limits:
+  api:
+    rate: %(rate)d
+    burst: %(burst)d
+    resource: api
+    max_wait: 20s
+    throttle:
+      resume_jitter: 20ms
+      pause: {default: 1s, probe_timeout: 1s, ramp: 1s, ramp_start: 0.2}
+routes:
+  - {host: 127.0.0.1, path_prefix: /api, limit: api}
+"""
+
+
+@tq.needs_quota_server
+class FleetPauseTest(h.ProxyTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.quota = cls.start_class_quota_server(QUOTA_CONFIG)
+        cls.up = cls.start_class_upstream()  # unlimited but for the bans
+        config = SIDECAR_CONFIG % {"target": cls.quota.target, "rate": RATE,
+                                   "burst": BURST}
+        cls.proxies = [cls.start_class_proxy(config) for _ in range(SIDECARS)]
+        ok = h.wait_until(
+            lambda: all(tq.lease_modes(p)[1] for p in cls.proxies), 20)
+        if not ok:
+            raise AssertionError("sidecars did not connect")
+
+    def wait_running(self):
+        def running():
+            st = self.quota.resource_status("api")
+            return st is not None and not st["pauses"]
+        self.assertTrue(h.wait_until(running, 15), "pause never ended")
+
+    def run_ban(self, dialect):
+        self.wait_running()
+        self.up.reset()
+        load = tq.Load()
+        for i, p in enumerate(self.proxies):
+            load.add(p, i, self.up.url + "/api/%d" % i, threads=2, pause=0.02)
+        load.start()
+        try:
+            time.sleep(0.5)  # steady traffic first
+            self.up.ban(BAN, dialect)
+            self.assertTrue(h.wait_until(
+                lambda: self.up.ban_window is not None, 5), "ban never began")
+            start, end = self.up.ban_window
+            time.sleep(max(0, end - time.monotonic()))
+            # Dialects with absolute times pause up to the next whole second
+            # and more (HTTP-dates have no fraction): wait for the fleet to
+            # be running again, then watch it for a while.
+            self.wait_running()
+            time.sleep(RECOVERY)
+        finally:
+            self.assertTrue(load.finish(), "clients hung")
+        self.assertEqual(load.errors, [])
+        rows = self.up.snapshot()
+        during = [r for r in rows if start <= r.t < end]
+        self.assertTrue(during, "no request met the ban")
+        first = min(r.t for r in during)
+        leaked = [r for r in during if r.t >= first + PROPAGATION]
+        after = [r for r in rows if r.t >= end]
+        throttled_after = [r for r in after if r.status != 200]
+        ok_after = [r for r in after if r.status == 200]
+        print("\n%-16s throttled %d (within %.0f ms), leaked %d, "
+              "after the ban: %d ok, %d throttled" %
+              (dialect, len(during), 1000 * PROPAGATION, len(leaked),
+               len(ok_after), len(throttled_after)))
+        self.assertEqual(
+            leaked, [], "%s: %d requests reached the upstream during the ban"
+            " later than %.0f ms after its first throttle" %
+            (dialect, len(leaked), 1000 * PROPAGATION))
+        self.assertEqual(throttled_after, [], "%s: throttled again" % dialect)
+        self.assertGreater(len(ok_after), RATE * 0.5,
+                           "%s: traffic did not resume" % dialect)
+        # The server saw one pause for this ban, and says where it came from.
+        st = self.quota.resource_status("api")
+        self.assertTrue(st["pauses_total"], st)
+
+    def test_retry_after_seconds(self):
+        self.run_ban("retry-after")
+
+    def test_retry_after_ms(self):
+        self.run_ban("retry-after-ms")
+
+    def test_retry_after_http_date(self):
+        self.run_ban("retry-after-date")
+
+    def test_github_403_with_nothing_remaining(self):
+        self.run_ban("github-403")
+
+    def test_openai_reset_duration(self):
+        self.run_ban("openai")
+
+    def test_anthropic_rfc3339_reset(self):
+        self.run_ban("anthropic")
+
+    def test_ietf_ratelimit_fields(self):
+        self.run_ban("ietf")
+
+    def test_discord_reset_after(self):
+        self.run_ban("discord")
+
+    def test_success_that_spent_the_last_request(self):
+        self.run_ban("x-ratelimit-200")
+
+
+if __name__ == "__main__":
+    unittest.main()
