@@ -59,8 +59,11 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                      {"pauses", std::move(pauses)},
                      {"pauses_total", std::move(pauses_total)}});
   }
+  json::array recent;
+  for (double v : status.pause_propagation.recent) recent.push_back(v * 1e3);
   return json::serialize(
       json::object{{"epoch", status.epoch},
+                   {"pause_propagation_ms_recent", std::move(recent)},
                    {"config_version", status.config_version},
                    {"connected_streams", status.connected_streams},
                    {"ignored_reports", status.ignored_reports},

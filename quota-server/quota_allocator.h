@@ -27,15 +27,26 @@ struct PropagationHistogram {
   static constexpr double kBounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01,
                                        0.02,   0.05,  0.1,   0.25,  1};
   static constexpr size_t kBuckets = std::size(kBounds);
+  static constexpr size_t kRecent = 1024;
   uint64_t counts[kBuckets + 1] = {};  // per bucket (not cumulative); +Inf
   uint64_t count = 0;
   double sum = 0;
+  // The latest kRecent observations, oldest first once full (for exact
+  // percentiles in benchmarks; the buckets are too coarse for that).
+  std::vector<double> recent;
+  size_t recent_next = 0;
   void Observe(double seconds) {
     size_t i = 0;
     while (i < kBuckets && seconds > kBounds[i]) ++i;
     ++counts[i];
     ++count;
     sum += seconds;
+    if (recent.size() < kRecent) {
+      recent.push_back(seconds);
+    } else {
+      recent[recent_next] = seconds;
+      recent_next = (recent_next + 1) % kRecent;
+    }
   }
 };
 

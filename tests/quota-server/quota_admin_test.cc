@@ -124,13 +124,19 @@ void ExpectResource(const json::value& v,
 }
 
 TEST(StatusJsonTest, ParsesBackWithEveryField) {
-  const QuotaAllocator::Status status = SampleStatus();
+  QuotaAllocator::Status status = SampleStatus();
+  status.pause_propagation.Observe(0.0015);
+  status.pause_propagation.Observe(0.0002);
   const std::string text = StatusJson(status);
   json::error_code ec;
   const json::value v = json::parse(text, ec);
   ASSERT_FALSE(ec) << ec.message() << ": " << text;
   const json::object& root = v.as_object();
-  EXPECT_EQ(root.size(), 5u) << text;
+  EXPECT_EQ(root.size(), 6u) << text;
+  const json::array& recent = root.at("pause_propagation_ms_recent").as_array();
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_DOUBLE_EQ(recent[0].to_number<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(recent[1].to_number<double>(), 0.2);
   EXPECT_EQ(root.at("epoch").to_number<uint64_t>(), status.epoch);
   EXPECT_EQ(root.at("config_version").to_number<uint64_t>(), 7u);
   EXPECT_EQ(root.at("connected_streams").to_number<uint64_t>(), 2u);
