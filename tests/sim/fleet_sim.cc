@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <random>
 #include <unordered_map>
 #include <utility>
 
+#include "common/token_bucket.h"
+#include "proxy/bucket_throttle.h"
 #include "proxy/lease_agent.h"
 #include "proxy/lease_pool.h"
+#include "proxy/paused_token_source.h"
 #include "proxy/rate_limiter.h"
 #include "quota-server/quota_allocator.h"
 
@@ -21,6 +25,7 @@ constexpr int64_t kBucketNs = 100'000'000;  // 100 ms result buckets
 
 struct Sidecar {
   std::shared_ptr<LeasePool> pool;
+  std::shared_ptr<BucketThrottle> throttle;
   std::shared_ptr<RateLimiter> limiter;
   std::unique_ptr<LeaseAgent> agent;
   bool alive = false;
@@ -56,7 +61,14 @@ class Fleet {
     res.period = std::chrono::seconds(1);
     res.burst = cfg.burst;
     res.lease = cfg.lease;
+    res.pause = cfg.pause;
     server_cfg_.resources.push_back(res);
+    responding_ = !cfg.bans.empty() || cfg.upstream_rate > 0;
+    if (cfg.upstream_rate > 0) {
+      upstream_.emplace(RateSpec{cfg.upstream_rate, std::chrono::seconds(1),
+                                 cfg.upstream_burst},
+                        now_);
+    }
     server_cfg_.learning = cfg.learning;
     server_ = std::make_unique<QuotaAllocator>(server_cfg_, epoch_, now_);
     sidecars_.resize(cfg.sidecars);
@@ -135,8 +147,29 @@ class Fleet {
     s.pool = std::make_shared<LeasePool>(po);
     RateLimiterOptions lo;
     lo.max_queue = cfg_.max_queue;
+    BucketThrottle::Options to;
+    to.schedule = cfg_.pause;
+    to.full_rate_per_second = cfg_.rate_per_second;
+    to.resume_jitter = cfg_.resume_jitter;
+    to.seed = cfg_.seed * 7919 + i;
+    s.throttle = std::make_shared<BucketThrottle>(to);
+    s.throttle->set_callbacks(
+        [this, i](const BucketThrottle::Event& e) {
+          Sidecar& sc = sidecars_[i];
+          if (sc.stream != 0) {
+            SendUp(sc.stream, {LeaseAgent::EventMessage("api", "", e)});
+          }
+        },
+        [this, i](bool) {
+          Sidecar& sc = sidecars_[i];
+          const RateLimiter::PollResult pr = sc.limiter->ShedUnservable(now_);
+          for (size_t k = 0; k < pr.admitted.size(); ++k) Send(i);
+          result_.rejected[i] += pr.expired.size();
+        });
     s.limiter = std::make_shared<RateLimiter>(
-        std::make_unique<LeasedTokenSource>(s.pool), lo);
+        std::make_unique<PausedTokenSource>(
+            std::make_unique<LeasedTokenSource>(s.pool), s.throttle),
+        lo);
     LeaseAgent::Options ao;
     ao.sidecar_id = "sidecar-" + std::to_string(i);
     ao.pod = ao.sidecar_id;
@@ -146,6 +179,7 @@ class Fleet {
     b.resource = "api";
     b.limiter = s.limiter;
     b.pool = s.pool;
+    b.throttle = s.throttle;
     s.agent = std::make_unique<LeaseAgent>(ao, std::vector<LeaseBinding>{b});
     s.alive = true;
     Connect(i);
@@ -245,9 +279,51 @@ class Fleet {
     const int64_t sent_ns = (now_ - t0_).count();
     const size_t bucket = static_cast<size_t>(sent_ns / kBucketNs);
     if (bucket < result_.admitted[i].size()) ++result_.admitted[i][bucket];
-    result_.arrivals.push_back(
-        sent_ns +
-        Uniform(cfg_.upstream_delay_min, cfg_.upstream_delay_max).count());
+    const Duration delay =
+        Uniform(cfg_.upstream_delay_min, cfg_.upstream_delay_max);
+    if (!responding_) {
+      result_.arrivals.push_back(sent_ns + delay.count());
+      return;
+    }
+    const TimePoint admitted_at = now_;
+    Push(now_ + delay, [this, i, admitted_at] { Arrive(i, admitted_at); });
+  }
+
+  // A request reaches the upstream at now_: answer it, and deliver the
+  // answer to its sidecar one upstream delay later.
+  void Arrive(size_t i, TimePoint admitted_at) {
+    const double t = Seconds(now_);
+    result_.arrivals.push_back((now_ - t0_).count());
+    std::optional<Duration> hint;
+    bool throttled = false;
+    for (const SimConfig::Ban& ban : cfg_.bans) {
+      if (t >= ban.at && t < ban.at + ban.seconds) {
+        throttled = true;
+        if (ban.hint) {
+          hint = std::chrono::milliseconds(static_cast<int64_t>(
+              std::ceil((ban.at + ban.seconds - t) * 1000)));
+        }
+      }
+    }
+    if (!throttled && upstream_ && !upstream_->TryTake(1, now_)) {
+      throttled = true;
+      const std::optional<TimePoint> at = upstream_->AvailableAt(1, now_);
+      hint = at ? Duration(std::chrono::ceil<std::chrono::milliseconds>(
+                      *at - now_))
+                : Duration(std::chrono::seconds(1));
+    }
+    if (throttled) result_.throttled.push_back((now_ - t0_).count());
+    Push(now_ + Uniform(cfg_.upstream_delay_min, cfg_.upstream_delay_max),
+         [this, i, admitted_at, throttled, hint] {
+           Sidecar& s = sidecars_[i];
+           if (!s.alive) return;
+           if (throttled) {
+             s.throttle->OnThrottled(429, hint, "retry-after", true,
+                                     admitted_at, now_);
+           } else {
+             s.throttle->OnAnswered(admitted_at, now_);
+           }
+         });
   }
 
   void StepSidecar(size_t i) {
@@ -280,6 +356,8 @@ class Fleet {
   ServerConfig server_cfg_;
   uint64_t epoch_ = 1;
   std::unique_ptr<QuotaAllocator> server_;
+  bool responding_ = false;
+  std::optional<TokenBucket> upstream_;
   std::vector<Sidecar> sidecars_;
   std::unordered_map<StreamId, Stream> streams_;
   StreamId next_stream_ = 1;
@@ -308,6 +386,12 @@ double SimResult::SentBetween(size_t i, double from, double to) const {
     sum += admitted[i][k];
   }
   return sum;
+}
+
+uint64_t SimResult::ArrivalsBetween(int64_t from_ns, int64_t to_ns) const {
+  const auto lo = std::lower_bound(arrivals.begin(), arrivals.end(), from_ns);
+  const auto hi = std::lower_bound(arrivals.begin(), arrivals.end(), to_ns);
+  return static_cast<uint64_t>(hi - lo);
 }
 
 double SimResult::TotalBetween(double from, double to) const {

@@ -53,6 +53,22 @@ struct SimConfig {
   std::vector<std::pair<double, size_t>> crashes;  // vanishes for good
   std::vector<std::pair<double, size_t>> joins;    // starts late
   std::vector<double> server_restarts;             // all streams drop
+  // The upstream's own behaviour (docs/pause.md). With neither bans nor an
+  // upstream limit, requests are only counted (no responses). Otherwise
+  // every request is answered after another upstream delay: 429 during a
+  // ban, or when the upstream's own bucket is empty; 200 otherwise. A 429
+  // carries the time left as its hint unless `hint` is false.
+  struct Ban {
+    double at = 0;       // seconds since start
+    double seconds = 1;  // length
+    bool hint = true;
+  };
+  std::vector<Ban> bans;
+  double upstream_rate = 0;   // its own limit (tokens/s); 0: none
+  double upstream_burst = 1;
+  // Pause settings on both sides.
+  PauseSchedule::Options pause;
+  Duration resume_jitter = std::chrono::milliseconds(20);
   // How long the server takes to notice a crashed sidecar's stream.
   Duration crash_detect = std::chrono::seconds(1);
   // A sidecar whose stream ended reconnects after this.
@@ -65,6 +81,8 @@ struct SimResult {
   // admitted[i][k]: requests sidecar i sent in 100 ms bucket k.
   std::vector<std::vector<uint32_t>> admitted;
   std::vector<uint64_t> rejected;  // per sidecar
+  // Arrival times (ns since start) of requests the upstream answered 429.
+  std::vector<int64_t> throttled;
   uint64_t messages_up = 0;
   uint64_t messages_down = 0;
 
@@ -72,6 +90,8 @@ struct SimResult {
   uint64_t MaxInWindow(Duration w) const;
   // Requests sidecar i sent in [from, to) seconds (100 ms resolution).
   double SentBetween(size_t i, double from, double to) const;
+  // Upstream arrivals (any answer) in [from, to) ns since start.
+  uint64_t ArrivalsBetween(int64_t from_ns, int64_t to_ns) const;
   // All sidecars' requests in [from, to).
   double TotalBetween(double from, double to) const;
 };
