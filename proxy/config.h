@@ -210,6 +210,20 @@ struct LimitConfig {
 // Maps requests to a limit. All conditions must hold; an empty/unset
 // condition matches anything. Routes are tried in order; the first match
 // wins (see router.h).
+// Transparent retry of a throttled request (docs/pause.md). Opt-in per
+// route: a request that drew a throttle waits in its limit's queue through
+// the pause and is sent again, so the app sees one slower answer instead of
+// an error; only while its max wait allows, at most max_attempts sends in
+// all. Requests with a body are not retried: sluice streams bodies and
+// keeps no copy to send twice.
+struct RetryConfig {
+  bool on_throttle = false;
+  // false: idempotent methods only (GET, HEAD, OPTIONS, PUT, DELETE, TRACE).
+  bool all_methods = false;
+  int max_attempts = 3;  // sends in all, 2..10
+  bool operator==(const RetryConfig&) const = default;
+};
+
 struct RouteConfig {
   // "api.example.com" (exact), "*.example.com" (any subdomain at any depth,
   // not the apex), or empty / "*" for any host. Compared case-insensitively.
@@ -219,6 +233,7 @@ struct RouteConfig {
   // Name of a rate_limits entry. Empty: requests matching this route pass
   // without a limit (useful to exempt paths ahead of a broader route).
   std::string limit;
+  RetryConfig retry;
 
   bool operator==(const RouteConfig&) const = default;
 };

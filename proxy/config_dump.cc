@@ -90,6 +90,12 @@ void EmitRoute(YAML::Emitter& out, const RouteConfig& route) {
   }
   out << YAML::EndSeq;
   EmitString(out, "limit", route.limit, Exposure::kPublic);
+  out << YAML::Key << "retry" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "on_throttle" << YAML::Value << route.retry.on_throttle;
+  out << YAML::Key << "methods" << YAML::Value
+      << (route.retry.all_methods ? "all" : "idempotent");
+  out << YAML::Key << "max_attempts" << YAML::Value << route.retry.max_attempts;
+  out << YAML::EndMap;
   out << YAML::EndMap;
 }
 

@@ -344,15 +344,41 @@ absl::Status ParseRateLimits(const YAML::Node& node, ProxyConfig* config) {
                       });
 }
 
+absl::Status ParseRetry(const YAML::Node& node, absl::string_view path,
+                        RetryConfig* retry) {
+  return ForEachField(
+      node, path, {"on_throttle", "methods", "max_attempts"},
+      [&](absl::string_view key, const YAML::Node& value,
+          const std::string& field) -> absl::Status {
+        if (key == "on_throttle") {
+          return ReadBool(value, field, &retry->on_throttle);
+        }
+        if (key == "max_attempts") {
+          return ReadInt(value, field, 2, 10, &retry->max_attempts);
+        }
+        std::string methods;
+        absl::Status s = ReadString(value, field, &methods);
+        if (!s.ok()) return s;
+        if (methods != "idempotent" && methods != "all") {
+          return FieldError(field, value,
+                            absl::StrCat("must be idempotent or all (got ",
+                                         Got(value), ")"));
+        }
+        retry->all_methods = methods == "all";
+        return absl::OkStatus();
+      });
+}
+
 absl::Status ParseRoute(const YAML::Node& node, const std::string& path,
                         const ProxyConfig& config, RouteConfig* route) {
   if (node.IsNull()) {
     return FieldError(path, node, "must be a map (got nothing)");
   }
   return ForEachField(
-      node, path, {"host", "path_prefix", "methods", "limit"},
+      node, path, {"host", "path_prefix", "methods", "limit", "retry"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
+        if (key == "retry") return ParseRetry(value, field, &route->retry);
         if (key == "methods") {
           route->methods.clear();
           return ForEachItem(

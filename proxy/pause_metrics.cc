@@ -41,6 +41,11 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
                 "Requests answered 429 because their deadline fell inside "
                 "a pause.",
                 r)),
+      retried_(Reg(prometheus::BuildCounter(),
+                   "sluice_proxy_pause_retried_total",
+                   "Throttled requests sent again after the pause "
+                   "(transparent retry).",
+                   r)),
       probes_(Reg(prometheus::BuildCounter(),
                   "sluice_proxy_pause_probes_total",
                   "Resume probes sent after a pause.", r)),
@@ -53,6 +58,7 @@ void PauseMetrics::RegisterLimit(std::string_view limit) {
   pauses_.Add({{"limit", l}, {"origin", "remote"}});
   held_.Add({{"limit", l}});
   shed_.Add({{"limit", l}});
+  retried_.Add({{"limit", l}});
   probes_.Add({{"limit", l}});
   for (PauseSchedule::Phase p : kPhases) {
     phase_.Add({{"limit", l}, {"phase", std::string(PausePhaseName(p))}})
@@ -77,6 +83,10 @@ void PauseMetrics::OnHeld(std::string_view limit) {
 
 void PauseMetrics::OnShed(std::string_view limit) {
   shed_.Add({{"limit", std::string(limit)}}).Increment();
+}
+
+void PauseMetrics::OnRetried(std::string_view limit) {
+  retried_.Add({{"limit", std::string(limit)}}).Increment();
 }
 
 void PauseMetrics::SetBucketState(std::string_view limit,

@@ -25,6 +25,8 @@ namespace sluice {
 //   sluice_proxy_pause_held_total{limit}  requests that waited out a pause
 //   sluice_proxy_pause_shed_total{limit}  requests refused (429) because
 //     their deadline fell inside a pause
+//   sluice_proxy_pause_retried_total{limit}  throttled requests sent again
+//     (transparent retry)
 //   sluice_proxy_pause_probes_total{limit}  resume probes sent
 //   sluice_proxy_pause_phase{limit, phase}  1 for the phase of the limit's
 //     bucket (unkeyed limits)
@@ -39,6 +41,7 @@ class PauseMetrics {
   void OnPause(std::string_view limit, bool remote);
   void OnHeld(std::string_view limit);
   void OnShed(std::string_view limit);
+  void OnRetried(std::string_view limit);
   // Brings the probe counter up to `total` and sets the phase gauge.
   void SetBucketState(std::string_view limit, uint64_t probes_total,
                       PauseSchedule::Phase phase);
@@ -48,6 +51,7 @@ class PauseMetrics {
   prometheus::Family<prometheus::Counter>& pauses_;
   prometheus::Family<prometheus::Counter>& held_;
   prometheus::Family<prometheus::Counter>& shed_;
+  prometheus::Family<prometheus::Counter>& retried_;
   prometheus::Family<prometheus::Counter>& probes_;
   prometheus::Family<prometheus::Gauge>& phase_;
 };

@@ -86,6 +86,8 @@ struct ProxyApp::Impl {
   void SetUpLeasing(Clock* clock);
   // Refreshes the lease metrics from the pools and the client (scrape time).
   void RefreshLeaseMetrics();
+  // The pause phase and probe count of every unkeyed limit (scrape time).
+  void RefreshPauseMetrics();
   std::string LeaseDetail();
   void BeginShutdown();
   void CheckDrained();
@@ -296,6 +298,7 @@ absl::Status ProxyApp::Bind() {
     h.metrics = [&m] {
       m.metrics->SetPoolIdle(m.pool->idle());
       m.RefreshLeaseMetrics();
+      m.RefreshPauseMetrics();
       return m.metrics->Serialize();
     };
     h.ready = [&m] { return !m.ctx.draining.load(); };
@@ -374,6 +377,16 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
         [client] { return client->connected(); });
   }
   RefreshLeaseMetrics();
+}
+
+void ProxyApp::Impl::RefreshPauseMetrics() {
+  const TimePoint now = SystemClock::Get()->Now();
+  for (const auto& rt : limits) {
+    if (!rt->shared || !rt->shared->throttle()) continue;
+    BucketThrottle& t = *rt->shared->throttle();
+    pause_metrics->SetBucketState(rt->config->name, t.stats().probes,
+                                  t.PhaseAt(now));
+  }
 }
 
 void ProxyApp::Impl::RefreshLeaseMetrics() {

@@ -55,9 +55,14 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> SendLimited(RequestState& rs, std::string reason,
                                            Duration retry_after);
   void Finish(RequestState& rs);
+  // Whether a throttled request may be sent again (the route's retry
+  // settings, its method, no body, attempts and deadline left).
+  bool RetryAllowed(const RequestState& rs, boost::beast::http::verb method,
+                    int sends) const;
   // Feeds an upstream response head to the admitted bucket's pause state
-  // (docs/pause.md): a throttle pauses it, anything else may end its probe.
-  void NoteUpstreamAnswer(
+  // (docs/pause.md): a throttle pauses it (returns true), anything else may
+  // end its probe.
+  bool NoteUpstreamAnswer(
       RequestState& rs,
       const boost::beast::http::response_header<>& head);
 

@@ -10,6 +10,8 @@
 #include "absl/time/clock.h"
 #include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
+#include "proxy/limit_gate.h"
+#include "proxy/rate_limiter.h"
 #include "proxy/http_relay.h"
 #include "proxy/metrics.h"
 #include "proxy/pause_metrics.h"
@@ -22,14 +24,35 @@
 
 namespace sluice {
 
-void Session::NoteUpstreamAnswer(RequestState& rs,
+bool Session::RetryAllowed(const RequestState& rs, http::verb method,
+                           int sends) const {
+  if (!rs.route_index || rs.had_body || !rs.limiter) return false;
+  const RetryConfig& retry = ctx_.config->routes[*rs.route_index].retry;
+  if (!retry.on_throttle || sends >= retry.max_attempts) return false;
+  if (!retry.all_methods) {
+    switch (method) {
+      case http::verb::get:
+      case http::verb::head:
+      case http::verb::options:
+      case http::verb::put:
+      case http::verb::delete_:
+      case http::verb::trace:
+        break;
+      default:
+        return false;
+    }
+  }
+  return ctx_.clock->Now() < rs.deadline;
+}
+
+bool Session::NoteUpstreamAnswer(RequestState& rs,
                                  const http::response_header<>& head) {
   const ThrottleConfig& tc = rs.limit_rt->config->throttle;
   const TimePoint now = ctx_.clock->Now();
   const int code = static_cast<int>(head.result_int());
   if (!MayBeThrottle(tc, code)) {
     rs.throttle->OnAnswered(rs.admitted_at, now);
-    return;
+    return false;
   }
   std::vector<HeaderRef> headers;
   headers.reserve(24);
@@ -42,12 +65,13 @@ void Session::NoteUpstreamAnswer(RequestState& rs,
       ctx_.pause_metrics->OnThrottle(rs.limit, "ignored");
     }
     rs.throttle->OnAnswered(rs.admitted_at, now);
-    return;
+    return false;
   }
   ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);
   rs.throttle->OnThrottled(static_cast<uint32_t>(code), v.hint, v.reason,
                            v.kind == ThrottleVerdict::Kind::kBroadcast,
                            rs.admitted_at, now);
+  return true;
 }
 
 asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
@@ -102,9 +126,13 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   if (!relay_buf_)
     relay_buf_ = std::make_unique<char[]>(ctx_.config->limits.buffer_bytes);
   RelayBuffer buf{relay_buf_.get(), ctx_.config->limits.buffer_bytes};
-  const TimePoint sent_at = ctx_.clock->Now();
   beast::flat_buffer up_buf;
   std::optional<http::response_parser<http::buffer_body>> resp;
+  // Each pass sends the request once; a throttled answer on a route with
+  // transparent retry waits out the pause in the limit's queue and goes
+  // around again (docs/pause.md).
+  for (int sends = 1;; ++sends) {
+  const TimePoint sent_at = ctx_.clock->Now();
   for (int attempt = 0;; ++attempt) {
     if (expect_continue && rs.body_pending && attempt == 0) {
       // The origin sees no Expect; sluice invites the body itself once the
@@ -190,12 +218,36 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
     break;
   }
   rs.upstream_time = ctx_.clock->Now() - sent_at;
+  ctx_.metrics->OnUpstreamStatus(resp->get().result_int());
+  const bool throttled =
+      rs.throttle && NoteUpstreamAnswer(rs, resp->get().base());
+  if (!throttled || !RetryAllowed(rs, req.method(), sends)) break;
+  // Retry: drop this connection (the throttle's body is not wanted), queue
+  // behind the pause, then send again on a fresh connection.
+  ctx_.pause_metrics->OnRetried(rs.limit);
+  up.reset();
+  up_buf.clear();
+  reused = false;
+  const Duration left = rs.deadline - ctx_.clock->Now();
+  LimitGate::Result again =
+      co_await ctx_.gate->Acquire(*rs.limiter, rs.cost, left);
+  if (again.outcome != AcquireOutcome::kAdmitted) {
+    rs.outcome = RequestOutcome::kLimitedWaitExceeded;
+    const Duration retry_after =
+        std::max(again.retry_after, rs.throttle->Remaining(ctx_.clock->Now()));
+    co_return co_await SendLimited(rs, "wait_exceeded", retry_after);
+  }
+  rs.admitted_at = ctx_.clock->Now();
+  if (auto failed = co_await dial()) {
+    rs.outcome = RequestOutcome::kUpstreamError;
+    co_return co_await SendError(rs, failed->status, failed->reason,
+                                 failed->detail);
+  }
+  }
 
   auto& res = resp->get();
   const unsigned code = res.result_int();
   rs.status = code;
-  ctx_.metrics->OnUpstreamStatus(code);
-  if (rs.throttle) NoteUpstreamAnswer(rs, res.base());
   if (code == 101) {
     rs.outcome = RequestOutcome::kUpstreamError;
     co_return co_await SendError(rs, 502, "upgrade",

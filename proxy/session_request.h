@@ -36,6 +36,7 @@ inline std::string_view Sv(beast::string_view s) {
 
 // Per-request state, alive for one request/response exchange.
 class BucketThrottle;
+class RateLimiter;
 
 struct RequestState {
   std::optional<
@@ -57,6 +58,13 @@ struct RequestState {
   // and when the request was admitted: the upstream's answer is fed back.
   std::shared_ptr<BucketThrottle> throttle;
   TimePoint admitted_at{};
+  // What a transparent retry needs to queue again: the limiter (kept alive:
+  // a per-key one may be evicted otherwise), the cost, the deadline of the
+  // request's max wait, and whether it had a body (never retried).
+  std::shared_ptr<RateLimiter> limiter;
+  double cost = 1;
+  TimePoint deadline{};
+  bool had_body = false;
   // x-sluice-quota for every response to this request; "" when the limit
   // is not leased. Points at a static string (LeaseModeName).
   std::string_view quota_mode;

@@ -238,6 +238,7 @@ routes:
     path_prefix: /
     methods: [get, Post, PURGE]
     limit: slow
+    retry: {on_throttle: true, methods: all, max_attempts: 4}
   - {}
 )";
 
@@ -311,6 +312,9 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.routes[0].methods,
             (std::vector<std::string>{"GET", "POST", "PURGE"}));
   EXPECT_EQ(c.routes[0].limit, "slow");
+  EXPECT_EQ(c.routes[0].retry, (RetryConfig{.on_throttle = true,
+                                            .all_methods = true,
+                                            .max_attempts = 4}));
   EXPECT_EQ(c.routes[1], RouteConfig{});
 }
 
@@ -731,7 +735,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "column 14)"},
         ErrorCase{"routes:\n  - hots: a.com\n",
                   "routes[0].hots: unknown field (expected one of: host, "
-                  "path_prefix, methods, limit) (line 2, column 5)"},
+                  "path_prefix, methods, limit, retry) (line 2, column 5)"},
         ErrorCase{"routes:\n  -\n", "routes[0]: must be a map (got nothing)"},
         ErrorCase{"routes: {a: 1}\n",
                   "routes: must be a list (got a map) (line 1, column 9)"}));
