@@ -67,8 +67,17 @@ std::string LeaseReadyDetail(bool connected, std::string_view server,
       absl::StrCat("quota stream: ", connected ? "connected" : "disconnected");
   if (!server.empty()) absl::StrAppend(&out, " (", std::string(server), ")");
   for (const LeaseReadyLine& l : limits) {
-    absl::StrAppend(&out, "\nlease ", l.limit, " resource=", l.resource,
-                    " mode=", std::string(LeaseModeName(l.mode)));
+    absl::StrAppend(&out, "\nlease ", l.limit, " resource=", l.resource);
+    if (!l.keys.has_value()) {
+      absl::StrAppend(&out, " mode=", std::string(LeaseModeName(l.mode)));
+      continue;
+    }
+    absl::StrAppend(&out, " per_key keys=", *l.keys);
+    for (LeaseMode m : {LeaseMode::kLeased, LeaseMode::kFallbackShare,
+                        LeaseMode::kFailClosed, LeaseMode::kFailOpen}) {
+      absl::StrAppend(&out, " ", std::string(LeaseModeName(m)), "=",
+                      l.keys_by_mode[static_cast<size_t>(m)]);
+    }
   }
   return out;
 }

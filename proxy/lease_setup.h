@@ -7,6 +7,8 @@
 // wiring; these are separate so they are testable without sockets.
 
 #include <cstdint>
+#include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,11 +49,16 @@ struct LeaseReadyLine {
   std::string limit;
   std::string resource;
   LeaseMode mode = LeaseMode::kLeased;
+  // A per-key limit: its live keys by mode (indexed by LeaseMode).
+  std::optional<size_t> keys;
+  std::array<size_t, 4> keys_by_mode{};
 };
 
 // The /readyz detail in leased mode, one fact per line:
 //   quota stream: connected (127.0.0.1:7070)    or  disconnected (...)
 //   lease <limit> resource=<resource> mode=<mode>
+//   lease <limit> resource=<resource> per_key keys=N leased=a
+//       fallback_share=b fail_closed=c fail_open=d     (one line)
 // `server` is the current or last target ("" when none was tried yet).
 std::string LeaseReadyDetail(bool connected, std::string_view server,
                              const std::vector<LeaseReadyLine>& limits);

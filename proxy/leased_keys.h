@@ -2,11 +2,15 @@
 #define SLUICE_PROXY_LEASED_KEYS_H_
 
 #include <functional>
+#include <array>
 #include <memory>
+#include <mutex>
+#include <string_view>
 #include <string>
 
 #include "common/clock.h"
 #include "common/token_source.h"
+#include "absl/container/flat_hash_map.h"
 #include "proxy/lease_agent.h"
 #include "proxy/lease_pool.h"
 
@@ -56,6 +60,18 @@ class LeasedKeySources {
   void OnCreated(const std::string& key_hash,
                  const std::shared_ptr<RateLimiter>& limiter);
 
+  // The lease mode of the key whose limiter is `limiter` (the
+  // x-sluice-quota value), or "" if it is not one of this set's. Thread-safe.
+  std::string_view ModeFor(const RateLimiter* limiter, TimePoint now) const;
+
+  // The live keys by lease mode, for /readyz and the metrics. Thread-safe.
+  struct Summary {
+    size_t keys = 0;
+    std::array<size_t, 4> by_mode{};  // indexed by LeaseMode
+    double held = 0;                  // tokens held over all keys
+  };
+  Summary Summarize(TimePoint now) const;
+
  private:
   const std::string resource_;
   const LeasePool::Options pool_options_;
@@ -66,6 +82,15 @@ class LeasedKeySources {
   // set's lock.
   std::string pending_hash_;
   std::shared_ptr<LeasePool> pending_pool_;
+
+  // Every key's pool by its limiter, pruned of evicted keys as it grows.
+  struct Entry {
+    std::weak_ptr<RateLimiter> limiter;
+    std::weak_ptr<LeasePool> pool;
+  };
+  mutable std::mutex mu_;
+  absl::flat_hash_map<const RateLimiter*, Entry> pools_;  // guarded by mu_
+  size_t prune_at_ = 64;                                  // guarded by mu_
 };
 
 }  // namespace sluice

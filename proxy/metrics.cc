@@ -296,6 +296,20 @@ void ProxyMetrics::SetLeaseState(std::string_view limit, LeaseMode mode,
   it->second.held->Set(held);
 }
 
+void ProxyMetrics::SetLeaseKeys(std::string_view limit,
+                                const std::array<size_t, 4>& keys_by_mode,
+                                double held) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) return;
+  auto it = lease_->limits.find(absl::string_view(limit.data(), limit.size()));
+  if (it == lease_->limits.end()) return;
+  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
+    it->second.mode[i]->Set(static_cast<double>(
+        keys_by_mode[static_cast<size_t>(LeaseSeries::kModes[i])]));
+  }
+  it->second.held->Set(held);
+}
+
 void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
   std::lock_guard lock(lease_mu_);
   if (!lease_) return;

@@ -2,6 +2,7 @@
 #define SLUICE_PROXY_METRICS_H_
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,11 @@ class ProxyMetrics {
   // lease_mode{limit, mode} = 1 for `mode`, 0 for the other modes;
   // lease_held_tokens{limit} = held. Ignored for unregistered limits.
   void SetLeaseState(std::string_view limit, LeaseMode mode, double held);
+  // A per-key leased limit: lease_mode{limit, mode} = the number of its keys
+  // in each mode (indexed by LeaseMode); lease_held_tokens{limit} = held,
+  // over all keys.
+  void SetLeaseKeys(std::string_view limit,
+                    const std::array<size_t, 4>& keys_by_mode, double held);
   // The lease stream as LeaseClient::Stats counts it.
   struct LeaseStreamTotals {
     bool connected = false;

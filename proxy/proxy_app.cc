@@ -45,8 +45,11 @@ std::string_view ProxyVersion() { return SLUICE_VERSION; }
 
 LimitRuntime::~LimitRuntime() = default;
 
-std::string_view LimitRuntime::QuotaMode(TimePoint now) const {
-  return lease ? LeaseModeName(lease->Mode(now)) : std::string_view();
+std::string_view LimitRuntime::QuotaMode(TimePoint now,
+                                         const RateLimiter* limiter) const {
+  if (lease) return LeaseModeName(lease->Mode(now));
+  if (leased_keys) return leased_keys->ModeFor(limiter, now);
+  return {};
 }
 
 struct ProxyApp::Impl {
@@ -355,6 +358,11 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
     leased.push_back(rt.get());
     metrics->RegisterLeasedLimit(rt->config->name);
   }
+  for (const auto& rt : limits) {
+    if (!rt->leased_keys) continue;
+    leased.push_back(rt.get());
+    metrics->RegisterLeasedLimit(rt->config->name);
+  }
   if (bindings.empty() && !per_key) return;
   auto agent = std::make_unique<LeaseAgent>(
       LeaseAgentOptionsFor(config.quota, CurrentSidecarEnvironment(),
@@ -393,6 +401,11 @@ void ProxyApp::Impl::RefreshLeaseMetrics() {
   if (!lease_client) return;
   const TimePoint now = SystemClock::Get()->Now();
   for (const LimitRuntime* rt : leased) {
+    if (rt->leased_keys) {
+      const LeasedKeySources::Summary s = rt->leased_keys->Summarize(now);
+      metrics->SetLeaseKeys(rt->config->name, s.by_mode, s.held);
+      continue;
+    }
     metrics->SetLeaseState(rt->config->name, rt->lease->Mode(now),
                            rt->lease->Held(now));
   }
@@ -405,8 +418,15 @@ std::string ProxyApp::Impl::LeaseDetail() {
   const TimePoint now = SystemClock::Get()->Now();
   std::vector<LeaseReadyLine> lines;
   for (const LimitRuntime* rt : leased) {
-    lines.push_back(LeaseReadyLine{rt->config->name, rt->config->resource,
-                                   rt->lease->Mode(now)});
+    LeaseReadyLine line{rt->config->name, rt->config->resource};
+    if (rt->leased_keys) {
+      const LeasedKeySources::Summary s = rt->leased_keys->Summarize(now);
+      line.keys = s.keys;
+      line.keys_by_mode = s.by_mode;
+    } else {
+      line.mode = rt->lease->Mode(now);
+    }
+    lines.push_back(std::move(line));
   }
   const LeaseClient::Stats st =
       lease_client ? lease_client->stats() : LeaseClient::Stats{};

@@ -35,9 +35,10 @@ struct LimitRuntime {
   // Set when a per_key limit leases its tokens: the sources of `keyed`, one
   // pool per hashed key.
   std::shared_ptr<LeasedKeySources> leased_keys;
-  // The `x-sluice-quota` value at `now` (LeaseModeName), or "" when the
-  // limit is not leased.
-  std::string_view QuotaMode(TimePoint now) const;
+  // The `x-sluice-quota` value at `now` (LeaseModeName) for a request
+  // admitted by `limiter` (one of this limit's), or "" when the limit is
+  // not leased.
+  std::string_view QuotaMode(TimePoint now, const RateLimiter* limiter) const;
   ~LimitRuntime();
 };
 

@@ -251,7 +251,7 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
           PauseSchedule::Phase::kPaused;
   LimitGate::Result r = co_await ctx_.gate->Acquire(*limiter, cost, max_wait);
   const TimePoint now = ctx_.clock->Now();
-  rs.quota_mode = lr->QuotaMode(now);
+  rs.quota_mode = lr->QuotaMode(now, limiter);
   ctx_.metrics->OnQueueDepth(rs.limit, limiter->queue_depth());
   rs.wait = r.waited;
   if (r.outcome == AcquireOutcome::kAdmitted) {

@@ -99,6 +99,18 @@ class PerKeyLeaseTest(h.ProxyTestCase):
         for k, u in enumerate(used):
             self.assertGreaterEqual(u, 0.8, "key %d" % k)
 
+        # Each key's lease state shows: in the responses' x-sluice-quota,
+        # in /readyz (keys by mode) and in the lease metrics.
+        measured = load.select(t0 + WARMUP, t1, status=200)
+        self.assertTrue(measured)
+        self.assertEqual({r[3] for r in measured}, {"leased"})
+        for p in self.proxies:
+            _, body = tq.readyz(p)
+            self.assertIn("lease keyed resource=keyed per_key keys=2 "
+                          "leased=2 fallback_share=0", body)
+            self.assertEqual(tq.metric(p, "sluice_proxy_lease_mode",
+                                       '{limit="keyed",mode="leased"}'), 2.0)
+
         # The server sees both sidecars on the resource; their shares,
         # summed over the key buckets, exceed one bucket's rate but not
         # two.

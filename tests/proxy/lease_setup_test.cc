@@ -86,5 +86,19 @@ TEST(LeaseReadyDetailTest, StreamStateAndOneLinePerLimit) {
       HasSubstr("mode=fail_open"));
 }
 
+TEST(LeaseReadyDetailTest, PerKeyLimitCountsItsKeysByMode) {
+  LeaseReadyLine keyed{"keyed", "openai-keys"};
+  keyed.keys = 5;
+  keyed.keys_by_mode = {3, 2, 0, 0};
+  EXPECT_EQ(LeaseReadyDetail(true, "q:1", {keyed}),
+            "quota stream: connected (q:1)\n"
+            "lease keyed resource=openai-keys per_key keys=5 leased=3 "
+            "fallback_share=2 fail_closed=0 fail_open=0");
+  keyed.keys = 0;
+  keyed.keys_by_mode = {};
+  EXPECT_THAT(LeaseReadyDetail(true, "q:1", {keyed}),
+              HasSubstr("per_key keys=0 leased=0"));
+}
+
 }  // namespace
 }  // namespace sluice
