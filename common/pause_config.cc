@@ -29,15 +29,14 @@ absl::Status ReadPauseOptions(const YAML::Node& node, absl::string_view path,
         }
         if (key == "ramp") return ReadDuration(value, field, true, &out->ramp);
         if (key == "backoff") {
-          absl::Status s = ReadNumber(value, field, 1, false,
-                                      &out->backoff_factor);
+          absl::Status s =
+              ReadNumber(value, field, 1, false, &out->backoff_factor);
           if (s.ok() && out->backoff_factor > 100) {
             return FieldError(field, value, "must be at most 100");
           }
           return s;
         }
-        absl::Status s =
-            ReadNumber(value, field, 0, true, &out->ramp_start);
+        absl::Status s = ReadNumber(value, field, 0, true, &out->ramp_start);
         if (s.ok() && out->ramp_start > 1) {
           return FieldError(field, value, "must be at most 1");
         }
@@ -50,10 +49,10 @@ absl::Status ReadPauseOptions(const YAML::Node& node, absl::string_view path,
 absl::Status ValidatePauseOptions(const PauseSchedule::Options& options,
                                   absl::string_view path) {
   if (options.default_pause > options.max_pause) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ".default: must be at most max (",
-        FormatDuration(options.default_pause), " > ",
-        FormatDuration(options.max_pause), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".default: must be at most max (",
+                     FormatDuration(options.default_pause), " > ",
+                     FormatDuration(options.max_pause), ")"));
   }
   return absl::OkStatus();
 }

@@ -36,8 +36,7 @@ TimePoint PauseSchedule::Advance(TimePoint now) {
   }
 }
 
-TimePoint PauseSchedule::Throttle(std::optional<Duration> hint,
-                                  TimePoint now) {
+TimePoint PauseSchedule::Throttle(std::optional<Duration> hint, TimePoint now) {
   now = Advance(now);
   const bool repeat = phase_ == Phase::kProbing || phase_ == Phase::kRamping;
   if (repeat) ++repeats_;

@@ -93,8 +93,8 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
   {
     std::lock_guard lock(mu_);
     remote_pause_id_ = pause_id;
-    moved = schedule_.PauseUntil(now + std::max(remaining, Duration::zero()),
-                                 now);
+    moved =
+        schedule_.PauseUntil(now + std::max(remaining, Duration::zero()), now);
     if (moved) {
       NewJitterLocked();
       ++stats_.remote_pauses;
@@ -184,8 +184,8 @@ void BucketThrottle::Took(double cost, TimePoint now) {
       ++stats_.probes;
       break;
     case PausePhase::kRamping: {
-      const double rate = options_.full_rate_per_second *
-                          schedule_.RateFraction(now);
+      const double rate =
+          options_.full_rate_per_second * schedule_.RateFraction(now);
       if (rate > 0) {
         ramp_next_ = std::max(ramp_next_, now) + FromSeconds(cost / rate);
       }

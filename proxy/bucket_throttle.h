@@ -47,11 +47,11 @@ class BucketThrottle {
   struct Event {
     enum class Kind { kThrottled, kProbeOk };
     Kind kind = Kind::kThrottled;
-    uint32_t status = 0;                 // kThrottled
-    std::optional<Duration> hint;        // kThrottled: what was asked
-    std::string reason;                  // kThrottled
-    bool probe = false;                  // kThrottled: it was the probe
-    uint64_t pause_id = 0;               // kProbeOk: the server's pause
+    uint32_t status = 0;           // kThrottled
+    std::optional<Duration> hint;  // kThrottled: what was asked
+    std::string reason;            // kThrottled
+    bool probe = false;            // kThrottled: it was the probe
+    uint64_t pause_id = 0;         // kProbeOk: the server's pause
   };
 
   explicit BucketThrottle(Options options);
@@ -121,13 +121,13 @@ class BucketThrottle {
   std::function<void(const Event&)> on_event_;
   std::function<void(bool remote)> on_pause_;
   mutable std::mutex mu_;
-  PauseSchedule schedule_;     // guarded by mu_ (as is all below)
+  PauseSchedule schedule_;  // guarded by mu_ (as is all below)
   std::mt19937_64 rng_;
-  Duration jitter_{};          // of the current pause
-  bool probe_out_ = false;     // the probe was sent, no answer yet
+  Duration jitter_{};       // of the current pause
+  bool probe_out_ = false;  // the probe was sent, no answer yet
   TimePoint probe_at_{};
   uint64_t remote_pause_id_ = 0;
-  TimePoint ramp_next_{};      // next request allowed while ramping
+  TimePoint ramp_next_{};  // next request allowed while ramping
   Stats stats_;
 };
 

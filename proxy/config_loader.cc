@@ -360,9 +360,9 @@ absl::Status ParseRetry(const YAML::Node& node, absl::string_view path,
         absl::Status s = ReadString(value, field, &methods);
         if (!s.ok()) return s;
         if (methods != "idempotent" && methods != "all") {
-          return FieldError(field, value,
-                            absl::StrCat("must be idempotent or all (got ",
-                                         Got(value), ")"));
+          return FieldError(
+              field, value,
+              absl::StrCat("must be idempotent or all (got ", Got(value), ")"));
         }
         retry->all_methods = methods == "all";
         return absl::OkStatus();

@@ -47,7 +47,8 @@ absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
       node, path, {"status", "header", "value"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
-        if (key == "status") return ReadInt(value, field, 100, 599, &rule->status);
+        if (key == "status")
+          return ReadInt(value, field, 100, 599, &rule->status);
         if (key == "header") {
           return ReadHeaderName(value, field, false, &rule->header);
         }
@@ -72,8 +73,8 @@ absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
 
 }  // namespace
 
-absl::Status ParseThrottleConfig(const YAML::Node& node,
-                                 absl::string_view path, ThrottleConfig* out) {
+absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
+                                 ThrottleConfig* out) {
   if (node.IsScalar()) {
     bool on = true;
     absl::Status s = ReadBool(node, path, &on);
@@ -88,13 +89,15 @@ absl::Status ParseThrottleConfig(const YAML::Node& node,
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "enabled") return ReadBool(value, field, &out->enabled);
-        if (key == "statuses") return ReadStatuses(value, field, &out->statuses);
+        if (key == "statuses")
+          return ReadStatuses(value, field, &out->statuses);
         if (key == "when_exhausted") {
           return ReadStatuses(value, field, &out->when_exhausted);
         }
         if (key == "broadcast") return ReadBool(value, field, &out->broadcast);
         if (key == "resume_jitter") {
-          absl::Status s = ReadDuration(value, field, true, &out->resume_jitter);
+          absl::Status s =
+              ReadDuration(value, field, true, &out->resume_jitter);
           if (s.ok() && out->resume_jitter > kMaxJitter) {
             return FieldError(field, value, "must be at most 1m");
           }
@@ -103,11 +106,10 @@ absl::Status ParseThrottleConfig(const YAML::Node& node,
         if (key == "pause") return ReadPauseOptions(value, field, &out->pause);
         if (key == "ignore") {
           out->ignore.clear();
-          return ForEachItem(value, field,
-                             [&](const YAML::Node& item, const std::string& p) {
-                               return ReadIgnoreRule(
-                                   item, p, &out->ignore.emplace_back());
-                             });
+          return ForEachItem(
+              value, field, [&](const YAML::Node& item, const std::string& p) {
+                return ReadIgnoreRule(item, p, &out->ignore.emplace_back());
+              });
         }
         std::string style;
         absl::Status s = ReadString(value, field, &style);

@@ -29,8 +29,8 @@ namespace sluice {
 //             ramp: 5s, ramp_start: 0.1}
 //
 // `throttle: off` (or false) disables it. Errors name the field.
-absl::Status ParseThrottleConfig(const YAML::Node& node,
-                                 absl::string_view path, ThrottleConfig* out);
+absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
+                                 ThrottleConfig* out);
 
 // Writes `throttle` as a map that ParseThrottleConfig reads back equal.
 void EmitThrottleConfig(YAML::Emitter& out, const ThrottleConfig& throttle);

@@ -249,8 +249,8 @@ sluice::v1::SidecarMessage LeaseAgent::EventMessage(
     if (event.hint.has_value()) {
       t->set_has_hint(true);
       t->set_pause_ms(static_cast<uint64_t>(std::max<int64_t>(
-          0, std::chrono::ceil<std::chrono::milliseconds>(*event.hint)
-                 .count())));
+          0,
+          std::chrono::ceil<std::chrono::milliseconds>(*event.hint).count())));
     }
     t->set_reason(event.reason);
     t->set_probe(event.probe);

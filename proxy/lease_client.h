@@ -97,7 +97,7 @@ class LeaseClient {
   Stream* stream_ = nullptr;                // live stream, guarded by mu_
   std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
   std::vector<sluice::v1::SidecarMessage> outgoing_;  // guarded by mu_
-  Stats stats_;                             // guarded by mu_
+  Stats stats_;                                       // guarded by mu_
 };
 
 }  // namespace sluice

@@ -6,8 +6,8 @@
 // starts, and how the lease state reads in /readyz. ProxyApp does the
 // wiring; these are separate so they are testable without sockets.
 
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>

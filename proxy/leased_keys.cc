@@ -1,10 +1,10 @@
 #include "proxy/leased_keys.h"
 
-#include "proxy/rate_limiter.h"
-
 #include <algorithm>
 #include <utility>
 #include <vector>
+
+#include "proxy/rate_limiter.h"
 
 namespace sluice {
 
@@ -31,9 +31,8 @@ void LeasedKeySources::OnCreated(const std::string& key_hash,
   {
     std::lock_guard lock(mu_);
     if (pools_.size() >= prune_at_) {
-      absl::erase_if(pools_, [](const auto& kv) {
-        return kv.second.limiter.expired();
-      });
+      absl::erase_if(
+          pools_, [](const auto& kv) { return kv.second.limiter.expired(); });
       prune_at_ = std::max<size_t>(64, 2 * pools_.size());
     }
     pools_[limiter.get()] = Entry{weak, pool};

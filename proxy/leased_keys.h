@@ -1,16 +1,16 @@
 #ifndef SLUICE_PROXY_LEASED_KEYS_H_
 #define SLUICE_PROXY_LEASED_KEYS_H_
 
-#include <functional>
 #include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <string_view>
 #include <string>
+#include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "common/token_source.h"
-#include "absl/container/flat_hash_map.h"
 #include "proxy/lease_agent.h"
 #include "proxy/lease_pool.h"
 

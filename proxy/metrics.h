@@ -1,8 +1,8 @@
 #ifndef SLUICE_PROXY_METRICS_H_
 #define SLUICE_PROXY_METRICS_H_
 
-#include <cstddef>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>

@@ -46,8 +46,7 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
                    "Throttled requests sent again after the pause "
                    "(transparent retry).",
                    r)),
-      probes_(Reg(prometheus::BuildCounter(),
-                  "sluice_proxy_pause_probes_total",
+      probes_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_probes_total",
                   "Resume probes sent after a pause.", r)),
       phase_(Reg(prometheus::BuildGauge(), "sluice_proxy_pause_phase",
                  "1 for the pause phase a limit's bucket is in.", r)) {}
@@ -67,13 +66,15 @@ void PauseMetrics::RegisterLimit(std::string_view limit) {
 }
 
 void PauseMetrics::OnThrottle(std::string_view limit, std::string_view reason) {
-  throttles_.Add({{"limit", std::string(limit)}, {"reason", std::string(reason)}})
+  throttles_
+      .Add({{"limit", std::string(limit)}, {"reason", std::string(reason)}})
       .Increment();
 }
 
 void PauseMetrics::OnPause(std::string_view limit, bool remote) {
-  pauses_.Add({{"limit", std::string(limit)},
-               {"origin", remote ? "remote" : "local"}})
+  pauses_
+      .Add({{"limit", std::string(limit)},
+            {"origin", remote ? "remote" : "local"}})
       .Increment();
 }
 
@@ -89,8 +90,7 @@ void PauseMetrics::OnRetried(std::string_view limit) {
   retried_.Add({{"limit", std::string(limit)}}).Increment();
 }
 
-void PauseMetrics::SetBucketState(std::string_view limit,
-                                  uint64_t probes_total,
+void PauseMetrics::SetBucketState(std::string_view limit, uint64_t probes_total,
                                   PauseSchedule::Phase phase) {
   const std::string l(limit);
   Counter& c = probes_.Add({{"limit", l}});

@@ -26,11 +26,11 @@
 #include "proxy/limit_gate.h"
 #include "proxy/metrics.h"
 #include "proxy/pause_metrics.h"
-#include "proxy/throttle_setup.h"
 #include "proxy/rate_limiter.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "proxy/ssrf_guard.h"
+#include "proxy/throttle_setup.h"
 #include "proxy/upstream_pool.h"
 
 #ifndef SLUICE_VERSION

@@ -16,10 +16,10 @@
 #include "absl/strings/numbers.h"
 #include "common/duration.h"
 #include "proxy/access_log.h"
+#include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
 #include "proxy/keyed_limiter.h"
 #include "proxy/limit_gate.h"
-#include "proxy/bucket_throttle.h"
 #include "proxy/metrics.h"
 #include "proxy/pause_metrics.h"
 #include "proxy/router.h"
@@ -246,9 +246,8 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
     }
   }
   const bool paused_at_entry =
-      limiter->throttle() &&
-      limiter->throttle()->PhaseAt(ctx_.clock->Now()) ==
-          PauseSchedule::Phase::kPaused;
+      limiter->throttle() && limiter->throttle()->PhaseAt(ctx_.clock->Now()) ==
+                                 PauseSchedule::Phase::kPaused;
   LimitGate::Result r = co_await ctx_.gate->Acquire(*limiter, cost, max_wait);
   const TimePoint now = ctx_.clock->Now();
   rs.quota_mode = lr->QuotaMode(now, limiter);

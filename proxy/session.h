@@ -62,9 +62,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Feeds an upstream response head to the admitted bucket's pause state
   // (docs/pause.md): a throttle pauses it (returns true), anything else may
   // end its probe.
-  bool NoteUpstreamAnswer(
-      RequestState& rs,
-      const boost::beast::http::response_header<>& head);
+  bool NoteUpstreamAnswer(RequestState& rs,
+                          const boost::beast::http::response_header<>& head);
 
   ProxyContext& ctx_;
   boost::beast::tcp_stream stream_;

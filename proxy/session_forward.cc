@@ -10,16 +10,16 @@
 #include "absl/time/clock.h"
 #include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
-#include "proxy/limit_gate.h"
-#include "proxy/rate_limiter.h"
 #include "proxy/http_relay.h"
+#include "proxy/limit_gate.h"
 #include "proxy/metrics.h"
 #include "proxy/pause_metrics.h"
 #include "proxy/proxy_context.h"
-#include "proxy/throttle_rules.h"
+#include "proxy/rate_limiter.h"
 #include "proxy/resolver.h"
 #include "proxy/session.h"
 #include "proxy/session_request.h"
+#include "proxy/throttle_rules.h"
 #include "proxy/upstream_pool.h"
 
 namespace sluice {
@@ -132,31 +132,69 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   // transparent retry waits out the pause in the limit's queue and goes
   // around again (docs/pause.md).
   for (int sends = 1;; ++sends) {
-  const TimePoint sent_at = ctx_.clock->Now();
-  for (int attempt = 0;; ++attempt) {
-    if (expect_continue && rs.body_pending && attempt == 0) {
-      // The origin sees no Expect; sluice invites the body itself once the
-      // request has passed the limiter and the origin is connected.
-      static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(ctx_.config->timeouts.body_idle);
-      auto [cec, cn] =
-          co_await asio::async_write(stream_, asio::buffer(k100), kNoThrow);
-      if (cec) co_return false;
-    }
-    RelayError re = co_await RelayMessage<true>(
-        stream_, buffer_, *rs.parser, *up, buf, ctx_.config->timeouts.body_idle,
-        rs.bytes_in, false);
-    if (re.ec) {
-      if (re.reading) {
-        rs.outcome = re.ec == beast::error::timeout
-                         ? RequestOutcome::kClientTimeout
-                         : RequestOutcome::kBadRequest;
-        const unsigned st = re.ec == beast::error::timeout ? 408 : 400;
-        std::string detail = "request body: " + re.ec.message();
-        co_return co_await SendError(rs, st, "bad_body", std::move(detail));
+    const TimePoint sent_at = ctx_.clock->Now();
+    for (int attempt = 0;; ++attempt) {
+      if (expect_continue && rs.body_pending && attempt == 0) {
+        // The origin sees no Expect; sluice invites the body itself once the
+        // request has passed the limiter and the origin is connected.
+        static constexpr std::string_view k100 =
+            "HTTP/1.1 100 Continue\r\n\r\n";
+        stream_.expires_after(ctx_.config->timeouts.body_idle);
+        auto [cec, cn] =
+            co_await asio::async_write(stream_, asio::buffer(k100), kNoThrow);
+        if (cec) co_return false;
       }
-      if (reused && attempt == 0 && rs.bytes_in == 0 && rs.parser->is_done()) {
-        // A pooled connection the origin had closed: try a fresh one once.
+      RelayError re = co_await RelayMessage<true>(
+          stream_, buffer_, *rs.parser, *up, buf,
+          ctx_.config->timeouts.body_idle, rs.bytes_in, false);
+      if (re.ec) {
+        if (re.reading) {
+          rs.outcome = re.ec == beast::error::timeout
+                           ? RequestOutcome::kClientTimeout
+                           : RequestOutcome::kBadRequest;
+          const unsigned st = re.ec == beast::error::timeout ? 408 : 400;
+          std::string detail = "request body: " + re.ec.message();
+          co_return co_await SendError(rs, st, "bad_body", std::move(detail));
+        }
+        if (reused && attempt == 0 && rs.bytes_in == 0 &&
+            rs.parser->is_done()) {
+          // A pooled connection the origin had closed: try a fresh one once.
+          reused = false;
+          if (auto failed = co_await dial()) {
+            rs.outcome = RequestOutcome::kUpstreamError;
+            co_return co_await SendError(rs, failed->status, failed->reason,
+                                         failed->detail);
+          }
+          continue;
+        }
+        rs.outcome = re.ec == beast::error::timeout
+                         ? RequestOutcome::kUpstreamTimeout
+                         : RequestOutcome::kUpstreamError;
+        const unsigned st = re.ec == beast::error::timeout ? 504 : 502;
+        co_return co_await SendError(rs, st, "upstream_write",
+                                     "sending to the origin failed");
+      }
+      rs.body_pending = false;
+
+      // Read the response head, skipping interim 1xx responses.
+      beast::error_code rec;
+      for (;;) {
+        resp.emplace();
+        resp->header_limit(
+            static_cast<uint32_t>(ctx_.config->limits.max_header_bytes));
+        resp->body_limit(boost::none);
+        if (req.method() == http::verb::head) resp->skip(true);
+        up->expires_after(ctx_.config->timeouts.upstream_response);
+        auto [ec, n] =
+            co_await http::async_read_header(*up, up_buf, *resp, kNoThrow);
+        rec = ec;
+        if (rec) break;
+        unsigned code = resp->get().result_int();
+        if (code >= 100 && code < 200 && code != 101) continue;
+        break;
+      }
+      if (rec && reused && attempt == 0 && up_buf.size() == 0 &&
+          rs.bytes_in == 0 && rec != beast::error::timeout) {
         reused = false;
         if (auto failed = co_await dial()) {
           rs.outcome = RequestOutcome::kUpstreamError;
@@ -165,84 +203,48 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
         }
         continue;
       }
-      rs.outcome = re.ec == beast::error::timeout
-                       ? RequestOutcome::kUpstreamTimeout
-                       : RequestOutcome::kUpstreamError;
-      const unsigned st = re.ec == beast::error::timeout ? 504 : 502;
-      co_return co_await SendError(rs, st, "upstream_write",
-                                   "sending to the origin failed");
-    }
-    rs.body_pending = false;
-
-    // Read the response head, skipping interim 1xx responses.
-    beast::error_code rec;
-    for (;;) {
-      resp.emplace();
-      resp->header_limit(
-          static_cast<uint32_t>(ctx_.config->limits.max_header_bytes));
-      resp->body_limit(boost::none);
-      if (req.method() == http::verb::head) resp->skip(true);
-      up->expires_after(ctx_.config->timeouts.upstream_response);
-      auto [ec, n] =
-          co_await http::async_read_header(*up, up_buf, *resp, kNoThrow);
-      rec = ec;
-      if (rec) break;
-      unsigned code = resp->get().result_int();
-      if (code >= 100 && code < 200 && code != 101) continue;
+      if (rec) {
+        bool timeout = rec == beast::error::timeout;
+        rs.outcome = timeout ? RequestOutcome::kUpstreamTimeout
+                             : RequestOutcome::kUpstreamError;
+        // Named locals: GCC 12 mishandles conditional temporaries inside
+        // co_await expressions.
+        const unsigned st = timeout ? 504 : 502;
+        std::string reason = timeout ? "upstream_timeout" : "upstream_response";
+        std::string detail =
+            timeout ? std::string("the origin did not answer in time")
+                    : "the origin sent an invalid response: " + rec.message();
+        co_return co_await SendError(rs, st, std::move(reason),
+                                     std::move(detail));
+      }
       break;
     }
-    if (rec && reused && attempt == 0 && up_buf.size() == 0 &&
-        rs.bytes_in == 0 && rec != beast::error::timeout) {
-      reused = false;
-      if (auto failed = co_await dial()) {
-        rs.outcome = RequestOutcome::kUpstreamError;
-        co_return co_await SendError(rs, failed->status, failed->reason,
-                                     failed->detail);
-      }
-      continue;
+    rs.upstream_time = ctx_.clock->Now() - sent_at;
+    ctx_.metrics->OnUpstreamStatus(resp->get().result_int());
+    const bool throttled =
+        rs.throttle && NoteUpstreamAnswer(rs, resp->get().base());
+    if (!throttled || !RetryAllowed(rs, req.method(), sends)) break;
+    // Retry: drop this connection (the throttle's body is not wanted), queue
+    // behind the pause, then send again on a fresh connection.
+    ctx_.pause_metrics->OnRetried(rs.limit);
+    up.reset();
+    up_buf.clear();
+    reused = false;
+    const Duration left = rs.deadline - ctx_.clock->Now();
+    LimitGate::Result again =
+        co_await ctx_.gate->Acquire(*rs.limiter, rs.cost, left);
+    if (again.outcome != AcquireOutcome::kAdmitted) {
+      rs.outcome = RequestOutcome::kLimitedWaitExceeded;
+      const Duration retry_after = std::max(
+          again.retry_after, rs.throttle->Remaining(ctx_.clock->Now()));
+      co_return co_await SendLimited(rs, "wait_exceeded", retry_after);
     }
-    if (rec) {
-      bool timeout = rec == beast::error::timeout;
-      rs.outcome = timeout ? RequestOutcome::kUpstreamTimeout
-                           : RequestOutcome::kUpstreamError;
-      // Named locals: GCC 12 mishandles conditional temporaries inside
-      // co_await expressions.
-      const unsigned st = timeout ? 504 : 502;
-      std::string reason = timeout ? "upstream_timeout" : "upstream_response";
-      std::string detail =
-          timeout ? std::string("the origin did not answer in time")
-                  : "the origin sent an invalid response: " + rec.message();
-      co_return co_await SendError(rs, st, std::move(reason),
-                                   std::move(detail));
+    rs.admitted_at = ctx_.clock->Now();
+    if (auto failed = co_await dial()) {
+      rs.outcome = RequestOutcome::kUpstreamError;
+      co_return co_await SendError(rs, failed->status, failed->reason,
+                                   failed->detail);
     }
-    break;
-  }
-  rs.upstream_time = ctx_.clock->Now() - sent_at;
-  ctx_.metrics->OnUpstreamStatus(resp->get().result_int());
-  const bool throttled =
-      rs.throttle && NoteUpstreamAnswer(rs, resp->get().base());
-  if (!throttled || !RetryAllowed(rs, req.method(), sends)) break;
-  // Retry: drop this connection (the throttle's body is not wanted), queue
-  // behind the pause, then send again on a fresh connection.
-  ctx_.pause_metrics->OnRetried(rs.limit);
-  up.reset();
-  up_buf.clear();
-  reused = false;
-  const Duration left = rs.deadline - ctx_.clock->Now();
-  LimitGate::Result again =
-      co_await ctx_.gate->Acquire(*rs.limiter, rs.cost, left);
-  if (again.outcome != AcquireOutcome::kAdmitted) {
-    rs.outcome = RequestOutcome::kLimitedWaitExceeded;
-    const Duration retry_after =
-        std::max(again.retry_after, rs.throttle->Remaining(ctx_.clock->Now()));
-    co_return co_await SendLimited(rs, "wait_exceeded", retry_after);
-  }
-  rs.admitted_at = ctx_.clock->Now();
-  if (auto failed = co_await dial()) {
-    rs.outcome = RequestOutcome::kUpstreamError;
-    co_return co_await SendError(rs, failed->status, failed->reason,
-                                 failed->detail);
-  }
   }
 
   auto& res = resp->get();

@@ -22,8 +22,8 @@ bool Matches(const ThrottleIgnoreRule& rule, int status,
       continue;
     }
     if (rule.value.empty()) return true;
-    const std::string value =
-        absl::AsciiStrToLower(absl::string_view(h.value.data(), h.value.size()));
+    const std::string value = absl::AsciiStrToLower(
+        absl::string_view(h.value.data(), h.value.size()));
     if (value.find(absl::AsciiStrToLower(rule.value)) != std::string::npos) {
       return true;
     }

@@ -29,12 +29,10 @@ sluice::v1::ServerMessage MakeLimitMessage(uint64_t epoch,
 
 // A Pause for bucket (resource, key): `order` says to whom and how long,
 // `view` why and from whom; `ramp` is the resume ramp's length.
-sluice::v1::ServerMessage MakePauseMessage(uint64_t epoch,
-                                           const std::string& resource,
-                                           const std::string& key,
-                                           const PauseOrder& order,
-                                           const ResourceLedger::PauseView& view,
-                                           Duration ramp);
+sluice::v1::ServerMessage MakePauseMessage(
+    uint64_t epoch, const std::string& resource, const std::string& key,
+    const PauseOrder& order, const ResourceLedger::PauseView& view,
+    Duration ramp);
 
 }  // namespace sluice
 

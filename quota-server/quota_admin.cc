@@ -253,8 +253,9 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     for (PauseSchedule::Phase phase :
          {PauseSchedule::Phase::kPaused, PauseSchedule::Phase::kProbing,
           PauseSchedule::Phase::kRamping}) {
-      const auto n = std::count_if(r.pauses.begin(), r.pauses.end(),
-                                   [&](const auto& p) { return p.phase == phase; });
+      const auto n =
+          std::count_if(r.pauses.begin(), r.pauses.end(),
+                        [&](const auto& p) { return p.phase == phase; });
       s.paused
           .Add({{"resource", r.name},
                 {"phase", std::string(PausePhaseName(phase))}})
@@ -286,8 +287,8 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
   if (h.count > s.propagation_seen.count) {
     std::vector<double> increments(PropagationHistogram::kBuckets + 1);
     for (size_t i = 0; i < increments.size(); ++i) {
-      increments[i] = static_cast<double>(h.counts[i] -
-                                          s.propagation_seen.counts[i]);
+      increments[i] =
+          static_cast<double>(h.counts[i] - s.propagation_seen.counts[i]);
     }
     s.propagation.ObserveMultiple(increments, h.sum - s.propagation_seen.sum);
     s.propagation_seen = h;

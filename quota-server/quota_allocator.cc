@@ -391,9 +391,9 @@ class QuotaAllocator::Impl {
       return;
     }
     Resource& r = *rit->second;
-    if (ledger->OnThrottle(id, s.sidecar_id, report, now,
-                           PauseSender{this, &r, &report.bucket().key_hash(),
-                                       now, out})) {
+    if (ledger->OnThrottle(
+            id, s.sidecar_id, report, now,
+            PauseSender{this, &r, &report.bucket().key_hash(), now, out})) {
       const std::string reason =
           report.reason().empty() ? "throttled" : report.reason();
       ++r.pauses_by_reason[reason];

@@ -237,8 +237,8 @@ class ResourceLedger {
   Duration dead_after_grant_;  // ttl + grace
   // The pause, created by the first throttle report.
   std::unique_ptr<PauseState> pause_;
-  bool halted_ = false;        // no grants but the probe's (paused, probing)
-  double rate_fraction_ = 1;   // the ramp's share of the rate
+  bool halted_ = false;       // no grants but the probe's (paused, probing)
+  double rate_fraction_ = 1;  // the ramp's share of the rate
   double level_ = 0;
   TimePoint accrued_at_;
   TimePoint last_grant_at_;

@@ -29,9 +29,10 @@ bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
   if (report.has_hint()) {
     // Capped before the conversion so a huge value cannot overflow.
     hint = std::chrono::milliseconds(std::min<uint64_t>(
-        report.pause_ms(), std::chrono::duration_cast<std::chrono::milliseconds>(
-                               limits_.pause.max_pause)
-                               .count()));
+        report.pause_ms(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            limits_.pause.max_pause)
+            .count()));
   }
   const TimePoint until = p.schedule.Throttle(hint, now);
   if (before == Phase::kPaused && until <= until_before) return false;
@@ -104,8 +105,8 @@ void ResourceLedger::TickPause(TimePoint now, GrantSink grants,
       }
       if (best) {
         p.prober = best->stream;
-        pauses(PauseOrder{.stream = p.prober, .pause_id = p.id,
-                          .prober = true});
+        pauses(
+            PauseOrder{.stream = p.prober, .pause_id = p.id, .prober = true});
       }
     }
     Accrue(now);

@@ -41,8 +41,9 @@ TEST(PauseConfigTest, BadValuesNameTheField) {
               HasSubstr("rate_limits.a.pause.backoff: must be a number >= 1"));
   EXPECT_THAT(Read("{backoff: 1000}", &o).message(),
               HasSubstr("rate_limits.a.pause.backoff: must be at most 100"));
-  EXPECT_THAT(Read("{ramp_start: 0}", &o).message(),
-              HasSubstr("rate_limits.a.pause.ramp_start: must be a number > 0"));
+  EXPECT_THAT(
+      Read("{ramp_start: 0}", &o).message(),
+      HasSubstr("rate_limits.a.pause.ramp_start: must be a number > 0"));
   EXPECT_THAT(Read("{ramp_start: 1.5}", &o).message(),
               HasSubstr("rate_limits.a.pause.ramp_start: must be at most 1"));
   EXPECT_THAT(Read("{ramp: soon}", &o).message(),

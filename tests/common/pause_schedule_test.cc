@@ -130,7 +130,8 @@ TEST(PauseScheduleTest, RemotePauseInterruptsARamp) {
   EXPECT_EQ(s.PhaseAt(At(4100)), Phase::kProbing);
 }
 
-TEST(PauseScheduleTest, ProbeSuccessOutsideProbingIsIgnoredAndTimeNeverGoesBack) {
+TEST(PauseScheduleTest,
+     ProbeSuccessOutsideProbingIsIgnoredAndTimeNeverGoesBack) {
   PauseSchedule s(Opts());
   s.ProbeSucceeded(At(0));
   EXPECT_EQ(s.PhaseAt(At(0)), Phase::kRunning);

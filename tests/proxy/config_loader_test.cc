@@ -312,9 +312,9 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.routes[0].methods,
             (std::vector<std::string>{"GET", "POST", "PURGE"}));
   EXPECT_EQ(c.routes[0].limit, "slow");
-  EXPECT_EQ(c.routes[0].retry, (RetryConfig{.on_throttle = true,
-                                            .all_methods = true,
-                                            .max_attempts = 4}));
+  EXPECT_EQ(c.routes[0].retry,
+            (RetryConfig{
+                .on_throttle = true, .all_methods = true, .max_attempts = 4}));
   EXPECT_EQ(c.routes[1], RouteConfig{});
 }
 

@@ -33,12 +33,11 @@ TEST(ThrottleRulesTest, StatusWithoutHintsIsAThrottleWithoutAHint) {
 
 TEST(ThrottleRulesTest, GithubForbiddenWithNothingRemaining) {
   // GitHub: 403, remaining 0, reset in epoch seconds; Date corrects skew.
-  const ThrottleVerdict v =
-      Classify({}, 403,
-               {{"Date", "Thu, 01 Jan 2026 00:00:00 GMT"},
-                {"X-RateLimit-Limit", "5000"},
-                {"X-RateLimit-Remaining", "0"},
-                {"X-RateLimit-Reset", "1767225660"}});
+  const ThrottleVerdict v = Classify({}, 403,
+                                     {{"Date", "Thu, 01 Jan 2026 00:00:00 GMT"},
+                                      {"X-RateLimit-Limit", "5000"},
+                                      {"X-RateLimit-Remaining", "0"},
+                                      {"X-RateLimit-Reset", "1767225660"}});
   EXPECT_EQ(v.kind, Kind::kBroadcast);
   EXPECT_EQ(v.hint, seconds(60));
   EXPECT_EQ(v.reason, "x-ratelimit");
@@ -57,11 +56,10 @@ TEST(ThrottleRulesTest, ForbiddenWithQuotaLeftIsNotAThrottle) {
 }
 
 TEST(ThrottleRulesTest, SuccessThatSpentTheLastRequestPausesPreemptively) {
-  const ThrottleVerdict v =
-      Classify({}, 200,
-               {{"x-ratelimit-limit-requests", "60"},
-                {"x-ratelimit-remaining-requests", "0"},
-                {"x-ratelimit-reset-requests", "1s"}});
+  const ThrottleVerdict v = Classify({}, 200,
+                                     {{"x-ratelimit-limit-requests", "60"},
+                                      {"x-ratelimit-remaining-requests", "0"},
+                                      {"x-ratelimit-reset-requests", "1s"}});
   EXPECT_EQ(v.kind, Kind::kBroadcast);
   EXPECT_EQ(v.hint, seconds(1));
   EXPECT_EQ(v.reason, "openai");
@@ -81,15 +79,14 @@ TEST(ThrottleRulesTest, IgnoreRulesByStatusAndHeaderValue) {
                                  .header = "stripe-rate-limited-reason",
                                  .value = "LOCK_TIMEOUT"}};
   EXPECT_EQ(Classify(c, 529, {{"Retry-After", "1"}}).kind, Kind::kIgnored);
-  EXPECT_EQ(Classify(c, 429,
-                     {{"Stripe-Rate-Limited-Reason", "object-lock_timeout"}})
-                .kind,
-            Kind::kIgnored);
+  EXPECT_EQ(
+      Classify(c, 429, {{"Stripe-Rate-Limited-Reason", "object-lock_timeout"}})
+          .kind,
+      Kind::kIgnored);
   // Another reason from the same header is a quota throttle.
-  EXPECT_EQ(Classify(c, 429,
-                     {{"Stripe-Rate-Limited-Reason", "global-rate"}})
-                .kind,
-            Kind::kBroadcast);
+  EXPECT_EQ(
+      Classify(c, 429, {{"Stripe-Rate-Limited-Reason", "global-rate"}}).kind,
+      Kind::kBroadcast);
   EXPECT_EQ(Classify(c, 503, {}).kind, Kind::kBroadcast);
 }
 
@@ -119,9 +116,8 @@ TEST(ThrottleRulesTest, ResetStyleFromConfig) {
   delta.reset_style = ResetStyle::kDeltaSeconds;
   // GitLab-style epoch read as a delta would be decades: the parser caps
   // delays at a day, so forcing the wrong style is visible.
-  const ThrottleVerdict v = Classify(delta, 429,
-                                     {{"RateLimit-Remaining", "0"},
-                                      {"RateLimit-Reset", "30"}});
+  const ThrottleVerdict v = Classify(
+      delta, 429, {{"RateLimit-Remaining", "0"}, {"RateLimit-Reset", "30"}});
   EXPECT_EQ(v.hint, seconds(30));
 }
 

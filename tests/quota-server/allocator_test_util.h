@@ -42,7 +42,8 @@ inline double ToSecondsForTest(Duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-inline ResourceConfig Resource(const std::string& name, double rate, double burst) {
+inline ResourceConfig Resource(const std::string& name, double rate,
+                               double burst) {
   ResourceConfig r;
   r.name = name;
   r.rate = rate;

@@ -52,14 +52,14 @@ QuotaAllocator::Status SampleStatus() {
   QuotaAllocator::ResourceStatus a = Resource("openai", 0);
   a.sidecars.push_back(Sidecar("sc-1", 0));
   a.sidecars.push_back(Sidecar("sc-\"2\"</script>", 30));
-  a.pauses.push_back(QuotaAllocator::PauseStatus{
-      .key_hash = "ab12",
-      .phase = PauseSchedule::Phase::kPaused,
-      .pause_id = 4,
-      .remaining = std::chrono::milliseconds(2500),
-      .rate_fraction = 1,
-      .origin_sidecar = "sc-1",
-      .reason = "retry-after"});
+  a.pauses.push_back(
+      QuotaAllocator::PauseStatus{.key_hash = "ab12",
+                                  .phase = PauseSchedule::Phase::kPaused,
+                                  .pause_id = 4,
+                                  .remaining = std::chrono::milliseconds(2500),
+                                  .rate_fraction = 1,
+                                  .origin_sidecar = "sc-1",
+                                  .reason = "retry-after"});
   a.pauses_by_reason = {{"retry-after", 3}, {"status", 1}};
   s.resources.push_back(a);
   s.resources.push_back(Resource("partner-api", 1));  // no sidecars
@@ -219,28 +219,35 @@ TEST(QuotaMetricsTest, PauseCountersGaugesAndPropagationHistogram) {
   status.resources[0].pauses_by_reason[0].second = 5;
   m.Update(status, 0, 0, 0, 0);
   const std::string text = m.Serialize();
-  EXPECT_THAT(Sample(text, "sluice_quota_pauses_total{reason=\"retry-after\","
-                           "resource=\"openai\"}"),
+  EXPECT_THAT(Sample(text,
+                     "sluice_quota_pauses_total{reason=\"retry-after\","
+                     "resource=\"openai\"}"),
               Optional(5.0));
-  EXPECT_THAT(Sample(text, "sluice_quota_pauses_total{reason=\"status\","
-                           "resource=\"openai\"}"),
+  EXPECT_THAT(Sample(text,
+                     "sluice_quota_pauses_total{reason=\"status\","
+                     "resource=\"openai\"}"),
               Optional(1.0));
-  EXPECT_THAT(Sample(text, "sluice_quota_paused_buckets{phase=\"paused\","
-                           "resource=\"openai\"}"),
+  EXPECT_THAT(Sample(text,
+                     "sluice_quota_paused_buckets{phase=\"paused\","
+                     "resource=\"openai\"}"),
               Optional(1.0));
-  EXPECT_THAT(Sample(text, "sluice_quota_paused_buckets{phase=\"ramping\","
-                           "resource=\"openai\"}"),
+  EXPECT_THAT(Sample(text,
+                     "sluice_quota_paused_buckets{phase=\"ramping\","
+                     "resource=\"openai\"}"),
               Optional(0.0));
   EXPECT_THAT(Sample(text, "sluice_quota_pause_propagation_seconds_count"),
               Optional(3.0));
   EXPECT_THAT(
-      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"0.0005\"}"),
+      Sample(text,
+             "sluice_quota_pause_propagation_seconds_bucket{le=\"0.0005\"}"),
       Optional(1.0));
   EXPECT_THAT(
-      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"0.002\"}"),
+      Sample(text,
+             "sluice_quota_pause_propagation_seconds_bucket{le=\"0.002\"}"),
       Optional(2.0));
   EXPECT_THAT(
-      Sample(text, "sluice_quota_pause_propagation_seconds_bucket{le=\"+Inf\"}"),
+      Sample(text,
+             "sluice_quota_pause_propagation_seconds_bucket{le=\"+Inf\"}"),
       Optional(3.0));
 }
 

@@ -76,10 +76,10 @@ class LedgerPauseTest : public QuotaAllocatorTest {
     std::vector<double> got(4, 0);
     for (int t = from; t < to; t += 50) {
       for (StreamId s = 1; s <= 3; ++s) {
-        got[s] += TokensTo(Send(s, Report({.allowed = 5, .elapsed_ms = 50,
-                                           .seen = 1000000}),
-                                At(t)),
-                           s);
+        got[s] += TokensTo(
+            Send(s, Report({.allowed = 5, .elapsed_ms = 50, .seen = 1000000}),
+                 At(t)),
+            s);
       }
       const Outbox out = Tick(At(t));
       for (StreamId s = 1; s <= 3; ++s) got[s] += TokensTo(out, s);

@@ -45,9 +45,9 @@ SimConfig Base(uint64_t seed) {
 // included).
 struct BanOutcome {
   int64_t first_429 = -1;
-  uint64_t after_stop = 0;   // arrivals in [first_429 + stop, ban end)
+  uint64_t after_stop = 0;       // arrivals in [first_429 + stop, ban end)
   uint64_t throttled_after = 0;  // 429s after the ban ended
-  uint64_t after_ban = 0;    // arrivals in [ban end, end)
+  uint64_t after_ban = 0;        // arrivals in [ban end, end)
 };
 
 BanOutcome Measure(const SimConfig& c, const SimResult& r, double ban_at,
@@ -62,9 +62,9 @@ BanOutcome Measure(const SimConfig& c, const SimResult& r, double ban_at,
   if (o.first_429 < 0) return o;
   o.after_stop = r.ArrivalsBetween(o.first_429 + stop.count(), Ns(ban_end));
   o.after_ban = r.ArrivalsBetween(Ns(ban_end), Ns(1e6));
-  o.throttled_after = static_cast<uint64_t>(std::count_if(
-      r.throttled.begin(), r.throttled.end(),
-      [&](int64_t t) { return t >= Ns(ban_end); }));
+  o.throttled_after = static_cast<uint64_t>(
+      std::count_if(r.throttled.begin(), r.throttled.end(),
+                    [&](int64_t t) { return t >= Ns(ban_end); }));
   return o;
 }
 
@@ -136,8 +136,7 @@ TEST(FleetPause, UnderReportedBanIsProbedWithBackoffNotHammered) {
     c.duration = seconds(12);
     c.bans = {{.at = 2.5, .seconds = 4.0, .hint = false}};
     const SimResult r = RunFleet(c);
-    const uint64_t probes_met =
-        r.ArrivalsBetween(Ns(2.5) + Ns(0.05), Ns(6.5));
+    const uint64_t probes_met = r.ArrivalsBetween(Ns(2.5) + Ns(0.05), Ns(6.5));
     EXPECT_LE(probes_met, 4u) << "seed " << seed;
     const BanOutcome o = Measure(c, r, 2.5, 6.5, kStop);
     EXPECT_EQ(o.throttled_after, 0u) << "seed " << seed;

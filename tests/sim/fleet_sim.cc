@@ -308,8 +308,8 @@ class Fleet {
     if (!throttled && upstream_ && !upstream_->TryTake(1, now_)) {
       throttled = true;
       const std::optional<TimePoint> at = upstream_->AvailableAt(1, now_);
-      hint = at ? Duration(std::chrono::ceil<std::chrono::milliseconds>(
-                      *at - now_))
+      hint = at ? Duration(
+                      std::chrono::ceil<std::chrono::milliseconds>(*at - now_))
                 : Duration(std::chrono::seconds(1));
     }
     if (throttled) result_.throttled.push_back((now_ - t0_).count());

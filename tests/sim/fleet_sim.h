@@ -64,7 +64,7 @@ struct SimConfig {
     bool hint = true;
   };
   std::vector<Ban> bans;
-  double upstream_rate = 0;   // its own limit (tokens/s); 0: none
+  double upstream_rate = 0;  // its own limit (tokens/s); 0: none
   double upstream_burst = 1;
   // Pause settings on both sides.
   PauseSchedule::Options pause;
