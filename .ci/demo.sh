@@ -118,3 +118,22 @@ echo "Phase 3: each client thread offers 4 requests/s, so A (8 threads) wants 32
 echo "B 12/s and C 4/s: max-min gives C 4, B 12, A 12 of the 28/s. After the shift"
 echo "A and C swap. The fleet's total stays under the upstream's limit with no"
 echo "429s, and the shares follow the demand within about a second."
+
+# ---------------------------------------------------------------------------
+echo
+echo "== phase 4: a ban. A third upstream (no rate limit) bans the caller 3 s in:"
+echo "   every request is answered 429 + Retry-After: 4 for 4 seconds."
+/usr/bin/python3 -u tests/integration/demo_upstream.py --port 0 --rate 1000 --period 1 \
+  --ban-after 3 --ban-for 4 --port-file "$TMP/port3" > "$TMP/upstream3.log" 2>&1 &
+PIDS+=($!)
+wait_for "$TMP/port3" "^[0-9]+"
+UP3=$(cat "$TMP/port3")
+(IFS=,; /usr/bin/python3 .ci/demo_fleet.py "http://127.0.0.1:$UP3/" "http://$QADMIN" \
+  6 "${FLEET[*]}" 2,2,2 2,2,2)
+echo
+echo "== the upstream's log: one 429, silence until the ban ends, then a gentle restart"
+grep -E "^t=" "$TMP/upstream3.log" | sed 's/^/  upstream: /'
+echo
+echo "Phase 4: the first 429 reached one sidecar; it told the quota server, which"
+echo "paused all three within milliseconds for as long as Retry-After asked. After"
+echo "the ban one probe went first, then the rate ramped back up (docs/pause.md)."

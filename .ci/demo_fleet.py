@@ -67,10 +67,15 @@ def shares():
         with urllib.request.urlopen(quota_admin + "/status", timeout=2) as r:
             status = json.load(r)
     except Exception:
-        return "?", []
+        return "?", [], []
     res = status["resources"][0]
     by_pod = sorted((s["pod"], s["share_per_second"]) for s in res["sidecars"])
-    return "%.0f/s" % res["rate_per_second"], [v for _, v in by_pod]
+    pauses = ["%s %.1fs left, %s from %s" % (p["phase"], p["remaining_ms"] / 1e3,
+                                             p["reason"], p["origin_sidecar"])
+              if p["phase"] == "paused" else
+              "%s (refill %.0f%%)" % (p["phase"], 100 * p["rate_fraction"])
+              for p in res.get("pauses", [])]
+    return "%.0f/s" % res["rate_per_second"], [v for _, v in by_pod], pauses
 
 
 last = list(sent)
@@ -81,15 +86,17 @@ while time.monotonic() < stop:
     time.sleep(1)
     if not shifted and time.monotonic() >= shift_at:
         shifted = True
-        print("  -- demand shifts: A goes quiet, C gets busy --")
+        if before != after:
+            print("  -- demand shifts: A goes quiet, C gets busy --")
     with lock:
         now = list(sent)
     per = [n - l for n, l in zip(now, last)]
     last = now
-    limit, sh = shares()
-    print("  %4.0fs  %-28s total %3d/s of %s   shares %s" % (
+    limit, sh, pauses = shares()
+    print("  %4.0fs  %-28s total %3d/s of %s   shares %s%s" % (
         time.monotonic() - t0, " ".join("%3d" % p for p in per), sum(per),
-        limit, " ".join("%5.1f" % x for x in sh)))
+        limit, " ".join("%5.1f" % x for x in sh),
+        ("   PAUSE: " + "; ".join(pauses)) if pauses else ""))
 for t in threads:
     t.join(35)
 print("  clients saw:", ", ".join(

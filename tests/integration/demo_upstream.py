@@ -39,10 +39,18 @@ def main():
                         help="bucket depth (default: rate)")
     parser.add_argument("--port-file",
                         help="write the listening port here")
+    parser.add_argument("--ban-after", type=float, default=None,
+                        help="seconds after start: ban the caller (every "
+                        "request answered 429 + Retry-After) from the next "
+                        "request on")
+    parser.add_argument("--ban-for", type=float, default=5,
+                        help="length of the ban in seconds (default 5)")
     args = parser.parse_args()
     if args.rate <= 0 or args.period <= 0 or (args.burst is not None and
                                                args.burst < 1):
         parser.error("--rate and --period must be > 0, --burst >= 1")
+    if args.ban_for <= 0 or (args.ban_after is not None and args.ban_after < 0):
+        parser.error("--ban-after must be >= 0 and --ban-for > 0")
 
     upstream = sluice_harness.RateLimitedUpstream(
         rate=args.rate, period=args.period, burst=args.burst,
@@ -64,11 +72,18 @@ def main():
     start = time.monotonic()
     last_200 = last_429 = 0
     tick = 0
+    banned = False
     try:
         while True:
             tick += 1
             if stop.wait(max(0.0, start + tick - time.monotonic())):
                 break
+            if (args.ban_after is not None and not banned and
+                    time.monotonic() - start >= args.ban_after):
+                banned = True
+                upstream.ban(args.ban_for, "retry-after")
+                print("t=%ds ban: the next request starts a %gs ban" %
+                      (tick, args.ban_for), flush=True)
             ok, limited = upstream.count_200, upstream.count_429
             print("t=%ds 200s=%d 429s=%d" % (tick, ok - last_200,
                                              limited - last_429), flush=True)
