@@ -36,7 +36,9 @@ void BucketThrottle::NewJitterLocked() {
 TimePoint BucketThrottle::OnThrottled(uint32_t status,
                                       std::optional<Duration> hint,
                                       std::string_view reason, bool broadcast,
-                                      TimePoint admitted_at, TimePoint now) {
+                                      TimePoint admitted_at, TimePoint now,
+                                      std::optional<double> limit,
+                                      std::optional<Duration> window) {
   Event event;
   bool moved = false;
   TimePoint until;
@@ -50,19 +52,26 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
       // the episode already handled, not news about the upstream now.
       return schedule_.paused_until();
     }
+    // While paused, a throttle of a request sent before the pause began is
+    // the same ban answered again: merged here, but not news for the fleet.
+    const bool straggler =
+        before == PausePhase::kPaused && admitted_at < schedule_.phase_since();
     const bool was_probe = before == PausePhase::kProbing && probe_out_ &&
                            admitted_at >= probe_at_;
     until = schedule_.Throttle(hint, now);
     moved = before != PausePhase::kPaused || until > until_before;
-    if (moved) {
+    if (moved && !straggler) {
       NewJitterLocked();
       ++stats_.pauses;
     }
+    if (straggler) moved = false;
     event = Event{.kind = Event::Kind::kThrottled,
                   .status = status,
                   .hint = hint,
                   .reason = std::string(reason),
-                  .probe = was_probe};
+                  .probe = was_probe,
+                  .limit = limit,
+                  .window = window};
   }
   if (moved) {
     if (broadcast && on_event_) on_event_(event);

@@ -52,6 +52,9 @@ class BucketThrottle {
     std::string reason;            // kThrottled
     bool probe = false;            // kThrottled: it was the probe
     uint64_t pause_id = 0;         // kProbeOk: the server's pause
+    // kThrottled: the limit the headers stated (limit per window), if any.
+    std::optional<double> limit;
+    std::optional<Duration> window;
   };
 
   explicit BucketThrottle(Options options);
@@ -70,9 +73,12 @@ class BucketThrottle {
   // The upstream throttled a request of this bucket that was admitted at
   // `admitted_at`. `hint` is the pause it asked for; `broadcast` false
   // keeps the pause local (not reported). Returns the pause end.
+  // `limit` and `window`: what the headers stated, passed on in the event.
   TimePoint OnThrottled(uint32_t status, std::optional<Duration> hint,
                         std::string_view reason, bool broadcast,
-                        TimePoint admitted_at, TimePoint now);
+                        TimePoint admitted_at, TimePoint now,
+                        std::optional<double> limit = std::nullopt,
+                        std::optional<Duration> window = std::nullopt);
   // The upstream answered a request admitted at `admitted_at` without a
   // throttle. Ends the probe if this was it.
   void OnAnswered(TimePoint admitted_at, TimePoint now);

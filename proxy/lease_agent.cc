@@ -254,6 +254,12 @@ sluice::v1::SidecarMessage LeaseAgent::EventMessage(
     }
     t->set_reason(event.reason);
     t->set_probe(event.probe);
+    if (event.limit.has_value() && event.window.has_value() &&
+        *event.limit > 0 && *event.window > Duration::zero()) {
+      t->set_limit(*event.limit);
+      t->set_window_ms(static_cast<uint64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(*event.window).count()));
+    }
   }
   bucket->set_resource(resource);
   bucket->set_key_hash(key_hash);

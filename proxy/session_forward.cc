@@ -70,7 +70,7 @@ bool Session::NoteUpstreamAnswer(RequestState& rs,
   ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);
   rs.throttle->OnThrottled(static_cast<uint32_t>(code), v.hint, v.reason,
                            v.kind == ThrottleVerdict::Kind::kBroadcast,
-                           rs.admitted_at, now);
+                           rs.admitted_at, now, v.limit, v.window);
   return true;
 }
 

@@ -61,6 +61,8 @@ ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
   v.kind = config.broadcast ? ThrottleVerdict::Kind::kBroadcast
                             : ThrottleVerdict::Kind::kLocal;
   v.hint = pause;
+  v.limit = hint.limit;
+  v.window = hint.window;
   if (hint.retry_after.has_value()) {
     v.reason = "retry-after";
   } else if (pause.has_value() && !hint.source.empty()) {

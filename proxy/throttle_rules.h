@@ -27,6 +27,9 @@ struct ThrottleVerdict {
   // What decided the pause: "retry-after", a dialect ("x-ratelimit",
   // "openai", ...) or "status" when no header helped.
   std::string reason;
+  // The limit the headers stated (limit per window), for learned limits.
+  std::optional<double> limit;
+  std::optional<Duration> window;
   bool throttled() const {
     return kind == Kind::kLocal || kind == Kind::kBroadcast;
   }

@@ -55,12 +55,19 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                      {"granted_per_second", r.granted_per_second},
                      {"utilisation", r.utilisation},
                      {"learning", r.learning},
+                     {"learn_limit", r.learning_limit},
+                     {"learned_rate_per_second", r.learned_rate_per_second},
+                     {"effective_rate_per_second", r.effective_rate_per_second},
                      {"sidecars", std::move(sidecars)},
                      {"pauses", std::move(pauses)},
                      {"pauses_total", std::move(pauses_total)}});
   }
-  json::array recent;
-  for (double v : status.pause_propagation.recent) recent.push_back(v * 1e3);
+  json::array recent;  // oldest first
+  const auto& ring = status.pause_propagation.recent;
+  for (size_t k = 0; k < ring.size(); ++k) {
+    const size_t i = (status.pause_propagation.recent_next + k) % ring.size();
+    recent.push_back(ring[i] * 1e3);
+  }
   return json::serialize(
       json::object{{"epoch", status.epoch},
                    {"pause_propagation_ms_recent", std::move(recent)},
@@ -98,7 +105,8 @@ async function refresh(){
     for(const res of s.resources){
       h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
          ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
-         ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+'</p>';
+         ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+
+         (res.learned_rate_per_second>0?' · <b>learned limit '+fmt(res.learned_rate_per_second)+'/s</b>':'')+'</p>';
       for(const p of res.pauses){
         h+='<p class="pause">'+esc(p.phase)+(p.key_hash?' key '+esc(p.key_hash):'')+
            (p.phase==='paused'?' · '+fmt(p.remaining_ms/1000)+' s left':' · refill at '+fmt(100*p.rate_fraction)+'%')+
@@ -183,6 +191,14 @@ struct QuotaMetrics::State {
                           "sluice_quota_limit_changes_total",
                           "Limits set through the admin endpoint", r)
                           .Add({})),
+        learned(Reg(prometheus::BuildGauge(),
+                    "sluice_quota_learned_rate_per_second",
+                    "Learned upstream limit below the configured one (0: "
+                    "none learned)",
+                    r)),
+        effective(Reg(prometheus::BuildGauge(),
+                      "sluice_quota_effective_rate_per_second",
+                      "Rate in force: min(configured, learned)", r)),
         pauses(Reg(prometheus::BuildCounter(), "sluice_quota_pauses_total",
                    "Fleet pauses started or extended, by resource and "
                    "reason",
@@ -217,6 +233,8 @@ struct QuotaMetrics::State {
   Counter& reload_ok;
   Counter& reload_failed;
   Counter& limit_changes;
+  Family<Gauge>& learned;
+  Family<Gauge>& effective;
   Family<Counter>& pauses;
   Family<Gauge>& paused;
   prometheus::Histogram& propagation;
@@ -246,6 +264,8 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     s.utilisation.Add(l).Set(r.utilisation);
     s.learning.Add(l).Set(r.learning ? 1 : 0);
     s.sidecars.Add(l).Set(static_cast<double>(r.sidecars.size()));
+    s.learned.Add(l).Set(r.learned_rate_per_second);
+    s.effective.Add(l).Set(r.effective_rate_per_second);
     for (const auto& [reason, n] : r.pauses_by_reason) {
       CatchUp(s.pauses.Add({{"resource", r.name}, {"reason", reason}}), n);
       s.reasons[r.name].insert(reason);
@@ -268,7 +288,7 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     const std::map<std::string, std::string> l{{"resource", gone}};
     for (Family<Gauge>* f :
          {&s.rate, &s.burst, &s.level, &s.outstanding, &s.granted,
-          &s.utilisation, &s.learning, &s.sidecars}) {
+          &s.utilisation, &s.learning, &s.sidecars, &s.learned, &s.effective}) {
       f->Remove(&f->Add(l));
     }
     for (std::string_view phase : {"paused", "probing", "ramping"}) {

@@ -93,6 +93,12 @@ class QuotaAllocator::Impl {
 
   void Tick(TimePoint now, Outbox* out) {
     for (auto& [name, r] : resources_) {
+      if (r->learner) {
+        r->learner->Advance(now);
+        ApplyLearned(*r, now);
+      }
+    }
+    for (auto& [name, r] : resources_) {
       const uint32_t was = r->announced_streams;
       const uint32_t now_count = r->reporting_streams;
       const uint32_t diff = was > now_count ? was - now_count : now_count - was;
@@ -163,12 +169,20 @@ class QuotaAllocator::Impl {
         ++r->announce;
         limits_dirty_ = true;
       }
-      if (!(r->config == rc)) {
-        for (auto& [key, ledger] : r->buckets) {
-          ledger->SetLimits(LimitsOf(rc), now);
-        }
+      if (rc.learn && !r->learner) {
+        r->learner.emplace(rc.learn_options, rc.RatePerSecond(), now);
+      } else if (!rc.learn) {
+        r->learner.reset();
+      } else {
+        r->learner->SetConfigured(rc.RatePerSecond());
       }
+      const bool changed = !(r->config == rc);
       r->config = rc;
+      if (changed) {
+        const LedgerLimits limits = LimitsOf(Effective(*r));
+        for (auto& [key, ledger] : r->buckets) ledger->SetLimits(limits, now);
+        r->applied_rate = r->learner ? r->learner->effective() : 0;
+      }
       next.emplace(rc.name, std::move(r));
     }
     // What is left is removed: revoke every grant, then forget it.
@@ -239,6 +253,10 @@ class QuotaAllocator::Impl {
     uint32_t announced_streams = 0;
     double granted_since = 0;  // tokens granted since the last Tick
     double granted_rate = 0;
+    // Set when the resource learns its upstream's limit; the ledgers then
+    // run at learner->effective(), last applied as `applied_rate`.
+    std::optional<LimitLearner> learner;
+    double applied_rate = 0;
     // Pauses started or extended, by the reason the reporter gave.
     absl::flat_hash_map<std::string, uint64_t> pauses_by_reason;
   };
@@ -267,6 +285,10 @@ class QuotaAllocator::Impl {
     auto r = std::make_unique<Resource>();
     r->config = rc;
     r->version = config_version_;
+    if (rc.learn) {
+      r->learner.emplace(rc.learn_options, rc.RatePerSecond(), now);
+      r->applied_rate = rc.RatePerSecond();
+    }
     // An unkeyed resource's level accrues from the start.
     if (!rc.per_key) r->buckets.emplace("", NewLedger(rc, now, false));
     return r;
@@ -353,8 +375,9 @@ class QuotaAllocator::Impl {
         ++ignored_reports_;
         return;
       }
-      bit = r.buckets.emplace(key, NewLedger(r.config, now, r.config.per_key))
-                .first;
+      bit =
+          r.buckets.emplace(key, NewLedger(Effective(r), now, r.config.per_key))
+              .first;
     }
     ResourceLedger* ledger = bit->second.get();
     const ResourceLedger::Reporter who{.stream = id,
@@ -397,6 +420,15 @@ class QuotaAllocator::Impl {
       const std::string reason =
           report.reason().empty() ? "throttled" : report.reason();
       ++r.pauses_by_reason[reason];
+      if (r.learner) {
+        std::optional<double> stated;
+        if (report.limit() > 0 && report.window_ms() > 0) {
+          stated =
+              report.limit() * 1000.0 / static_cast<double>(report.window_ms());
+        }
+        r.learner->OnThrottle(stated, now);
+        ApplyLearned(r, now);
+      }
     }
   }
 
@@ -474,7 +506,35 @@ class QuotaAllocator::Impl {
   }
 
   sluice::v1::ServerMessage MakeLimit(const Resource& r) const {
-    return MakeLimitMessage(epoch_, r.config, r.reporting_streams, r.version);
+    return MakeLimitMessage(epoch_, Effective(r), r.reporting_streams,
+                            r.version);
+  }
+
+  // The resource's config with the rate in force (learned or configured).
+  static ResourceConfig Effective(const Resource& r) {
+    ResourceConfig rc = r.config;
+    if (r.learner) {
+      rc.rate = r.learner->effective();
+      rc.period = std::chrono::seconds(1);
+    }
+    return rc;
+  }
+
+  // Puts a learned rate that moved (by 1% or more) into every ledger of
+  // `r` and announces it.
+  void ApplyLearned(Resource& r, TimePoint now) {
+    if (!r.learner) return;
+    const double rate = r.learner->effective();
+    if (r.applied_rate > 0 &&
+        std::abs(rate - r.applied_rate) < 0.01 * r.applied_rate) {
+      return;
+    }
+    r.applied_rate = rate;
+    const LedgerLimits limits = LimitsOf(Effective(r));
+    for (auto& [key, ledger] : r.buckets) ledger->SetLimits(limits, now);
+    r.version = ++config_version_;
+    ++r.announce;
+    limits_dirty_ = true;
   }
 
   void PushLimitUpdates(Outbox* out) {
@@ -519,6 +579,12 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
     ResourceStatus& rs = status.resources.emplace_back();
     rs.name = rc.name;
     rs.rate_per_second = rc.RatePerSecond();
+    rs.effective_rate_per_second =
+        r.learner ? r.learner->effective() : rs.rate_per_second;
+    rs.learning_limit = r.learner.has_value();
+    if (r.learner && r.learner->learned()) {
+      rs.learned_rate_per_second = *r.learner->learned();
+    }
     rs.burst = rc.burst;
     rs.granted_per_second = r.granted_rate;
     rs.utilisation = rs.granted_per_second / rs.rate_per_second;

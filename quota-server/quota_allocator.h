@@ -138,6 +138,12 @@ class QuotaAllocator {
     double granted_per_second = 0;  // smoothed grant rate
     double utilisation = 0;         // granted_per_second / rate
     bool learning = false;
+    // Limit learning (docs/pause.md): whether it is on, the learned rate
+    // (0 while nothing below the configured rate is learned) and the rate
+    // in force, min(configured, learned).
+    bool learning_limit = false;
+    double learned_rate_per_second = 0;
+    double effective_rate_per_second = 0;
     std::vector<SidecarStatus> sidecars;
     // Buckets not running: paused, probing or ramping.
     std::vector<PauseStatus> pauses;

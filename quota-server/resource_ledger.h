@@ -110,7 +110,8 @@ class ResourceLedger {
 
   // --- Fleet-wide pause (docs/pause.md; resource_ledger_pause.cc) ----------
   // A member reported that the upstream throttled it. Starts or extends the
-  // pause (the later end wins); if the end moved, every attached member is
+  // pause (the later end wins); if the end moved by more than 50 ms (less
+  // is the same ban seen a message delay later), every attached member is
   // sent a Pause through `sink` and grants stop. The reporter becomes the
   // prober. Returns true if the end moved (a new pause, for the metrics).
   bool OnThrottle(StreamId from, std::string_view sidecar_id,
@@ -228,6 +229,7 @@ class ResourceLedger {
     // Propagation: when the throttle report that moved the end arrived, and
     // who was sent that pause and has not acknowledged it yet.
     TimePoint broadcast_at{};
+    uint64_t first_id = 0;  // the pause id of that broadcast
     absl::flat_hash_set<StreamId> awaiting_ack;
   };
   // Sets the level's refill pace (fraction of the rate) from `now`.

@@ -13,6 +13,11 @@ namespace sluice {
 
 using Phase = PauseSchedule::Phase;
 
+namespace {
+// Ends this close together are one ban (see OnThrottle).
+constexpr Duration kSameBan = std::chrono::milliseconds(50);
+}  // namespace
+
 void ResourceLedger::SetRateFraction(double fraction, TimePoint now) {
   Accrue(now);
   rate_fraction_ = fraction;
@@ -35,8 +40,15 @@ bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
             .count()));
   }
   const TimePoint until = p.schedule.Throttle(hint, now);
-  if (before == Phase::kPaused && until <= until_before) return false;
+  // The same ban seen again (a request that was already on its way, its
+  // hint counted from a later moment) moves the end by about a message
+  // delay: that is not news worth a broadcast. The schedule keeps the
+  // latest end; the probe token waits for it.
+  if (before == Phase::kPaused && until <= until_before + kSameBan) {
+    return false;
+  }
   // A new pause, or a later end: everyone hears of it.
+  const bool extension = before == Phase::kPaused;
   ++p.id;
   ++p.count;
   p.origin = std::string(sidecar_id);
@@ -46,8 +58,13 @@ bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
   p.last_phase = p.schedule.PhaseAt(now);
   halted_ = true;
   SetRateFraction(1, now);  // the upstream's bucket refills while paused
-  p.broadcast_at = now;
-  p.awaiting_ack.clear();
+  // Propagation is measured per episode: an extension while acks of the
+  // first broadcast are still out keeps measuring from that broadcast.
+  if (!extension || p.awaiting_ack.empty()) {
+    p.broadcast_at = now;
+    p.first_id = p.id;
+    p.awaiting_ack.clear();
+  }
   const Duration remaining = std::max(Duration::zero(), until - now);
   for (const Member& m : members_) {
     if (!m.attached) continue;
@@ -69,7 +86,9 @@ void ResourceLedger::OnProbeResult(StreamId from, uint64_t pause_id,
 std::optional<Duration> ResourceLedger::OnPauseAck(StreamId from,
                                                    uint64_t pause_id,
                                                    TimePoint now) {
-  if (!pause_ || pause_id != pause_->id) return std::nullopt;
+  if (!pause_ || pause_id < pause_->first_id || pause_id > pause_->id) {
+    return std::nullopt;
+  }
   PauseState& p = *pause_;
   if (p.awaiting_ack.erase(from) == 0 || !p.awaiting_ack.empty()) {
     return std::nullopt;

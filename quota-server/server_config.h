@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/pause_schedule.h"
+#include "quota-server/limit_learner.h"
 
 namespace sluice {
 
@@ -54,6 +55,10 @@ struct ResourceConfig {
   LeaseTuning lease;
   // The fleet-wide pause after a throttle (docs/pause.md).
   PauseSchedule::Options pause;
+  // Learn the upstream's real limit from its throttles (docs/pause.md,
+  // "Learned limits"); the rate in force is min(configured, learned).
+  bool learn = false;
+  LimitLearner::Options learn_options;
 
   double RatePerSecond() const;
   bool operator==(const ResourceConfig&) const = default;

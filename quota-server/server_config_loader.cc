@@ -46,6 +46,30 @@ absl::Status ParseLease(const YAML::Node& node, absl::string_view path,
       });
 }
 
+absl::Status ParseLearn(const YAML::Node& node, absl::string_view path,
+                        bool* enabled, LimitLearner::Options* o) {
+  if (node.IsScalar()) return ReadBool(node, path, enabled);
+  *enabled = true;
+  return ForEachField(
+      node, path, {"enabled", "decrease", "increase", "hold", "floor"},
+      [&](absl::string_view key, const YAML::Node& value,
+          const std::string& field) -> absl::Status {
+        if (key == "enabled") return ReadBool(value, field, enabled);
+        if (key == "hold") return ReadDuration(value, field, true, &o->hold);
+        double* target = key == "decrease"   ? &o->decrease
+                         : key == "increase" ? &o->increase
+                                             : &o->floor;
+        absl::Status s = ReadNumber(value, field, 0, true, target);
+        if (s.ok() && key != "increase" && *target > 1) {
+          return FieldError(field, value, "must be at most 1");
+        }
+        if (s.ok() && key == "decrease" && *target >= 1) {
+          return FieldError(field, value, "must be below 1");
+        }
+        return s;
+      });
+}
+
 absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
                            ResourceConfig* r) {
   if (!node.IsMap()) {
@@ -57,7 +81,7 @@ absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
   absl::Status status = ForEachField(
       node, path,
       {"rate", "period", "burst", "algorithm", "per_key", "unavailable_policy",
-       "lease", "pause"},
+       "lease", "pause", "learn"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "rate") {
@@ -96,6 +120,9 @@ absl::Status ParseResource(const YAML::Node& node, absl::string_view path,
           return absl::OkStatus();
         }
         if (key == "pause") return ReadPauseOptions(value, field, &r->pause);
+        if (key == "learn") {
+          return ParseLearn(value, field, &r->learn, &r->learn_options);
+        }
         return ParseLease(value, field, &r->lease);
       });
   if (!status.ok()) return status;

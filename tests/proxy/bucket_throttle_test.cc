@@ -635,6 +635,22 @@ TEST(BucketThrottleTest, NothingGoesBeforeTheJitteredResume) {
 // A ramp entered by the probe timing out starts with a fresh pace, not the
 // slot an earlier, interrupted ramp left behind (with the full rate at 1/s
 // and ramp_start 0.1, a take set that slot 10 s later).
+TEST(BucketThrottleTest, StragglerThrottleWhilePausedIsNotReported) {
+  BucketThrottle::Options o = Opts();
+  o.resume_jitter = Duration::zero();
+  BucketThrottle t(o);
+  int events = 0;
+  t.set_callbacks([&](const BucketThrottle::Event&) { ++events; }, [](bool) {});
+  t.OnThrottled(429, seconds(2), "retry-after", true, At(0), At(10));
+  ASSERT_EQ(events, 1);
+  // Sent at At(5), before the pause began at At(10): the same ban, merged
+  // locally (the end moves to At(2020)) but not reported again.
+  EXPECT_EQ(t.OnThrottled(429, seconds(2), "retry-after", true, At(5), At(20)),
+            At(2020));
+  EXPECT_EQ(events, 1);
+  EXPECT_EQ(t.stats().pauses, 1u);
+}
+
 TEST(BucketThrottleTest, RampAfterProbeTimeoutStartsAFreshPace) {
   BucketThrottle::Options o = Opts();
   o.full_rate_per_second = 1;

@@ -62,7 +62,7 @@ TEST(ProxyAppLeaseTest, LeasedLimitSpendsFromItsPool) {
   // limiter admits something, then runs dry.
   const TimePoint now = SystemClock::Get()->Now();
   EXPECT_EQ(api->lease->Mode(now), LeaseMode::kFallbackShare);
-  EXPECT_EQ(api->QuotaMode(now), "fallback_share");
+  EXPECT_EQ(api->QuotaMode(now, api->shared.get()), "fallback_share");
   EXPECT_GE(AdmitAll(*api->shared, now), 1);
   // A grant goes to the limiter: exactly its tokens are admitted.
   api->lease->AddGrant(3, now + std::chrono::hours(1), 10, now);
@@ -77,7 +77,8 @@ TEST(ProxyAppLeaseTest, LocalLimitIsNotLeased) {
   const LimitRuntime* local = (*app)->FindLimit("local");
   ASSERT_NE(local, nullptr);
   EXPECT_EQ(local->lease, nullptr);
-  EXPECT_EQ(local->QuotaMode(SystemClock::Get()->Now()), "");
+  EXPECT_EQ(local->QuotaMode(SystemClock::Get()->Now(), local->shared.get()),
+            "");
   // Its own bucket: the full burst at once.
   EXPECT_EQ(AdmitAll(*local->shared, SystemClock::Get()->Now()), 5);
   EXPECT_EQ((*app)->FindLimit("nope"), nullptr);

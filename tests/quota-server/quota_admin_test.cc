@@ -40,6 +40,9 @@ QuotaAllocator::ResourceStatus Resource(const std::string& name, double base) {
   r.granted_per_second = base + 80;
   r.utilisation = 0.8;
   r.learning = base > 0;
+  r.learning_limit = base > 0;
+  r.learned_rate_per_second = base > 0 ? 42.5 : 0;
+  r.effective_rate_per_second = base > 0 ? 42.5 : r.rate_per_second;
   return r;
 }
 
@@ -85,7 +88,12 @@ void ExpectSidecar(const json::value& v,
 void ExpectResource(const json::value& v,
                     const QuotaAllocator::ResourceStatus& want) {
   const json::object& o = v.as_object();
-  EXPECT_EQ(o.size(), 11u) << json::serialize(o);
+  EXPECT_EQ(o.size(), 14u) << json::serialize(o);
+  EXPECT_EQ(o.at("learn_limit").as_bool(), want.learning_limit);
+  EXPECT_EQ(o.at("learned_rate_per_second").to_number<double>(),
+            want.learned_rate_per_second);
+  EXPECT_EQ(o.at("effective_rate_per_second").to_number<double>(),
+            want.effective_rate_per_second);
   EXPECT_EQ(o.at("name").as_string(), want.name);
   EXPECT_EQ(o.at("rate_per_second").to_number<double>(), want.rate_per_second);
   EXPECT_EQ(o.at("burst").to_number<double>(), want.burst);
@@ -206,6 +214,10 @@ TEST(QuotaMetricsTest, PerResourceGauges) {
   EXPECT_THAT(Sample(text, "sluice_quota_sidecars" + a), Optional(2.0));
   EXPECT_THAT(Sample(text, "sluice_quota_sidecars" + b), Optional(0.0));
   EXPECT_THAT(Sample(text, "sluice_quota_streams_active"), Optional(2.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_learned_rate_per_second" + b),
+              Optional(42.5));
+  EXPECT_THAT(Sample(text, "sluice_quota_effective_rate_per_second" + a),
+              Optional(100.0));
 }
 
 TEST(QuotaMetricsTest, PauseCountersGaugesAndPropagationHistogram) {

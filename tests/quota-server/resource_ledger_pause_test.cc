@@ -131,6 +131,29 @@ TEST_F(LedgerPauseTest, OverlappingThrottlesMergeAndOnlyALaterEndIsSent) {
   EXPECT_EQ(Res(At(6500)).pauses[0].phase, PauseSchedule::Phase::kProbing);
 }
 
+TEST_F(LedgerPauseTest, TheSameBanSeenAMessageDelayLaterIsNotRebroadcast) {
+  Send(1, Throttle(3000), At(1000));
+  // A request already on its way met the same ban: its hint, counted from
+  // a little later, moves the end by 30 ms. One ban, one broadcast.
+  EXPECT_THAT(Send(2, Throttle(3000), At(1030)).messages, SizeIs(0));
+  EXPECT_EQ(Res(At(1030)).pauses[0].pause_id, 1u);
+  // The schedule still keeps the latest end: probing starts at 4030.
+  EXPECT_EQ(Res(At(4020)).pauses[0].phase, PauseSchedule::Phase::kPaused);
+  EXPECT_EQ(Res(At(4030)).pauses[0].phase, PauseSchedule::Phase::kProbing);
+}
+
+TEST_F(LedgerPauseTest,
+       PropagationOfAnExtendedPauseCountsFromItsFirstBroadcast) {
+  Send(1, Throttle(3000), At(1000));
+  Send(2, Throttle(6000), At(1002));  // extended: pause 2
+  Send(1, Ack(1), At(1003));
+  Send(2, Ack(2), At(1004));
+  Send(3, Ack(1), At(1005));  // the first broadcast's ack still counts
+  const auto h = alloc_->Snapshot(At(1006)).pause_propagation;
+  ASSERT_EQ(h.count, 1u);
+  EXPECT_NEAR(h.sum, 0.005, 1e-9);
+}
+
 TEST_F(LedgerPauseTest, JoinerDuringAPauseHearsOfItInItsFirstAnswer) {
   Send(1, Throttle(2000), At(1000));
   Connect(9, "late", At(1100));
@@ -234,6 +257,39 @@ TEST_F(LedgerPauseTest, HugeHintsAreClampedToTheConfiguredMaximum) {
   const auto p = PausesTo(out, 1);
   ASSERT_THAT(p, SizeIs(1));
   EXPECT_EQ(p[0].remaining_ms(), 300000u);  // max 5 m
+}
+
+TEST_F(QuotaAllocatorTest, LearnedLimitLowersTheRateInForceAndAnnouncesIt) {
+  ServerConfig c = Config(100, 50);
+  c.resources[0].learn = true;
+  c.resources[0].learn_options = {
+      .decrease = 0.5, .increase = 0.1, .hold = seconds(2), .floor = 0.05};
+  Make(c);
+  Connect(1, "a", At(0));
+  Send(1, Report({.allowed = 5}), At(100));
+  // A throttle without limit headers: 100 -> 50, pushed on the next Tick.
+  Send(1, Throttle(1000), At(1000));
+  auto r = Res(At(1000));
+  EXPECT_TRUE(r.learning_limit);
+  EXPECT_EQ(r.rate_per_second, 100);
+  EXPECT_EQ(r.learned_rate_per_second, 50);
+  EXPECT_EQ(r.effective_rate_per_second, 50);
+  const auto limits = LimitsTo(Tick(At(1050)), 1);
+  ASSERT_THAT(limits, SizeIs(1));
+  EXPECT_EQ(limits[0].rate_per_second(), 50);
+  // The headers stated 30 per second: taken at once.
+  SidecarMessage stated = Throttle(5000);
+  stated.mutable_throttle()->set_limit(1800);
+  stated.mutable_throttle()->set_window_ms(60000);
+  Send(1, stated, At(2000));
+  EXPECT_NEAR(Res(At(2000)).effective_rate_per_second, 30, 1e-9);
+  // After the hold it creeps back: +10/s per second, to 100 by ~16 s.
+  Tick(At(9000));
+  EXPECT_NEAR(Res(At(9000)).effective_rate_per_second, 30 + 10 * 5, 1e-6);
+  Tick(At(20000));
+  r = Res(At(20000));
+  EXPECT_EQ(r.effective_rate_per_second, 100);
+  EXPECT_EQ(r.learned_rate_per_second, 0);
 }
 
 }  // namespace

@@ -113,6 +113,33 @@ TEST(ServerConfigTest, UnknownKeysNameTheirPath) {
               HasSubstr("resources.a.lease.tll: unknown field"));
 }
 
+TEST(ServerConfigTest, LearnReadsTrueOrItsOptions) {
+  auto on = ParseServerConfig("resources:\n  a: {rate: 1, learn: true}\n");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->resources[0].learn);
+  EXPECT_EQ(on->resources[0].learn_options, LimitLearner::Options{});
+  auto full = ParseServerConfig(
+      "resources:\n  a: {rate: 1, learn: {decrease: 0.5, increase: 0.1, "
+      "hold: 2s, floor: 0.2}}\n");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_TRUE(full->resources[0].learn);
+  EXPECT_EQ(full->resources[0].learn_options,
+            (LimitLearner::Options{.decrease = 0.5,
+                                   .increase = 0.1,
+                                   .hold = std::chrono::seconds(2),
+                                   .floor = 0.2}));
+  EXPECT_THAT(ParseServerConfig("resources:\n  a: {rate: 1, learn: {decrease: "
+                                "1}}\n")
+                  .status()
+                  .message(),
+              HasSubstr("resources.a.learn.decrease: must be below 1"));
+  EXPECT_THAT(ParseServerConfig("resources:\n  a: {rate: 1, learn: {flor: "
+                                "1}}\n")
+                  .status()
+                  .message(),
+              HasSubstr("resources.a.learn.flor: unknown field"));
+}
+
 TEST(ServerConfigTest, BadValuesNameTheirPath) {
   EXPECT_THAT(ErrorOf("resources:\n  openai:\n    rate: 0\n"),
               HasSubstr("resources.openai.rate: must be a number > 0"));

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "tests/sim/fleet_sim.h"
 
@@ -166,6 +167,50 @@ TEST(FleetPause, ResumeRampNeverTripsARecoveredUpstream) {
     // And the limit is used again once the ramp is done.
     EXPECT_GT(r.TotalBetween(7, 9) / 2, 0.9 * c.rate_per_second)
         << "seed " << seed;
+  }
+}
+
+// Throttles (429s) and served requests (arrivals minus 429s) in [from, to).
+std::pair<uint64_t, uint64_t> Served(const SimResult& r, double from,
+                                     double to) {
+  const uint64_t throttled = static_cast<uint64_t>(
+      std::count_if(r.throttled.begin(), r.throttled.end(),
+                    [&](int64_t t) { return t >= Ns(from) && t < Ns(to); }));
+  return {throttled, r.ArrivalsBetween(Ns(from), Ns(to)) - throttled};
+}
+
+TEST(FleetPause, LearnedLimitConvergesBelowTheRealLimit) {
+  // Configured at 200/s, the upstream really allows 100/s and says nothing
+  // but 429 (no limit headers). Learning halves into it and creeps back up:
+  // after a while 429s are rare and most of the real limit is used. The
+  // same fleet without learning keeps colliding with the real limit.
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    SimConfig c = Base(seed);
+    c.duration = seconds(40);
+    c.demand = [](size_t, double) { return 50.0; };  // 400/s
+    c.upstream_rate = 100;
+    c.upstream_burst = 20;
+    c.pause.default_pause = milliseconds(200);
+    c.pause.ramp = milliseconds(500);
+    c.learn = true;
+    c.learn_options = {
+        .decrease = 0.7, .increase = 0.02, .hold = seconds(5), .floor = 0.05};
+    const SimResult r = RunFleet(c);
+    const auto [throttled, served] = Served(r, 20, 40);
+    EXPECT_LE(throttled, 30u) << "seed " << seed;
+    EXPECT_GE(served, 0.7 * 100 * 20) << "seed " << seed;
+
+    SimConfig blind = c;
+    blind.learn = false;
+    const SimResult b = RunFleet(blind);
+    const auto [b_throttled, b_served] = Served(b, 20, 40);
+    EXPECT_GT(b_throttled, 3 * throttled + 10) << "seed " << seed;
+    std::printf(
+        "seed %d, 20-40 s: learning 429s=%d served=%d/s; "
+        "without 429s=%d served=%d/s\n",
+        static_cast<int>(seed), static_cast<int>(throttled),
+        static_cast<int>(served / 20), static_cast<int>(b_throttled),
+        static_cast<int>(b_served / 20));
   }
 }
 

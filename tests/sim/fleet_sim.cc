@@ -62,6 +62,8 @@ class Fleet {
     res.burst = cfg.burst;
     res.lease = cfg.lease;
     res.pause = cfg.pause;
+    res.learn = cfg.learn;
+    res.learn_options = cfg.learn_options;
     server_cfg_.resources.push_back(res);
     responding_ = !cfg.bans.empty() || cfg.upstream_rate > 0;
     if (cfg.upstream_rate > 0) {

@@ -68,6 +68,9 @@ struct SimConfig {
   double upstream_burst = 1;
   // Pause settings on both sides.
   PauseSchedule::Options pause;
+  // Learned limits on the server (docs/pause.md).
+  bool learn = false;
+  LimitLearner::Options learn_options;
   Duration resume_jitter = std::chrono::milliseconds(20);
   // How long the server takes to notice a crashed sidecar's stream.
   Duration crash_detect = std::chrono::seconds(1);

@@ -1,0 +1,58 @@
+#ifndef SLUICE_QUOTA_SERVER_LIMIT_LEARNER_H_
+#define SLUICE_QUOTA_SERVER_LIMIT_LEARNER_H_
+
+#include <optional>
+
+#include "common/clock.h"
+
+namespace sluice {
+
+// Learns an upstream's real limit when it is lower than the configured one
+// (docs/pause.md, "Learned limits"), for a resource with `learn` on.
+//
+// - A throttle whose headers state the limit (limit / window) sets the
+//   learned rate to that, at once.
+// - A throttle without such headers is a multiplicative decrease: the rate
+//   in force times `decrease` (never below `floor` of the configured rate).
+// - After `hold` without a throttle, the rate grows back additively by
+//   `increase` of the configured rate per second, up to the configured rate,
+//   where nothing is learned any more.
+// The rate in force is min(configured, learned).
+//
+// Pure and not thread-safe; `now` must not go backwards.
+class LimitLearner {
+ public:
+  struct Options {
+    double decrease = 0.7;   // (0, 1)
+    double increase = 0.02;  // of the configured rate per second, > 0
+    Duration hold = std::chrono::seconds(5);
+    double floor = 0.05;  // of the configured rate, (0, 1]
+    bool operator==(const Options&) const = default;
+  };
+
+  LimitLearner(Options options, double configured_per_second, TimePoint now);
+
+  // The configured rate changed (reload, admin endpoint).
+  void SetConfigured(double configured_per_second);
+  // A fleet pause started. `stated_per_second`: the limit the throttle's
+  // headers stated, if any.
+  void OnThrottle(std::optional<double> stated_per_second, TimePoint now);
+  // Applies the additive increase up to `now`.
+  void Advance(TimePoint now);
+
+  // min(configured, learned).
+  double effective() const;
+  // The learned rate while it is below the configured one.
+  std::optional<double> learned() const;
+
+ private:
+  Options options_;
+  double configured_;
+  std::optional<double> learned_;
+  TimePoint last_throttle_;
+  TimePoint advanced_at_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_QUOTA_SERVER_LIMIT_LEARNER_H_

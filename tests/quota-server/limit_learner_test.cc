@@ -1,0 +1,73 @@
+#include "quota-server/limit_learner.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const TimePoint kT0 = TimePoint(seconds(100));
+TimePoint At(double s) {
+  return kT0 +
+         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+TEST(LimitLearnerTest, NothingLearnedWithoutThrottles) {
+  LimitLearner l({}, 100, At(0));
+  l.Advance(At(60));
+  EXPECT_EQ(l.effective(), 100);
+  EXPECT_FALSE(l.learned().has_value());
+}
+
+TEST(LimitLearnerTest, MultiplicativeDecreaseThenHoldThenAdditiveIncrease) {
+  LimitLearner l(
+      {.decrease = 0.5, .increase = 0.1, .hold = seconds(5), .floor = 0.05},
+      100, At(0));
+  l.OnThrottle(std::nullopt, At(1));
+  EXPECT_EQ(l.effective(), 50);
+  l.OnThrottle(std::nullopt, At(2));
+  EXPECT_EQ(l.effective(), 25);
+  l.Advance(At(6.9));  // still holding
+  EXPECT_EQ(l.effective(), 25);
+  l.Advance(At(8));  // 1 s past the hold: + 10/s
+  EXPECT_DOUBLE_EQ(l.effective(), 35);
+  l.Advance(At(14.5));
+  EXPECT_DOUBLE_EQ(l.effective(), 100);
+  EXPECT_FALSE(l.learned().has_value());  // back to the configured rate
+}
+
+TEST(LimitLearnerTest, StatedLimitIsTakenAtOnceAndNeverAboveConfigured) {
+  LimitLearner l({}, 100, At(0));
+  l.OnThrottle(60.0, At(1));
+  EXPECT_EQ(l.effective(), 60);
+  ASSERT_TRUE(l.learned().has_value());
+  EXPECT_EQ(*l.learned(), 60);
+  l.OnThrottle(500.0, At(2));  // more than configured: nothing learned
+  EXPECT_EQ(l.effective(), 100);
+  EXPECT_FALSE(l.learned().has_value());
+  l.OnThrottle(-3.0, At(3));  // nonsense: a plain decrease
+  EXPECT_DOUBLE_EQ(l.effective(), 70);
+}
+
+TEST(LimitLearnerTest, NeverBelowTheFloor) {
+  LimitLearner l({.decrease = 0.1, .floor = 0.2}, 100, At(0));
+  for (int i = 0; i < 10; ++i) l.OnThrottle(std::nullopt, At(i));
+  EXPECT_DOUBLE_EQ(l.effective(), 20);
+  l.OnThrottle(1.0, At(11));  // a stated limit is floored too
+  EXPECT_DOUBLE_EQ(l.effective(), 20);
+}
+
+TEST(LimitLearnerTest, ConfiguredChangeCapsAndClears) {
+  LimitLearner l({}, 100, At(0));
+  l.OnThrottle(std::nullopt, At(1));  // 70
+  l.SetConfigured(50);
+  EXPECT_EQ(l.effective(), 50);
+  EXPECT_FALSE(l.learned().has_value());
+  l.SetConfigured(200);
+  EXPECT_EQ(l.effective(), 200);
+}
+
+}  // namespace
+}  // namespace sluice
