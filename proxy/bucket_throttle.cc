@@ -18,6 +18,14 @@ void BucketThrottle::set_callbacks(std::function<void(const Event&)> on_event,
   on_pause_ = std::move(on_pause);
 }
 
+PauseSchedule::Phase BucketThrottle::PhaseLocked(TimePoint now) {
+  const PausePhase phase = schedule_.PhaseAt(now);
+  if (phase == PausePhase::kRunning) {
+    running_.store(true, std::memory_order_release);
+  }
+  return phase;
+}
+
 void BucketThrottle::NewJitterLocked() {
   probe_out_ = false;
   ramp_next_ = TimePoint{};  // a later ramp starts with a fresh pace
@@ -44,7 +52,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
   TimePoint until;
   {
     std::lock_guard lock(mu_);
-    const PausePhase before = schedule_.PhaseAt(now);
+    const PausePhase before = PhaseLocked(now);
     const TimePoint until_before = schedule_.paused_until();
     if ((before == PausePhase::kProbing || before == PausePhase::kRamping) &&
         admitted_at < schedule_.paused_until()) {
@@ -61,6 +69,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
     until = schedule_.Throttle(hint, now);
     moved = before != PausePhase::kPaused || until > until_before;
     if (moved && !straggler) {
+      running_.store(false, std::memory_order_release);
       NewJitterLocked();
       ++stats_.pauses;
     }
@@ -81,10 +90,11 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
 }
 
 void BucketThrottle::OnAnswered(TimePoint admitted_at, TimePoint now) {
+  if (Running()) return;  // no probe to end
   Event event;
   {
     std::lock_guard lock(mu_);
-    if (schedule_.PhaseAt(now) != PausePhase::kProbing || !probe_out_ ||
+    if (PhaseLocked(now) != PausePhase::kProbing || !probe_out_ ||
         admitted_at < probe_at_) {
       return;
     }
@@ -105,6 +115,7 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
     moved =
         schedule_.PauseUntil(now + std::max(remaining, Duration::zero()), now);
     if (moved) {
+      running_.store(false, std::memory_order_release);
       NewJitterLocked();
       ++stats_.remote_pauses;
     }
@@ -114,7 +125,7 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
 }
 
 TimePoint BucketThrottle::ReadyAtLocked(TimePoint now) {
-  switch (schedule_.PhaseAt(now)) {
+  switch (PhaseLocked(now)) {
     case PausePhase::kRunning:
       return now;
     case PausePhase::kPaused:
@@ -137,7 +148,7 @@ TimePoint BucketThrottle::ReadyAtLocked(TimePoint now) {
 
 TimePoint BucketThrottle::BacklogReadyAtLocked(double cost, TimePoint now) {
   const TimePoint next = ReadyAtLocked(now);
-  const PausePhase phase = schedule_.PhaseAt(now);
+  const PausePhase phase = PhaseLocked(now);
   if (phase == PausePhase::kRunning) return now;
   // Where the ramp starts (or started) and how much of it is left from
   // `next`, when the first of the backlog goes.
@@ -175,18 +186,21 @@ TimePoint BucketThrottle::BacklogReadyAtLocked(double cost, TimePoint now) {
 }
 
 TimePoint BucketThrottle::BacklogReadyAt(double cost, TimePoint now) {
+  if (Running()) return now;
   std::lock_guard lock(mu_);
   return BacklogReadyAtLocked(cost, now);
 }
 
 bool BucketThrottle::Allows(TimePoint now) {
+  if (Running()) return true;
   std::lock_guard lock(mu_);
   return ReadyAtLocked(now) <= now;
 }
 
 void BucketThrottle::Took(double cost, TimePoint now) {
+  if (Running()) return;
   std::lock_guard lock(mu_);
-  switch (schedule_.PhaseAt(now)) {
+  switch (PhaseLocked(now)) {
     case PausePhase::kProbing:
       probe_out_ = true;
       probe_at_ = now;
@@ -206,18 +220,21 @@ void BucketThrottle::Took(double cost, TimePoint now) {
 }
 
 TimePoint BucketThrottle::ReadyAt(TimePoint now) {
+  if (Running()) return now;
   std::lock_guard lock(mu_);
   return ReadyAtLocked(now);
 }
 
 PauseSchedule::Phase BucketThrottle::PhaseAt(TimePoint now) {
+  if (Running()) return PausePhase::kRunning;
   std::lock_guard lock(mu_);
-  return schedule_.PhaseAt(now);
+  return PhaseLocked(now);
 }
 
 Duration BucketThrottle::Remaining(TimePoint now) {
+  if (Running()) return Duration::zero();
   std::lock_guard lock(mu_);
-  const PausePhase phase = schedule_.PhaseAt(now);
+  const PausePhase phase = PhaseLocked(now);
   if (phase != PausePhase::kPaused && phase != PausePhase::kProbing) {
     return Duration::zero();
   }

@@ -1,6 +1,7 @@
 #ifndef SLUICE_PROXY_BUCKET_THROTTLE_H_
 #define SLUICE_PROXY_BUCKET_THROTTLE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -29,8 +30,9 @@ namespace sluice {
 //  - ramping: requests are paced at ramp fraction * full rate;
 //  - running: no constraint beyond the tokens.
 //
-// Thread-safe: every method takes an internal mutex. Callbacks run outside
-// it, on the calling thread.
+// Thread-safe. While running (the steady state) the request-path methods
+// read one atomic flag; otherwise they take an internal mutex. Callbacks run
+// outside it, on the calling thread.
 class BucketThrottle {
  public:
   struct Options {
@@ -117,6 +119,11 @@ class BucketThrottle {
   Stats stats() const;
 
  private:
+  // Lock-free: no pause has started since the schedule was last seen
+  // running, so every request-path method can answer without the mutex.
+  bool Running() const { return running_.load(std::memory_order_acquire); }
+  // schedule_.PhaseAt, noting a return to running. Locked.
+  PauseSchedule::Phase PhaseLocked(TimePoint now);
   // The earliest time a request may go, given the phase. Locked.
   TimePoint ReadyAtLocked(TimePoint now);
   TimePoint BacklogReadyAtLocked(double cost, TimePoint now);
@@ -127,6 +134,9 @@ class BucketThrottle {
   std::function<void(const Event&)> on_event_;
   std::function<void(bool remote)> on_pause_;
   mutable std::mutex mu_;
+  // Cleared (under mu_) when a pause starts; set when a locked call sees
+  // the schedule running again.
+  std::atomic<bool> running_{true};
   PauseSchedule schedule_;  // guarded by mu_ (as is all below)
   std::mt19937_64 rng_;
   Duration jitter_{};       // of the current pause

@@ -241,7 +241,9 @@ struct ProxyMetrics::LeaseSeries {
   };
   explicit LeaseSeries(prometheus::Registry& r)
       : mode(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_mode",
-                 "1 for the lease mode a leased limit is in now.", r)),
+                 "1 for the lease mode a leased limit is in now (per-key "
+                 "limits: the number of keys in that mode).",
+                 r)),
         held(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_held_tokens",
                  "Leased tokens held (unspent, unexpired) per limit.", r)),
         connected(Reg(prometheus::BuildGauge(),
@@ -284,18 +286,6 @@ void ProxyMetrics::RegisterLeasedLimit(std::string_view limit) {
   p.held = &lease_->held.Add({{"limit", S(limit)}});
 }
 
-void ProxyMetrics::SetLeaseState(std::string_view limit, LeaseMode mode,
-                                 double held) {
-  std::lock_guard lock(lease_mu_);
-  if (!lease_) return;
-  auto it = lease_->limits.find(absl::string_view(limit.data(), limit.size()));
-  if (it == lease_->limits.end()) return;
-  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
-    it->second.mode[i]->Set(LeaseSeries::kModes[i] == mode ? 1 : 0);
-  }
-  it->second.held->Set(held);
-}
-
 void ProxyMetrics::SetLeaseKeys(std::string_view limit,
                                 const std::array<size_t, 4>& keys_by_mode,
                                 double held) {
@@ -308,6 +298,13 @@ void ProxyMetrics::SetLeaseKeys(std::string_view limit,
         keys_by_mode[static_cast<size_t>(LeaseSeries::kModes[i])]));
   }
   it->second.held->Set(held);
+}
+
+void ProxyMetrics::SetLeaseState(std::string_view limit, LeaseMode mode,
+                                 double held) {
+  std::array<size_t, 4> one{};
+  one[static_cast<size_t>(mode)] = 1;
+  SetLeaseKeys(limit, one, held);
 }
 
 void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {

@@ -257,10 +257,13 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
     ctx_.metrics->OnAdmitted(rs.limit, r.waited);
     rs.throttle = limiter->throttle();
     rs.admitted_at = now;
-    rs.limiter = keyed ? keyed : lr->shared;
-    rs.cost = cost;
-    rs.deadline = rs.start + max_wait;
-    rs.had_body = rs.body_pending;
+    if (ctx_.config->routes[match->index].retry.on_throttle) {
+      // Only a route with transparent retry may queue this request again.
+      rs.limiter = keyed ? keyed : lr->shared;
+      rs.cost = cost;
+      rs.deadline = rs.start + max_wait;
+      rs.had_body = rs.body_pending;
+    }
     if (paused_at_entry) ctx_.pause_metrics->OnHeld(rs.limit);
     co_return true;
   }
