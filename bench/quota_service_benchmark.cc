@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/process_setup.h"
 #include "quota-server/quota_allocator.h"
 #include "quota-server/quota_service.h"
 #include "sluice/v1/quota.grpc.pb.h"
@@ -253,6 +254,7 @@ ServerConfig MakeConfig() {
 }
 
 void BM_LeaseThroughGrpc(benchmark::State& state) {
+  ConfigureProcess();  // as the binaries do
   const int streams = static_cast<int>(state.range(0));
   const std::string external = Env("SLUICE_QUOTA_TARGET");
   const auto pace = std::chrono::milliseconds(

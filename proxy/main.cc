@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/cli_args.h"
+#include "common/process_setup.h"
 #include "proxy/config_loader.h"
 #include "proxy/proxy_app.h"
 
@@ -28,6 +29,7 @@ constexpr char kUsage[] =
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::ConfigureProcess();
   const sluice::CliArgs args = sluice::ParseCliArgs(
       argc, argv, "sluice-proxy", sluice::ProxyVersion(), kUsage);
   if (args.exit_code) return sluice::FinishCliArgs(args);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/cli_args.h"
+#include "common/process_setup.h"
 #include "quota-server/quota_app.h"
 #include "quota-server/server_config.h"
 
@@ -43,6 +44,7 @@ resources:
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::ConfigureProcess();
   sluice::QuotaApp::BlockSignals();
   const sluice::CliArgs args = sluice::ParseCliArgs(
       argc, argv, "sluice-quota-server", SLUICE_VERSION, kUsage);
