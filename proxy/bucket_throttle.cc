@@ -247,4 +247,30 @@ BucketThrottle::Stats BucketThrottle::stats() const {
   return stats_;
 }
 
+bool BucketThrottle::WantsStatedLimit(TimePoint now) {
+  if (options_.stated_limit_interval <= Duration::zero()) return false;
+  const int64_t t = now.time_since_epoch().count();
+  int64_t next = next_stated_check_.load(std::memory_order_relaxed);
+  if (t < next) return false;
+  const int64_t then = t + options_.stated_limit_interval.count();
+  return next_stated_check_.compare_exchange_strong(next, then,
+                                                    std::memory_order_relaxed);
+}
+
+void BucketThrottle::NoteStatedLimit(StatedLimit stated) {
+  if (!std::isfinite(stated.limit) || stated.limit <= 0 ||
+      stated.window <= Duration::zero()) {
+    return;
+  }
+  std::lock_guard lock(mu_);
+  stated_ = stated;
+}
+
+std::optional<BucketThrottle::StatedLimit> BucketThrottle::TakeStatedLimit() {
+  std::lock_guard lock(mu_);
+  std::optional<StatedLimit> out = stated_;
+  stated_.reset();
+  return out;
+}
+
 }  // namespace sluice

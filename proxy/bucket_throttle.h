@@ -43,6 +43,15 @@ class BucketThrottle {
     // most half the probe timeout.
     Duration resume_jitter = std::chrono::milliseconds(50);
     uint64_t seed = 1;
+    // Look for a stated limit on ordinary responses at most this often
+    // (learned limits); zero: never (a standalone bucket has no use for it).
+    Duration stated_limit_interval{};
+  };
+
+  // A limit the upstream's headers stated: `limit` requests per `window`.
+  struct StatedLimit {
+    double limit = 0;
+    Duration window{};
   };
 
   // Something the quota server should hear of.
@@ -106,6 +115,16 @@ class BucketThrottle {
   // not early while ramping; `now` while running.
   TimePoint BacklogReadyAt(double cost, TimePoint now);
 
+  // --- Stated limits (learned limits, docs/pause.md) ----------------------
+  // Whether the caller should parse this ordinary response's headers for a
+  // stated limit: true at most once per stated_limit_interval. Lock-free.
+  bool WantsStatedLimit(TimePoint now);
+  // Keeps the latest stated limit until TakeStatedLimit. Ignores values
+  // that are not positive and finite.
+  void NoteStatedLimit(StatedLimit stated);
+  // The latest limit noted since the previous call, if any.
+  std::optional<StatedLimit> TakeStatedLimit();
+
   // --- Introspection ------------------------------------------------------
   PauseSchedule::Phase PhaseAt(TimePoint now);
   // Time until this sidecar resumes (0 when not paused), jitter included.
@@ -145,6 +164,9 @@ class BucketThrottle {
   uint64_t remote_pause_id_ = 0;
   TimePoint ramp_next_{};  // next request allowed while ramping
   Stats stats_;
+  std::optional<StatedLimit> stated_;  // guarded by mu_
+  // Steady-clock ticks before which WantsStatedLimit says no.
+  std::atomic<int64_t> next_stated_check_{0};
 };
 
 }  // namespace sluice

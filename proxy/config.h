@@ -168,6 +168,10 @@ struct ThrottleConfig {
   PauseSchedule::Options pause;
   // Each resume after a pause is delayed by a random [0, resume_jitter).
   Duration resume_jitter = std::chrono::milliseconds(50);
+  // The window of a limit the headers state without one (learned limits):
+  // OpenAI's and Anthropic's limit headers are per minute, so 60s there.
+  // Unset: only limits with a stated window (IETF `w=`) are learned from.
+  std::optional<Duration> limit_window;
   bool operator==(const ThrottleConfig&) const = default;
 };
 

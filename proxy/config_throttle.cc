@@ -22,6 +22,7 @@ using config_yaml::ReadInt;
 using config_yaml::ReadString;
 
 constexpr Duration kMaxJitter = std::chrono::seconds(60);
+constexpr Duration kMaxLimitWindow = std::chrono::hours(24);
 
 absl::Status ReadStatuses(const YAML::Node& node, absl::string_view path,
                           std::vector<int>* out) {
@@ -85,7 +86,7 @@ absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
   return ForEachField(
       node, path,
       {"enabled", "statuses", "when_exhausted", "reset_style", "broadcast",
-       "resume_jitter", "ignore", "pause"},
+       "resume_jitter", "ignore", "pause", "limit_window"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "enabled") return ReadBool(value, field, &out->enabled);
@@ -104,6 +105,15 @@ absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
           return s;
         }
         if (key == "pause") return ReadPauseOptions(value, field, &out->pause);
+        if (key == "limit_window") {
+          Duration w{};
+          absl::Status s = ReadDuration(value, field, false, &w);
+          if (s.ok() && w > kMaxLimitWindow) {
+            return FieldError(field, value, "must be at most 24h");
+          }
+          out->limit_window = w;
+          return s;
+        }
         if (key == "ignore") {
           out->ignore.clear();
           return ForEachItem(
@@ -146,6 +156,10 @@ void EmitThrottleConfig(YAML::Emitter& out, const ThrottleConfig& t) {
   out << YAML::Key << "broadcast" << YAML::Value << t.broadcast;
   out << YAML::Key << "resume_jitter" << YAML::Value
       << FormatDuration(t.resume_jitter);
+  if (t.limit_window) {
+    out << YAML::Key << "limit_window" << YAML::Value
+        << FormatDuration(*t.limit_window);
+  }
   out << YAML::Key << "ignore" << YAML::Value << YAML::BeginSeq;
   for (const ThrottleIgnoreRule& r : t.ignore) {
     out << YAML::Flow << YAML::BeginMap;

@@ -89,6 +89,15 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(Bucket& b, TimePoint now) {
   }
   if (b.binding.pool != nullptr) r->set_held(b.binding.pool->Held(now));
   r->set_grant_seq_seen(grant_seq_seen_);
+  if (b.binding.throttle != nullptr) {
+    if (auto stated = b.binding.throttle->TakeStatedLimit()) {
+      r->set_stated_limit(stated->limit);
+      r->set_stated_window_ms(static_cast<uint64_t>(std::max<int64_t>(
+          1,
+          std::chrono::duration_cast<std::chrono::milliseconds>(stated->window)
+              .count())));
+    }
+  }
   b.last_report = now;
   return msg;
 }

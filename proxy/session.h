@@ -64,6 +64,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // end its probe.
   bool NoteUpstreamAnswer(RequestState& rs,
                           const boost::beast::http::response_header<>& head);
+  // Passes a limit stated by an ordinary response's headers to the bucket
+  // (learned limits, docs/pause.md).
+  void NoteStatedLimit(RequestState& rs,
+                       const boost::beast::http::response_header<>& head);
 
   ProxyContext& ctx_;
   boost::beast::tcp_stream stream_;

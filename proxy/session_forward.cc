@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
@@ -52,6 +53,7 @@ bool Session::NoteUpstreamAnswer(RequestState& rs,
   const int code = static_cast<int>(head.result_int());
   if (!MayBeThrottle(tc, code)) {
     rs.throttle->OnAnswered(rs.admitted_at, now);
+    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, head);
     return false;
   }
   std::vector<HeaderRef> headers;
@@ -72,6 +74,26 @@ bool Session::NoteUpstreamAnswer(RequestState& rs,
                            v.kind == ThrottleVerdict::Kind::kBroadcast,
                            rs.admitted_at, now, v.limit, v.window);
   return true;
+}
+
+void Session::NoteStatedLimit(RequestState& rs,
+                              const http::response_header<>& head) {
+  std::vector<HeaderRef> headers;
+  for (const auto& f : head) {
+    // Only limit headers matter: skip the parse when there are none.
+    if (beast::string_view name = f.name_string();
+        name.size() >= 9 &&
+        absl::AsciiStrToLower(absl::string_view(name.data(), name.size()))
+                .find("ratelimit") != std::string::npos) {
+      headers.push_back(HeaderRef{Sv(name), Sv(f.value())});
+    }
+  }
+  if (headers.empty()) return;
+  if (auto stated =
+          StatedLimitOf(rs.limit_rt->config->throttle, headers, absl::Now())) {
+    rs.throttle->NoteStatedLimit(BucketThrottle::StatedLimit{
+        .limit = stated->limit, .window = stated->window});
+  }
 }
 
 asio::awaitable<bool> Session::HandleForward(RequestState& rs) {

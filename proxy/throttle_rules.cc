@@ -62,7 +62,7 @@ ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
                             : ThrottleVerdict::Kind::kLocal;
   v.hint = pause;
   v.limit = hint.limit;
-  v.window = hint.window;
+  v.window = hint.window ? hint.window : config.limit_window;
   if (hint.retry_after.has_value()) {
     v.reason = "retry-after";
   } else if (pause.has_value() && !hint.source.empty()) {
@@ -71,6 +71,20 @@ ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
     v.reason = "status";
   }
   return v;
+}
+
+std::optional<StatedLimitHint> StatedLimitOf(const ThrottleConfig& config,
+                                             std::span<const HeaderRef> headers,
+                                             absl::Time now) {
+  const RateLimitHint hint = ParseRateLimitHeaders(
+      headers, now, RateLimitParseOptions{.reset_style = config.reset_style});
+  const std::optional<Duration> window =
+      hint.window ? hint.window : config.limit_window;
+  if (!hint.limit || !window || *hint.limit <= 0 ||
+      *window <= Duration::zero()) {
+    return std::nullopt;
+  }
+  return StatedLimitHint{.limit = *hint.limit, .window = *window};
 }
 
 }  // namespace sluice

@@ -48,6 +48,20 @@ ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
                                  std::span<const HeaderRef> headers,
                                  absl::Time now);
 
+// A limit an ordinary response's headers state: `limit` requests per
+// `window`.
+struct StatedLimitHint {
+  double limit = 0;
+  Duration window{};
+};
+
+// The limit stated by any response's headers, for learned limits: the
+// limit with its window (IETF `w=`), else with config.limit_window; nullopt
+// when no limit or no window is known.
+std::optional<StatedLimitHint> StatedLimitOf(const ThrottleConfig& config,
+                                             std::span<const HeaderRef> headers,
+                                             absl::Time now);
+
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_THROTTLE_RULES_H_

@@ -15,6 +15,11 @@ BucketThrottle::Options BucketThrottleOptionsFor(const LimitConfig& lc,
   o.full_rate_per_second = period_s > 0 ? lc.rate / period_s : lc.rate;
   o.resume_jitter = lc.throttle.resume_jitter;
   o.seed = seed;
+  // Leased limits pass stated limits on to the quota server, which learns
+  // from them when the resource has `learn` on.
+  if (!lc.resource.empty()) {
+    o.stated_limit_interval = std::chrono::milliseconds(250);
+  }
   return o;
 }
 

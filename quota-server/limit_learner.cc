@@ -22,7 +22,6 @@ void LimitLearner::SetConfigured(double configured_per_second) {
 void LimitLearner::OnThrottle(std::optional<double> stated_per_second,
                               TimePoint now) {
   Advance(now);
-  const double floor = configured_ * options_.floor;
   double next;
   if (stated_per_second && std::isfinite(*stated_per_second) &&
       *stated_per_second > 0) {
@@ -30,10 +29,29 @@ void LimitLearner::OnThrottle(std::optional<double> stated_per_second,
   } else {
     next = effective() * options_.decrease;
   }
-  next = std::max(next, floor);
-  learned_ = next;
-  if (*learned_ >= configured_) learned_.reset();
+  SetLearned(next);
   last_throttle_ = std::max(last_throttle_, now);
+}
+
+void LimitLearner::OnStated(double stated_per_second, TimePoint now) {
+  if (!std::isfinite(stated_per_second) || stated_per_second <= 0) return;
+  Advance(now);
+  stated_ = stated_per_second;
+  stated_at_ = now;
+  if (stated_per_second < effective() ||
+      now - last_throttle_ >= options_.hold) {
+    SetLearned(stated_per_second);
+  }
+}
+
+double LimitLearner::Ceiling(TimePoint now) const {
+  const std::optional<double> s = stated(now);
+  return s ? std::min(configured_, *s) : configured_;
+}
+
+void LimitLearner::SetLearned(double v) {
+  learned_ = std::max(v, configured_ * options_.floor);
+  if (*learned_ >= configured_) learned_.reset();
 }
 
 void LimitLearner::Advance(TimePoint now) {
@@ -41,8 +59,9 @@ void LimitLearner::Advance(TimePoint now) {
   const TimePoint from = std::max(advanced_at_, last_throttle_ + options_.hold);
   advanced_at_ = now;
   if (!learned_ || now <= from) return;
-  *learned_ += configured_ * options_.increase * ToSeconds(now - from);
-  if (*learned_ >= configured_) learned_.reset();
+  const double ceiling = std::max(Ceiling(now), *learned_);
+  SetLearned(std::min(ceiling, *learned_ + configured_ * options_.increase *
+                                               ToSeconds(now - from)));
 }
 
 double LimitLearner::effective() const {
@@ -50,5 +69,10 @@ double LimitLearner::effective() const {
 }
 
 std::optional<double> LimitLearner::learned() const { return learned_; }
+
+std::optional<double> LimitLearner::stated(TimePoint now) const {
+  if (stated_ && now - stated_at_ <= options_.stated_ttl) return stated_;
+  return std::nullopt;
+}
 
 }  // namespace sluice

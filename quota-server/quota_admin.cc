@@ -58,6 +58,7 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                      {"learn_limit", r.learning_limit},
                      {"learned_rate_per_second", r.learned_rate_per_second},
                      {"effective_rate_per_second", r.effective_rate_per_second},
+                     {"stated_rate_per_second", r.stated_rate_per_second},
                      {"sidecars", std::move(sidecars)},
                      {"pauses", std::move(pauses)},
                      {"pauses_total", std::move(pauses_total)}});
@@ -106,7 +107,8 @@ async function refresh(){
       h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
          ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
          ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+
-         (res.learned_rate_per_second>0?' · <b>learned limit '+fmt(res.learned_rate_per_second)+'/s</b>':'')+'</p>';
+         (res.learned_rate_per_second>0?' · <b>learned limit '+fmt(res.learned_rate_per_second)+'/s</b>':'')+
+         (res.stated_rate_per_second>0?' · upstream states '+fmt(res.stated_rate_per_second)+'/s':'')+'</p>';
       for(const p of res.pauses){
         h+='<p class="pause">'+esc(p.phase)+(p.key_hash?' key '+esc(p.key_hash):'')+
            (p.phase==='paused'?' · '+fmt(p.remaining_ms/1000)+' s left':' · refill at '+fmt(100*p.rate_fraction)+'%')+
@@ -199,6 +201,11 @@ struct QuotaMetrics::State {
         effective(Reg(prometheus::BuildGauge(),
                       "sluice_quota_effective_rate_per_second",
                       "Rate in force: min(configured, learned)", r)),
+        stated(Reg(prometheus::BuildGauge(),
+                   "sluice_quota_stated_rate_per_second",
+                   "Limit the upstream last stated in its headers, per "
+                   "second, while fresh (0: none)",
+                   r)),
         pauses(Reg(prometheus::BuildCounter(), "sluice_quota_pauses_total",
                    "Fleet pauses started or extended, by resource and "
                    "reason",
@@ -235,6 +242,7 @@ struct QuotaMetrics::State {
   Counter& limit_changes;
   Family<Gauge>& learned;
   Family<Gauge>& effective;
+  Family<Gauge>& stated;
   Family<Counter>& pauses;
   Family<Gauge>& paused;
   prometheus::Histogram& propagation;
@@ -266,6 +274,7 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     s.sidecars.Add(l).Set(static_cast<double>(r.sidecars.size()));
     s.learned.Add(l).Set(r.learned_rate_per_second);
     s.effective.Add(l).Set(r.effective_rate_per_second);
+    s.stated.Add(l).Set(r.stated_rate_per_second);
     for (const auto& [reason, n] : r.pauses_by_reason) {
       CatchUp(s.pauses.Add({{"resource", r.name}, {"reason", reason}}), n);
       s.reasons[r.name].insert(reason);
@@ -288,7 +297,8 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
     const std::map<std::string, std::string> l{{"resource", gone}};
     for (Family<Gauge>* f :
          {&s.rate, &s.burst, &s.level, &s.outstanding, &s.granted,
-          &s.utilisation, &s.learning, &s.sidecars, &s.learned, &s.effective}) {
+          &s.utilisation, &s.learning, &s.sidecars, &s.learned, &s.effective,
+          &s.stated}) {
       f->Remove(&f->Add(l));
     }
     for (std::string_view phase : {"paused", "probing", "ramping"}) {

@@ -394,6 +394,12 @@ class QuotaAllocator::Impl {
       }
     }
     ForgetMembers(ledger);
+    if (r.learner && rep.stated_limit() > 0 && rep.stated_window_ms() > 0) {
+      r.learner->OnStated(rep.stated_limit() * 1000.0 /
+                              static_cast<double>(rep.stated_window_ms()),
+                          now);
+      ApplyLearned(r, now);
+    }
   }
 
   // The ledger of an existing bucket, or null.
@@ -584,6 +590,9 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
     rs.learning_limit = r.learner.has_value();
     if (r.learner && r.learner->learned()) {
       rs.learned_rate_per_second = *r.learner->learned();
+    }
+    if (r.learner) {
+      rs.stated_rate_per_second = r.learner->stated(now).value_or(0);
     }
     rs.burst = rc.burst;
     rs.granted_per_second = r.granted_rate;

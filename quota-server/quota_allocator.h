@@ -144,6 +144,9 @@ class QuotaAllocator {
     bool learning_limit = false;
     double learned_rate_per_second = 0;
     double effective_rate_per_second = 0;
+    // The limit the upstream last stated on an ordinary response, per
+    // second, while it is fresh (LimitLearner::Options::stated_ttl); 0: none.
+    double stated_rate_per_second = 0;
     std::vector<SidecarStatus> sidecars;
     // Buckets not running: paused, probing or ramping.
     std::vector<PauseStatus> pauses;

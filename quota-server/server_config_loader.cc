@@ -51,11 +51,15 @@ absl::Status ParseLearn(const YAML::Node& node, absl::string_view path,
   if (node.IsScalar()) return ReadBool(node, path, enabled);
   *enabled = true;
   return ForEachField(
-      node, path, {"enabled", "decrease", "increase", "hold", "floor"},
+      node, path,
+      {"enabled", "decrease", "increase", "hold", "floor", "stated_ttl"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "enabled") return ReadBool(value, field, enabled);
         if (key == "hold") return ReadDuration(value, field, true, &o->hold);
+        if (key == "stated_ttl") {
+          return ReadDuration(value, field, false, &o->stated_ttl);
+        }
         double* target = key == "decrease"   ? &o->decrease
                          : key == "increase" ? &o->increase
                                              : &o->floor;

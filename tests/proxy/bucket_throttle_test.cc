@@ -684,5 +684,30 @@ TEST(BucketThrottleTest, ReadyAtNotLaterThanTheRampEnd) {
   EXPECT_TRUE(t.Allows(At(5000)));  // (time only moves forward)
 }
 
+TEST(BucketThrottleTest, StatedLimitsAreSampledAndHandedOverOnce) {
+  BucketThrottle off(Opts());  // no interval: a standalone bucket
+  EXPECT_FALSE(off.WantsStatedLimit(At(0)));
+
+  BucketThrottle::Options o = Opts();
+  o.stated_limit_interval = milliseconds(250);
+  BucketThrottle t(o);
+  EXPECT_TRUE(t.WantsStatedLimit(At(0)));
+  EXPECT_FALSE(t.WantsStatedLimit(At(1)));
+  EXPECT_FALSE(t.WantsStatedLimit(At(249)));
+  EXPECT_TRUE(t.WantsStatedLimit(At(250)));
+  EXPECT_FALSE(t.WantsStatedLimit(At(300)));
+
+  EXPECT_FALSE(t.TakeStatedLimit().has_value());
+  t.NoteStatedLimit({.limit = 100, .window = seconds(60)});
+  t.NoteStatedLimit({.limit = 90, .window = seconds(60)});      // latest wins
+  t.NoteStatedLimit({.limit = -1, .window = seconds(60)});      // ignored
+  t.NoteStatedLimit({.limit = 5, .window = Duration::zero()});  // ignored
+  auto got = t.TakeStatedLimit();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->limit, 90);
+  EXPECT_EQ(got->window, seconds(60));
+  EXPECT_FALSE(t.TakeStatedLimit().has_value());  // handed over once
+}
+
 }  // namespace
 }  // namespace sluice

@@ -228,6 +228,7 @@ rate_limits:
       reset_style: epoch
       broadcast: false
       resume_jitter: 0s
+      limit_window: 1m
       ignore:
         - {status: 529}
         - {status: 429, header: Stripe-Rate-Limited-Reason, value: lock_timeout}
@@ -293,6 +294,7 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(t.reset_style, ResetStyle::kEpochSeconds);
   EXPECT_FALSE(t.broadcast);
   EXPECT_EQ(t.resume_jitter, Duration::zero());
+  EXPECT_EQ(t.limit_window, minutes(1));
   ASSERT_EQ(t.ignore.size(), 2u);
   EXPECT_EQ(t.ignore[0], (ThrottleIgnoreRule{.status = 529}));
   EXPECT_EQ(t.ignore[1],
@@ -655,6 +657,13 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{LimitYaml("    rate: 1\n    throttle: {pause: {max: 0s}}\n"),
                   "rate_limits.a.throttle.pause.max: must be > 0 (line 4, "
                   "column 29)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {limit_window: 0s}\n"),
+                  "rate_limits.a.throttle.limit_window: must be > 0 (line 4, "
+                  "column 30)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {limit_window: 25h}\n"),
+            "rate_limits.a.throttle.limit_window: must be at most 24h (line 4, "
+            "column 30)"},
         ErrorCase{LimitYaml("    rate: 1\n    throttle: maybe\n"),
                   "rate_limits.a.throttle: must be true or false (got "
                   "\"maybe\") (line 4, column 15)"},

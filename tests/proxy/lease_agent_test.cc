@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/bucket_throttle.h"
 #include "proxy/rate_limiter.h"
 
 namespace sluice {
@@ -481,6 +482,26 @@ TEST_F(LeaseAgentTest, ServerEpochChangesAreCounted) {
   agent_->OnServerMessage(m, kT0 + seconds(1));
   EXPECT_EQ(agent_->server_epoch(), 9u);
   EXPECT_EQ(agent_->server_restarts_seen(), 1u);
+}
+
+TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
+  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
+  auto [pool, limiter] = NewLeasedLimiter();
+  std::vector<LeaseBinding> bindings;
+  bindings.push_back(LeaseBinding{"c", "", limiter, pool, throttle});
+  LeaseAgent::Options opts;
+  opts.sidecar_id = "sc-2";
+  LeaseAgent agent(opts, std::move(bindings));
+  agent.OnConnected(kT0);
+  throttle->NoteStatedLimit({.limit = 600, .window = seconds(60)});
+  std::vector<SidecarMessage> out = agent.Poll(kT0 + milliseconds(100));
+  ASSERT_EQ(Resources(out), std::vector<std::string>{"c"});
+  EXPECT_EQ(out[0].demand().stated_limit(), 600);
+  EXPECT_EQ(out[0].demand().stated_window_ms(), 60000u);
+  out = agent.Poll(kT0 + milliseconds(300));  // nothing new was stated
+  ASSERT_EQ(Resources(out), std::vector<std::string>{"c"});
+  EXPECT_EQ(out[0].demand().stated_limit(), 0);
+  EXPECT_EQ(out[0].demand().stated_window_ms(), 0u);
 }
 
 }  // namespace

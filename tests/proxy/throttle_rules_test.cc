@@ -121,5 +121,35 @@ TEST(ThrottleRulesTest, ResetStyleFromConfig) {
   EXPECT_EQ(v.hint, seconds(30));
 }
 
+TEST(ThrottleRulesTest, StatedLimitOfOrdinaryResponses) {
+  // IETF: the policy names its window.
+  std::vector<HeaderRef> ietf = {{"RateLimit-Policy", "\"default\";q=100;w=60"},
+                                 {"RateLimit", "\"default\";r=50;t=30"}};
+  auto s = StatedLimitOf({}, ietf, kNow);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->limit, 100);
+  EXPECT_EQ(s->window, seconds(60));
+  // OpenAI states no window: nothing, unless the limit says what it is.
+  std::vector<HeaderRef> openai = {{"x-ratelimit-limit-requests", "60"},
+                                   {"x-ratelimit-remaining-requests", "59"},
+                                   {"x-ratelimit-reset-requests", "1s"}};
+  EXPECT_FALSE(StatedLimitOf({}, openai, kNow).has_value());
+  ThrottleConfig per_minute;
+  per_minute.limit_window = seconds(60);
+  s = StatedLimitOf(per_minute, openai, kNow);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->limit, 60);
+  EXPECT_EQ(s->window, seconds(60));
+  // The same window reaches a throttle's verdict.
+  EXPECT_EQ(Classify(per_minute, 429, openai).window, seconds(60));
+  EXPECT_FALSE(Classify({}, 429, openai).window.has_value());
+  // No limit header, or a nonsense one: nothing.
+  const std::vector<HeaderRef> no_limit = {{"Retry-After", "3"}};
+  const std::vector<HeaderRef> negative = {
+      {"x-ratelimit-limit-requests", "-5"}};
+  EXPECT_FALSE(StatedLimitOf(per_minute, no_limit, kNow));
+  EXPECT_FALSE(StatedLimitOf(per_minute, negative, kNow));
+}
+
 }  // namespace
 }  // namespace sluice

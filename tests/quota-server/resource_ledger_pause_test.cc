@@ -292,6 +292,40 @@ TEST_F(QuotaAllocatorTest, LearnedLimitLowersTheRateInForceAndAnnouncesIt) {
   EXPECT_EQ(r.learned_rate_per_second, 0);
 }
 
+// Ordinary responses that state the limit (IETF RateLimit-Policy, ...)
+// reach the server in demand reports: learned without any throttle, shown
+// in /status, and ignored by a resource that does not learn.
+TEST_F(QuotaAllocatorTest, LimitStatedInDemandReportsIsLearned) {
+  ServerConfig c = Config(100, 50);
+  c.resources[0].learn = true;
+  c.resources.push_back(c.resources[0]);
+  c.resources[1].name = "plain";
+  c.resources[1].learn = false;
+  Make(c);
+  Connect(1, "a", At(0));
+  SidecarMessage m = Report({.allowed = 5});
+  m.mutable_demand()->set_stated_limit(600);
+  m.mutable_demand()->set_stated_window_ms(10000);  // 60/s
+  Send(1, m, At(100));
+  auto r = Res(At(100));
+  EXPECT_EQ(r.effective_rate_per_second, 60);
+  EXPECT_EQ(r.learned_rate_per_second, 60);
+  EXPECT_EQ(r.stated_rate_per_second, 60);
+  const auto limits = LimitsTo(Tick(At(150)), 1);
+  ASSERT_THAT(limits, SizeIs(1));
+  EXPECT_EQ(limits[0].rate_per_second(), 60);
+
+  m.mutable_demand()->mutable_bucket()->set_resource("plain");
+  Send(1, m, At(200));
+  const auto all = alloc_->Snapshot(At(200)).resources;
+  ASSERT_THAT(all, SizeIs(2));
+  for (const auto& res : all) {
+    if (res.name != "plain") continue;
+    EXPECT_EQ(res.effective_rate_per_second, 100);
+    EXPECT_EQ(res.stated_rate_per_second, 0);
+  }
+}
+
 }  // namespace
 }  // namespace allocator_test
 }  // namespace sluice
