@@ -236,6 +236,27 @@ def sidecar_of(r):
     return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1
 
 
+PAUSE_LAST_RE = re.compile(
+    r'^sluice_proxy_pause_last_seconds\{(?=[^}]*limit="api")'
+    r'(?=[^}]*origin="(local|remote)")[^}]*\} (\S+)$', re.M)
+
+
+def paused_at(fleet, since):
+    """Per sidecar, the wall-clock time it paused this ban (the earlier of
+    its latest local and remote pause, when at or after `since`), and the
+    first local one: (first_local or None, [time or None per sidecar])."""
+    first_local, per = None, []
+    for p in fleet.proxies:
+        _, _, text = h.admin_get(p.admin_port, "/metrics")
+        times = {origin: float(v) for origin, v in PAUSE_LAST_RE.findall(text)}
+        mine = [t for t in times.values() if t >= since]
+        per.append(min(mine) if mine else None)
+        local = times.get("local", 0.0)
+        if local >= since and (first_local is None or local < first_local):
+            first_local = local
+    return first_local, per
+
+
 def run_ban(fleet, dialect, a):
     """Bans the fleet's upstream once and waits until every sidecar got a
     200 after the ban, then --gap more seconds. Returns a dict or None when
@@ -244,10 +265,15 @@ def run_ban(fleet, dialect, a):
     if fleet.quota:
         recent0, pauses0 = fleet.propagation()
     up.reset()
+    wall0 = time.time()
     up.ban(a.ban, dialect)
     if not h.wait_until(lambda: up.ban_window is not None, 5, 0.005):
         return None
     start, end = up.ban_window
+    # Halfway through the ban every sidecar has paused: read when, on the
+    # sidecars' own clocks (one host, so comparable).
+    time.sleep(max(0.0, start + (end - start) / 2 - time.monotonic()))
+    first_local, per = paused_at(fleet, wall0)
     time.sleep(max(0.0, end - time.monotonic()))
 
     def resumed():
@@ -274,6 +300,12 @@ def run_ban(fleet, dialect, a):
                       if len(first_ok) >= fleet.n else None),
         "stuck": stuck,
         "fanout_ms": [], "broadcasts": 0,
+        # First throttle read (a sidecar's local pause) -> last sidecar
+        # paused; None when some sidecar did not pause (or none reported).
+        "paused_ms": (1000 * (max(per) - first_local)
+                      if first_local is not None and None not in per
+                      else None),
+        "unpaused": sum(t is None for t in per),
     }
     if fleet.quota:
         recent, pauses = fleet.propagation()
@@ -307,6 +339,12 @@ def report(results, fleets, a, dialects, elapsed, fanout_all, hist_count):
     by_mode = {m: [r for r in results if r["mode"] == m] for m in MODES}
     print("\n== Pause latency, ms (nearest-rank percentiles) ==")
     print("%-58s %8s %8s %8s %8s" % ("", "samples", "p50", "p99", "max"))
+    for m in MODES:
+        if by_mode[m]:
+            print("%-58s %s" % (
+                "(p) first throttle read -> last sidecar paused, %s" % m,
+                fmt_pcts([r["paused_ms"] for r in by_mode[m]
+                          if r["paused_ms"] is not None])))
     if "leased" in fleets:
         print("%-58s %s" % ("(a) server fan-out, report -> last PauseAck",
                             fmt_pcts(fanout_all)))
@@ -349,6 +387,16 @@ def report(results, fleets, a, dialects, elapsed, fanout_all, hist_count):
     unattributed = sum(r["fanout_ms"] is None for r in by_mode["leased"])
     print("\nsummary (%d s wall clock):" % round(elapsed))
     if "leased" in fleets:
+        paused = [r["paused_ms"] for r in by_mode["leased"]
+                  if r["paused_ms"] is not None]
+        if paused:
+            print("  pause latency (p) p50 %.2f ms, p99 %.2f ms: goal p99 <= "
+                  "%g ms %s (%d of %d leased bans had a sidecar that never "
+                  "paused)." % (
+                      pct(paused, 50), pct(paused, 99), GOAL_P99_MS,
+                      "met" if pct(paused, 99) <= GOAL_P99_MS else "NOT met",
+                      sum(r["unpaused"] > 0 for r in by_mode["leased"]),
+                      len(by_mode["leased"])))
         fan = fanout_all
         e2e = [r["e2e_ms"] for r in by_mode["leased"]]
         no_sample = sum(r["fanout_ms"] == [] for r in by_mode["leased"])

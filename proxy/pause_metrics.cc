@@ -5,6 +5,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
+#include <map>
 #include <string>
 
 namespace sluice {
@@ -35,6 +37,11 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
                   "Pauses started or extended, by limit and origin "
                   "(local or remote).",
                   r)),
+      last_pause_(Reg(prometheus::BuildGauge(),
+                      "sluice_proxy_pause_last_seconds",
+                      "Unix time of the latest pause started or extended, "
+                      "by limit and origin.",
+                      r)),
       held_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_held_total",
                 "Requests queued during a pause and sent after it.", r)),
       shed_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_shed_total",
@@ -72,10 +79,14 @@ void PauseMetrics::OnThrottle(std::string_view limit, std::string_view reason) {
 }
 
 void PauseMetrics::OnPause(std::string_view limit, bool remote) {
-  pauses_
-      .Add({{"limit", std::string(limit)},
-            {"origin", remote ? "remote" : "local"}})
-      .Increment();
+  const double unix_seconds =
+      std::chrono::duration<double>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::map<std::string, std::string> labels{
+      {"limit", std::string(limit)}, {"origin", remote ? "remote" : "local"}};
+  pauses_.Add(labels).Increment();
+  last_pause_.Add(labels).Set(unix_seconds);
 }
 
 void PauseMetrics::OnHeld(std::string_view limit) {

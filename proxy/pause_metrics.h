@@ -22,6 +22,9 @@ namespace sluice {
 //     (reason: retry-after, a dialect, status, or ignored)
 //   sluice_proxy_pauses_total{limit, origin}  pauses started or extended,
 //     origin local (this sidecar saw the throttle) or remote (the server)
+//   sluice_proxy_pause_last_seconds{limit, origin}  Unix time (s, to the
+//     microsecond) of the latest of those: on one host, a remote time minus
+//     the reporter's local time is the fleet's pause latency
 //   sluice_proxy_pause_held_total{limit}  requests that waited out a pause
 //   sluice_proxy_pause_shed_total{limit}  requests refused (429) because
 //     their deadline fell inside a pause
@@ -49,6 +52,7 @@ class PauseMetrics {
  private:
   prometheus::Family<prometheus::Counter>& throttles_;
   prometheus::Family<prometheus::Counter>& pauses_;
+  prometheus::Family<prometheus::Gauge>& last_pause_;
   prometheus::Family<prometheus::Counter>& held_;
   prometheus::Family<prometheus::Counter>& shed_;
   prometheus::Family<prometheus::Counter>& retried_;
