@@ -9,6 +9,12 @@ namespace sluice {
 
 using PausePhase = PauseSchedule::Phase;
 
+namespace {
+// A remote pause with the last applied id ending this close to the current
+// end is the same message seen twice.
+constexpr Duration kSameRemotePause = std::chrono::milliseconds(50);
+}  // namespace
+
 BucketThrottle::BucketThrottle(Options options)
     : options_(options), schedule_(options.schedule), rng_(options.seed) {}
 
@@ -111,6 +117,13 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
   bool moved = false;
   {
     std::lock_guard lock(mu_);
+    // The same message seen twice (the stream's reaction applies it, then
+    // the agent): a no-op. A restarted server may reuse the id, but then
+    // not for the same end.
+    if (pause_id != 0 && pause_id == remote_pause_id_ &&
+        now + remaining <= schedule_.paused_until() + kSameRemotePause) {
+      return false;
+    }
     remote_pause_id_ = pause_id;
     moved =
         schedule_.PauseUntil(now + std::max(remaining, Duration::zero()), now);

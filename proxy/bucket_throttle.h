@@ -96,7 +96,9 @@ class BucketThrottle {
 
   // --- From the lease agent ----------------------------------------------
   // The server paused the bucket fleet-wide for `remaining` from now.
-  // Returns true if that moved the pause end later.
+  // Returns true if that moved the pause end later. The pause_id last
+  // applied again, ending within 50 ms of the current end, is a no-op (the
+  // same message, delivered twice).
   bool OnRemotePause(Duration remaining, uint64_t pause_id, TimePoint now);
 
   // --- From PausedTokenSource (under the limiter's lock) -----------------

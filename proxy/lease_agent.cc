@@ -56,6 +56,52 @@ LeaseAgent::LeaseAgent(Options options, std::vector<LeaseBinding> bindings)
     b->refresh = options_.refresh;
     buckets_.push_back(std::move(b));
   }
+  RebuildPauseIndex();
+}
+
+namespace {
+
+std::string IndexKey(const std::string& resource, const std::string& key) {
+  std::string k;
+  k.reserve(resource.size() + key.size() + 1);
+  k.append(resource).push_back('\n');
+  k.append(key);
+  return k;
+}
+
+// The pause's remaining time, capped so that a hostile value cannot
+// overflow the clock.
+Duration RemainingOf(const sluice::v1::Pause& p) {
+  return std::chrono::milliseconds(
+      std::min<uint64_t>(p.remaining_ms(), kMaxPauseMs));
+}
+
+}  // namespace
+
+void LeaseAgent::RebuildPauseIndex() {
+  std::lock_guard lock(index_mu_);
+  throttle_index_.clear();
+  for (const auto& b : buckets_) {
+    if (b->binding.throttle == nullptr) continue;
+    throttle_index_[IndexKey(b->binding.resource, b->binding.key_hash)] =
+        b->binding.throttle;
+  }
+}
+
+void LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
+                               TimePoint now) const {
+  const Duration remaining = RemainingOf(p);
+  if (remaining <= Duration::zero()) return;
+  std::shared_ptr<BucketThrottle> throttle;
+  {
+    std::lock_guard lock(index_mu_);
+    auto it = throttle_index_.find(
+        IndexKey(p.bucket().resource(), p.bucket().key_hash()));
+    if (it == throttle_index_.end()) return;
+    throttle = it->second.lock();
+  }
+  if (throttle != nullptr)
+    throttle->OnRemotePause(remaining, p.pause_id(), now);
 }
 
 LeaseAgent::~LeaseAgent() = default;
@@ -132,6 +178,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::AddBinding(
   } else {
     buckets_.push_back(std::move(b));
   }
+  RebuildPauseIndex();
   std::vector<sluice::v1::SidecarMessage> out;
   if (connected_) out.push_back(MakeReport(*added, now));
   return out;
@@ -142,9 +189,11 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   connected_ = true;
   answered_ = false;
   grant_seq_seen_ = 0;
-  std::erase_if(buckets_, [](const std::unique_ptr<Bucket>& b) {
-    return b->binding.limiter.expired();
-  });
+  if (std::erase_if(buckets_, [](const std::unique_ptr<Bucket>& b) {
+        return b->binding.limiter.expired();
+      }) > 0) {
+    RebuildPauseIndex();
+  }
   std::vector<sluice::v1::SidecarMessage> out;
   out.reserve(buckets_.size() + 1);
   sluice::v1::Hello* hello = out.emplace_back().mutable_hello();
@@ -223,9 +272,7 @@ void LeaseAgent::OnPause(const sluice::v1::Pause& p, TimePoint now) {
   for (auto& bp : buckets_) {
     Bucket& b = *bp;
     if (!b.Is(p.bucket())) continue;
-    // Capped so that a hostile value cannot overflow the clock.
-    const Duration remaining = std::chrono::milliseconds(
-        std::min<uint64_t>(p.remaining_ms(), kMaxPauseMs));
+    const Duration remaining = RemainingOf(p);
     if (remaining > Duration::zero()) {
       // Tokens held now would all be spent the instant the pause ends: give
       // them up (the next report says so, and the server's level keeps the
@@ -283,12 +330,14 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
   }
   pending_.clear();
   // Bindings whose limiter is gone: nobody can spend their pool any more.
-  std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
-    if (!b->binding.limiter.expired()) return false;
-    if (b->binding.pool != nullptr) b->binding.pool->ShrinkTo(0, now);
-    if (connected_) out.push_back(MakeReport(*b, now));
-    return true;
-  });
+  if (std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
+        if (!b->binding.limiter.expired()) return false;
+        if (b->binding.pool != nullptr) b->binding.pool->ShrinkTo(0, now);
+        if (connected_) out.push_back(MakeReport(*b, now));
+        return true;
+      }) > 0) {
+    RebuildPauseIndex();
+  }
   if (!connected_) return out;
   for (auto& bp : buckets_) {
     Bucket& b = *bp;

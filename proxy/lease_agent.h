@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,13 @@ class LeaseAgent {
   // (logged by the owner).
   void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
 
+  // Pauses the throttle of `pause`'s bucket at once. Unlike every other
+  // method, callable from any thread (the stream's reaction, as the message
+  // is read), so requests stop without waiting for the owner's thread.
+  // OnServerMessage with the same message does the rest later (held
+  // tokens, the PauseAck); the throttle ignores a pause_id it has applied.
+  void ApplyPauseNow(const sluice::v1::Pause& pause, TimePoint now) const;
+
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
   // (at most once per grant received) when its pool holds less than half
   // its target, or less than the cost of what is queued. Empty when not
@@ -110,6 +118,9 @@ class LeaseAgent {
   void OnPause(const sluice::v1::Pause& pause, TimePoint now);
   // Applies a LimitUpdate to the pool of `b`.
   static void ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b);
+  // Refills throttle_index_ from buckets_ (after buckets were added or
+  // dropped).
+  void RebuildPauseIndex();
 
   Options options_;
   std::vector<std::unique_ptr<Bucket>> buckets_;  // in the order added
@@ -124,6 +135,10 @@ class LeaseAgent {
   // Messages to send with the next Poll (pause acknowledgements).
   std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.
+  // "resource\nkey_hash" -> the bucket's throttle, for ApplyPauseNow.
+  mutable std::mutex index_mu_;
+  absl::flat_hash_map<std::string, std::weak_ptr<BucketThrottle>>
+      throttle_index_;  // guarded by index_mu_
 };
 
 }  // namespace sluice

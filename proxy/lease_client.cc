@@ -75,6 +75,11 @@ class LeaseClient::Stream
       owner_->cv_.notify_all();
       return;
     }
+    // A pause stops this sidecar's requests now, on gRPC's thread, rather
+    // than after a hand-off to the client thread (docs/pause.md).
+    if (in_.has_pause()) {
+      owner_->agent_->ApplyPauseNow(in_.pause(), owner_->clock_->Now());
+    }
     {
       std::lock_guard lock(owner_->mu_);
       inbox_.push_back(std::move(in_));

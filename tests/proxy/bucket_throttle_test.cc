@@ -709,5 +709,21 @@ TEST(BucketThrottleTest, StatedLimitsAreSampledAndHandedOverOnce) {
   EXPECT_FALSE(t.TakeStatedLimit().has_value());  // handed over once
 }
 
+// The stream's reaction applies a Pause at once and the agent applies the
+// same message again later: counted once. A restarted server that reuses
+// the id for a later end still moves it.
+TEST(BucketThrottleTest, SameRemotePauseTwiceIsOnePause) {
+  BucketThrottle t(Opts());
+  int pauses = 0;
+  t.set_callbacks(nullptr, [&](bool) { ++pauses; });
+  EXPECT_TRUE(t.OnRemotePause(seconds(2), 7, At(0)));
+  EXPECT_FALSE(t.OnRemotePause(seconds(2), 7, At(3)));  // the agent, later
+  EXPECT_EQ(pauses, 1);
+  EXPECT_EQ(t.stats().remote_pauses, 1u);
+  EXPECT_TRUE(t.OnRemotePause(seconds(2), 7, At(500)));  // reused id
+  EXPECT_EQ(pauses, 2);
+  EXPECT_EQ(t.Remaining(At(500)) >= seconds(2), true);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -504,5 +504,49 @@ TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
   EXPECT_EQ(out[0].demand().stated_window_ms(), 0u);
 }
 
+// ApplyPauseNow (the stream's reaction) pauses the throttle before the agent
+// sees the message; the agent's turn then drops the held tokens and acks,
+// without a second pause. Unknown buckets are ignored.
+TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
+  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
+  int pauses = 0;
+  throttle->set_callbacks(nullptr, [&](bool remote) { pauses += remote; });
+  auto [pool, limiter] = NewLeasedLimiter();
+  std::vector<LeaseBinding> bindings;
+  bindings.push_back(LeaseBinding{"c", "k", limiter, pool, throttle});
+  LeaseAgent::Options opts;
+  opts.sidecar_id = "sc-3";
+  LeaseAgent agent(opts, std::move(bindings));
+  agent.OnConnected(kT0);
+  agent.OnServerMessage(Grant("c", 5, 1, 10, 2000, 10, 0, "k"), kT0);
+  ASSERT_GT(pool->Held(kT0), 0);
+
+  ServerMessage m;
+  m.set_protocol_version(1);
+  v1::Pause* p = m.mutable_pause();
+  p->mutable_bucket()->set_resource("c");
+  p->mutable_bucket()->set_key_hash("k");
+  p->set_pause_id(3);
+  p->set_remaining_ms(1000);
+  ServerMessage other = m;
+  other.mutable_pause()->mutable_bucket()->set_key_hash("nope");
+  agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10));
+  EXPECT_EQ(pauses, 0);
+
+  agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10));
+  EXPECT_EQ(pauses, 1);
+  EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(11)));
+  EXPECT_GT(pool->Held(kT0 + milliseconds(11)), 0);  // not the agent's yet
+
+  agent.OnServerMessage(m, kT0 + milliseconds(14));
+  EXPECT_EQ(pauses, 1);  // not twice
+  EXPECT_EQ(pool->Held(kT0 + milliseconds(14)), 0);
+  bool acked = false;
+  for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(15))) {
+    acked |= s.has_pause_ack() && s.pause_ack().pause_id() == 3;
+  }
+  EXPECT_TRUE(acked);
+}
+
 }  // namespace
 }  // namespace sluice
