@@ -67,6 +67,7 @@ bool Session::NoteUpstreamAnswer(RequestState& rs,
       ctx_.pause_metrics->OnThrottle(rs.limit, "ignored");
     }
     rs.throttle->OnAnswered(rs.admitted_at, now);
+    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, head);
     return false;
   }
   ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);

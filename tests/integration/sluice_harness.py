@@ -392,7 +392,8 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
             # prefixes can be chosen freely by tests.
             record.status = 200
             up._record(record)
-            self._send(200, b"hello from upstream\n")
+            self._send(200, b"hello from upstream\n",
+                       extra_headers=list(up.ok_headers))
 
 
 BAN_DIALECTS = ("retry-after", "retry-after-ms", "retry-after-date",
@@ -517,6 +518,8 @@ class RateLimitedUpstream:
         self._limiter = self._make_limiter()
         self._ban = None
         self._conns = set()
+        # Extra headers of the default 200 answer, e.g. the limit it states.
+        self.ok_headers = []
         self.connections_accepted = 0
         self.requests_started = 0
         self.in_flight = 0

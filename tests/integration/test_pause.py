@@ -73,6 +73,7 @@ class FleetPauseTest(h.ProxyTestCase):
         load.start()
         try:
             time.sleep(0.5)  # steady traffic first
+            wall0 = time.time()
             self.up.ban(BAN, dialect)
             self.assertTrue(h.wait_until(
                 lambda: self.up.ban_window is not None, 5), "ban never began")
@@ -108,6 +109,20 @@ class FleetPauseTest(h.ProxyTestCase):
         # The server saw one pause for this ban, and says where it came from.
         st = self.quota.resource_status("api")
         self.assertTrue(st["pauses_total"], st)
+        # Every sidecar paused during the ban, by its own clock: the first
+        # to see a throttle locally, the others no earlier, from the server.
+        local, paused = [], []
+        for p in self.proxies:
+            times = [tq.metric(p, "sluice_proxy_pause_last_seconds",
+                               '{limit="api",origin="%s"}' % o)
+                     for o in ("local", "remote")]
+            mine = [t for t in times if t is not None and t >= wall0]
+            self.assertTrue(mine, "%s: a sidecar never paused" % dialect)
+            paused.append(min(mine))
+            if times[0] is not None and times[0] >= wall0:
+                local.append(times[0])
+        self.assertTrue(local, "%s: nobody paused on its own" % dialect)
+        self.assertLessEqual(min(local), min(paused))
 
     def test_retry_after_seconds(self):
         self.run_ban("retry-after")
@@ -135,6 +150,78 @@ class FleetPauseTest(h.ProxyTestCase):
 
     def test_success_that_spent_the_last_request(self):
         self.run_ban("x-ratelimit-200")
+
+
+LEARN_QUOTA = """
+resources:
+  api:
+    rate: 100
+    burst: 10
+    learn: {enabled: true, stated_ttl: 30s}
+  plain:
+    rate: 100
+    burst: 10
+"""
+
+LEARN_SIDECAR = """
+ssrf: {allow: ["127.0.0.0/8"]}
+quota: {servers: [%(target)s], backoff_initial: 50ms, backoff_max: 300ms}
+rate_limits:
+  api:
+    rate: 100
+    burst: 10
+    resource: api
+    throttle: {limit_window: 1s}
+  plain:
+    rate: 100
+    burst: 10
+    resource: plain
+    throttle: {limit_window: 1s}
+routes:
+  - {host: 127.0.0.1, path_prefix: /api, limit: api}
+  - {host: 127.0.0.1, path_prefix: /plain, limit: plain}
+"""
+
+
+@tq.needs_quota_server
+class StatedLimitTest(h.ProxyTestCase):
+    """Learned limits from ordinary 200s: the upstream states its limit in
+    its headers and never throttles; a resource that learns runs at the
+    stated limit, one that does not keeps its configured rate."""
+
+    def check(self, headers, stated):
+        quota = self.start_quota_server(LEARN_QUOTA)
+        up = self.start_upstream()
+        up.ok_headers = headers
+        proxy = self.start_proxy(LEARN_SIDECAR % {"target": quota.target})
+        self.assertTrue(h.wait_until(lambda: tq.lease_modes(proxy)[1], 20))
+        s = h.proxied_session(proxy)
+        for path in ("/api/x", "/plain/x"):
+            self.assertEqual(s.get(up.url + path, timeout=10).status_code, 200)
+        s.close()
+
+        def learned():
+            st = quota.resource_status("api")
+            return st and st["effective_rate_per_second"] == stated
+        self.assertTrue(h.wait_until(learned, 5),
+                        quota.resource_status("api"))
+        st = quota.resource_status("api")
+        self.assertEqual(st["stated_rate_per_second"], stated)
+        self.assertEqual(st["learned_rate_per_second"], stated)
+        self.assertEqual(st["rate_per_second"], 100)
+        plain = quota.resource_status("plain")
+        self.assertEqual(plain["effective_rate_per_second"], 100)
+        self.assertEqual(plain["stated_rate_per_second"], 0)
+        self.assertEqual(up.count_429, 0)
+
+    def test_ietf_policy_with_its_window(self):
+        self.check([("RateLimit-Policy", '"burst";q=120;w=2'),
+                    ("RateLimit", '"burst";r=100;t=1')], 60)
+
+    def test_openai_limit_with_the_configured_window(self):
+        self.check([("x-ratelimit-limit-requests", "40"),
+                    ("x-ratelimit-remaining-requests", "39"),
+                    ("x-ratelimit-reset-requests", "25ms")], 40)
 
 
 if __name__ == "__main__":
