@@ -41,7 +41,7 @@ ssrf: {allow: ["127.0.0.0/8"]}
 quota: {servers: [%(target)s], sidecar_id: %(id)s,
         backoff_initial: 50ms, backoff_max: 300ms}
 rate_limits:
-  api: {rate: %(rate)s, burst: %(burst)s, resource: api, max_queue: 0}
+  api: {rate: %(rate)s, burst: %(burst)s, resource: api, %(queue)s}
 routes:
   - {host: 127.0.0.1, path_prefix: /, limit: api}
 """
@@ -133,6 +133,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="per phase")
     ap.add_argument("--jitter-ms", type=float, default=50.0,
                     help="upstream allowance j for delivery jitter")
+    ap.add_argument("--max-wait-ms", type=int, default=0,
+                    help="let requests queue this long for a token "
+                         "(default 0: max_queue 0, refused at once)")
     a = ap.parse_args()
     if a.seconds < 2 or a.sidecars < 1:
         ap.error("need --seconds >= 2 and --sidecars >= 1")
@@ -164,7 +167,10 @@ def main():
         for i in range(n):
             res.append(h.start_proxy(SIDECAR % {
                 "target": quota.target, "id": "s%d" % i, "rate": rate,
-                "burst": a.burst}, binary=proxy_bin))
+                "burst": a.burst,
+                "queue": ("max_queue: 1000, max_wait: %dms" % a.max_wait_ms
+                          if a.max_wait_ms > 0 else "max_queue: 0")},
+                binary=proxy_bin))
             proxies.append(res[-1])
         if not h.wait_until(lambda: all(
                 "quota stream: connected" in h.admin_get(

@@ -237,14 +237,15 @@ def sidecar_of(r):
 
 
 PAUSE_LAST_RE = re.compile(
-    r'^sluice_proxy_pause_last_seconds\{(?=[^}]*limit="api")'
+    r'^sluice_proxy_pause_started_seconds\{(?=[^}]*limit="api")'
     r'(?=[^}]*origin="(local|remote)")[^}]*\} (\S+)$', re.M)
 
 
 def paused_at(fleet, since):
-    """Per sidecar, the wall-clock time it paused this ban (the earlier of
-    its latest local and remote pause, when at or after `since`), and the
-    first local one: (first_local or None, [time or None per sidecar])."""
+    """Per sidecar, the wall-clock time its pause of this ban started (its
+    pause start, local or remote, at or after `since`), and the first local
+    start (the first throttle read): (first_local or None, [time or None
+    per sidecar])."""
     first_local, per = None, []
     for p in fleet.proxies:
         _, _, text = h.admin_get(p.admin_port, "/metrics")

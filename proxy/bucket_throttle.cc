@@ -18,8 +18,9 @@ constexpr Duration kSameRemotePause = std::chrono::milliseconds(50);
 BucketThrottle::BucketThrottle(Options options)
     : options_(options), schedule_(options.schedule), rng_(options.seed) {}
 
-void BucketThrottle::set_callbacks(std::function<void(const Event&)> on_event,
-                                   std::function<void(bool remote)> on_pause) {
+void BucketThrottle::set_callbacks(
+    std::function<void(const Event&)> on_event,
+    std::function<void(bool remote, bool started)> on_pause) {
   on_event_ = std::move(on_event);
   on_pause_ = std::move(on_pause);
 }
@@ -55,6 +56,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
                                       std::optional<Duration> window) {
   Event event;
   bool moved = false;
+  bool started = false;
   TimePoint until;
   {
     std::lock_guard lock(mu_);
@@ -74,6 +76,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
                            admitted_at >= probe_at_;
     until = schedule_.Throttle(hint, now);
     moved = before != PausePhase::kPaused || until > until_before;
+    started = before != PausePhase::kPaused;
     if (moved && !straggler) {
       running_.store(false, std::memory_order_release);
       NewJitterLocked();
@@ -90,7 +93,7 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
   }
   if (moved) {
     if (broadcast && on_event_) on_event_(event);
-    if (on_pause_) on_pause_(false);
+    if (on_pause_) on_pause_(false, started);
   }
   return until;
 }
@@ -115,6 +118,7 @@ void BucketThrottle::OnAnswered(TimePoint admitted_at, TimePoint now) {
 bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
                                    TimePoint now) {
   bool moved = false;
+  bool started = false;
   {
     std::lock_guard lock(mu_);
     // The same message seen twice (the stream's reaction applies it, then
@@ -125,6 +129,7 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
       return false;
     }
     remote_pause_id_ = pause_id;
+    started = PhaseLocked(now) != PausePhase::kPaused;
     moved =
         schedule_.PauseUntil(now + std::max(remaining, Duration::zero()), now);
     if (moved) {
@@ -133,7 +138,7 @@ bool BucketThrottle::OnRemotePause(Duration remaining, uint64_t pause_id,
       ++stats_.remote_pauses;
     }
   }
-  if (moved && on_pause_) on_pause_(true);
+  if (moved && on_pause_) on_pause_(true, started);
   return moved;
 }
 

@@ -74,11 +74,12 @@ class BucketThrottle {
 
   // Set once, before the object is shared. `on_event` reports to the
   // server (throttles that moved the pause end, and probe successes);
-  // `on_pause(remote)` runs when a pause starts or grows (remote: by the
-  // server's Pause), so the owner can count it and re-poll the bucket's
-  // queue (shedding requests whose deadline falls inside).
+  // `on_pause(remote, started)` runs when a pause starts or grows (remote:
+  // by the server's Pause; started: the bucket was not paused before), so
+  // the owner can count it and re-poll the bucket's queue (shedding
+  // requests whose deadline falls inside).
   void set_callbacks(std::function<void(const Event&)> on_event,
-                     std::function<void(bool remote)> on_pause);
+                     std::function<void(bool remote, bool started)> on_pause);
 
   // --- From the session --------------------------------------------------
   // The upstream throttled a request of this bucket that was admitted at
@@ -153,7 +154,7 @@ class BucketThrottle {
 
   const Options options_;
   std::function<void(const Event&)> on_event_;
-  std::function<void(bool remote)> on_pause_;
+  std::function<void(bool remote, bool started)> on_pause_;
   mutable std::mutex mu_;
   // Cleared (under mu_) when a pause starts; set when a locked call sees
   // the schedule running again.

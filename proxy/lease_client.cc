@@ -20,8 +20,6 @@ constexpr auto kBackoffResetAfter = std::chrono::seconds(10);
 constexpr auto kMaxLoopWait = std::chrono::milliseconds(100);
 // Queued bindings beyond which expired ones are pruned on AddBinding.
 constexpr size_t kPruneQueuedBindings = 256;
-// Throttle reports and probe results waiting for the client's thread.
-constexpr size_t kMaxOutgoing = 1024;
 }  // namespace
 
 // One stream. Reactions run on gRPC's threads and only move data into or
@@ -164,9 +162,14 @@ void LeaseClient::AddBinding(LeaseBinding binding) {
 
 void LeaseClient::Send(SidecarMessage msg) {
   std::lock_guard lock(mu_);
-  if (!stats_.connected || outgoing_.size() >= kMaxOutgoing) return;
-  outgoing_.push_back(std::move(msg));
-  cv_.notify_all();
+  if (!stats_.connected || stream_ == nullptr) return;
+  // Straight onto the stream from the caller's thread (a StartWrite may come
+  // from any thread): a throttle report is what the fleet waits for, and a
+  // hand-off to the client's thread would cost a wake-up. mu_ keeps the
+  // stream alive meanwhile (RunStream clears stream_ under it before the
+  // stream goes).
+  ++stats_.messages_out;
+  stream_->Send(std::move(msg));
 }
 
 std::vector<SidecarMessage> LeaseClient::DrainBindings(TimePoint now) {
@@ -245,7 +248,6 @@ bool LeaseClient::RunStream(const std::string& target) {
   bool connected = false;
   const TimePoint connect_deadline = clock_->Now() + options_.connect_timeout;
   std::deque<ServerMessage> batch;
-  std::vector<SidecarMessage> urgent;
   while (true) {
     bool ended = false;
     {
@@ -255,18 +257,13 @@ bool LeaseClient::RunStream(const std::string& target) {
       if (!connected) wake = std::min(wake, connect_deadline);
       cv_.wait_for(lock, std::max(Duration::zero(), wake - now), [&] {
         return stopping_ || !stream->inbox_.empty() || stream->read_failed_ ||
-               stream->done_ || !new_bindings_.empty() || !outgoing_.empty();
+               stream->done_ || !new_bindings_.empty();
       });
       if (stopping_) break;
       batch.swap(stream->inbox_);
-      urgent.swap(outgoing_);
-      stats_.messages_out += urgent.size();
       ended = stream->read_failed_ || stream->done_;
       stats_.messages_in += batch.size();
     }
-    // Throttle reports first: they are what the fleet is waiting for.
-    for (SidecarMessage& m : urgent) stream->Send(std::move(m));
-    urgent.clear();
     const TimePoint now = clock_->Now();
     for (const ServerMessage& msg : batch) {
       agent_->OnServerMessage(msg, now);

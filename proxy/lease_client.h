@@ -72,10 +72,10 @@ class LeaseClient {
   // whose limiter has expired are pruned while the queue is long.
   void AddBinding(LeaseBinding binding);
 
-  // Sends `msg` (a throttle report or probe result) on the stream as soon as
-  // possible, from any thread: the client's thread wakes for it. Dropped
-  // when no stream is up (the server learns the state from the next
-  // reports) or when more than 1024 are queued.
+  // Sends `msg` (a throttle report or probe result) on the stream at once,
+  // from any thread (the caller's thread starts the write). Dropped when no
+  // stream is up (the server learns the state from the next reports); the
+  // stream's write queue is bounded (oldest waiting message dropped).
   void Send(sluice::v1::SidecarMessage msg);
 
  private:
@@ -96,8 +96,7 @@ class LeaseClient {
   bool stopping_ = false;                   // guarded by mu_
   Stream* stream_ = nullptr;                // live stream, guarded by mu_
   std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
-  std::vector<sluice::v1::SidecarMessage> outgoing_;  // guarded by mu_
-  Stats stats_;                                       // guarded by mu_
+  Stats stats_;                             // guarded by mu_
 };
 
 }  // namespace sluice

@@ -37,11 +37,11 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
                   "Pauses started or extended, by limit and origin "
                   "(local or remote).",
                   r)),
-      last_pause_(Reg(prometheus::BuildGauge(),
-                      "sluice_proxy_pause_last_seconds",
-                      "Unix time of the latest pause started or extended, "
-                      "by limit and origin.",
-                      r)),
+      started_(Reg(prometheus::BuildGauge(),
+                   "sluice_proxy_pause_started_seconds",
+                   "Unix time the limit's bucket last went from not paused "
+                   "to paused, by limit and origin.",
+                   r)),
       held_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_held_total",
                 "Requests queued during a pause and sent after it.", r)),
       shed_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_shed_total",
@@ -78,15 +78,16 @@ void PauseMetrics::OnThrottle(std::string_view limit, std::string_view reason) {
       .Increment();
 }
 
-void PauseMetrics::OnPause(std::string_view limit, bool remote) {
-  const double unix_seconds =
-      std::chrono::duration<double>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count();
+void PauseMetrics::OnPause(std::string_view limit, bool remote, bool started) {
   const std::map<std::string, std::string> labels{
       {"limit", std::string(limit)}, {"origin", remote ? "remote" : "local"}};
   pauses_.Add(labels).Increment();
-  last_pause_.Add(labels).Set(unix_seconds);
+  if (started) {
+    started_.Add(labels).Set(
+        std::chrono::duration<double>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  }
 }
 
 void PauseMetrics::OnHeld(std::string_view limit) {

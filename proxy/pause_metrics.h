@@ -22,9 +22,10 @@ namespace sluice {
 //     (reason: retry-after, a dialect, status, or ignored)
 //   sluice_proxy_pauses_total{limit, origin}  pauses started or extended,
 //     origin local (this sidecar saw the throttle) or remote (the server)
-//   sluice_proxy_pause_last_seconds{limit, origin}  Unix time (s, to the
-//     microsecond) of the latest of those: on one host, a remote time minus
-//     the reporter's local time is the fleet's pause latency
+//   sluice_proxy_pause_started_seconds{limit, origin}  Unix time (s, to the
+//     microsecond) the bucket last went from not paused to paused, by what
+//     paused it: on one host, a remote start minus the reporter's local
+//     start is the fleet's pause latency
 //   sluice_proxy_pause_held_total{limit}  requests that waited out a pause
 //   sluice_proxy_pause_shed_total{limit}  requests refused (429) because
 //     their deadline fell inside a pause
@@ -41,7 +42,8 @@ class PauseMetrics {
   // Creates the zero-valued series of `limit`. Idempotent.
   void RegisterLimit(std::string_view limit);
   void OnThrottle(std::string_view limit, std::string_view reason);
-  void OnPause(std::string_view limit, bool remote);
+  // A pause started (the bucket was not paused) or grew.
+  void OnPause(std::string_view limit, bool remote, bool started);
   void OnHeld(std::string_view limit);
   void OnShed(std::string_view limit);
   void OnRetried(std::string_view limit);
@@ -52,7 +54,7 @@ class PauseMetrics {
  private:
   prometheus::Family<prometheus::Counter>& throttles_;
   prometheus::Family<prometheus::Counter>& pauses_;
-  prometheus::Family<prometheus::Gauge>& last_pause_;
+  prometheus::Family<prometheus::Gauge>& started_;
   prometheus::Family<prometheus::Counter>& held_;
   prometheus::Family<prometheus::Counter>& shed_;
   prometheus::Family<prometheus::Counter>& retried_;

@@ -54,11 +54,13 @@ void AttachThrottle(const ThrottleWiring& wiring, const LimitConfig& lc,
       report(resource, key_hash, e);
     };
   }
-  throttle->set_callbacks(std::move(on_event),
-                          [metrics, shed, weak, name](bool remote) {
-                            if (metrics) metrics->OnPause(name, remote);
-                            if (shed) shed(weak);
-                          });
+  throttle->set_callbacks(std::move(on_event), [metrics, shed, weak, name](
+                                                   bool remote, bool started) {
+    if (metrics) {
+      metrics->OnPause(name, remote, started);
+    }
+    if (shed) shed(weak);
+  });
   limiter->set_throttle(std::move(throttle));
 }
 

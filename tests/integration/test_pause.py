@@ -109,11 +109,12 @@ class FleetPauseTest(h.ProxyTestCase):
         # The server saw one pause for this ban, and says where it came from.
         st = self.quota.resource_status("api")
         self.assertTrue(st["pauses_total"], st)
-        # Every sidecar paused during the ban, by its own clock: the first
-        # to see a throttle locally, the others no earlier, from the server.
+        # Every sidecar's pause started during the ban, by its own clock: the
+        # first throttle read locally, the others no earlier (from the
+        # server, or from a throttle of their own).
         local, paused = [], []
         for p in self.proxies:
-            times = [tq.metric(p, "sluice_proxy_pause_last_seconds",
+            times = [tq.metric(p, "sluice_proxy_pause_started_seconds",
                                '{limit="api",origin="%s"}' % o)
                      for o in ("local", "remote")]
             mine = [t for t in times if t is not None and t >= wall0]

@@ -44,7 +44,7 @@ struct Recorder {
   int remote_pauses = 0;  // of which on_pause(true)
   void Attach(BucketThrottle& t) {
     t.set_callbacks([this](const Event& e) { events.push_back(e); },
-                    [this](bool remote) {
+                    [this](bool remote, bool) {
                       ++pauses;
                       if (remote) ++remote_pauses;
                     });
@@ -567,7 +567,7 @@ TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
   std::atomic<int> local_pauses{0};
   std::atomic<int> remote_pauses{0};
   t.set_callbacks([&](const Event&) { events.fetch_add(1); },
-                  [&](bool remote) {
+                  [&](bool remote, bool) {
                     (remote ? remote_pauses : local_pauses).fetch_add(1);
                   });
   constexpr int kThreads = 4;
@@ -640,7 +640,8 @@ TEST(BucketThrottleTest, StragglerThrottleWhilePausedIsNotReported) {
   o.resume_jitter = Duration::zero();
   BucketThrottle t(o);
   int events = 0;
-  t.set_callbacks([&](const BucketThrottle::Event&) { ++events; }, [](bool) {});
+  t.set_callbacks([&](const BucketThrottle::Event&) { ++events; },
+                  [](bool, bool) {});
   t.OnThrottled(429, seconds(2), "retry-after", true, At(0), At(10));
   ASSERT_EQ(events, 1);
   // Sent at At(5), before the pause began at At(10): the same ban, merged
@@ -715,13 +716,22 @@ TEST(BucketThrottleTest, StatedLimitsAreSampledAndHandedOverOnce) {
 TEST(BucketThrottleTest, SameRemotePauseTwiceIsOnePause) {
   BucketThrottle t(Opts());
   int pauses = 0;
-  t.set_callbacks(nullptr, [&](bool) { ++pauses; });
+  std::vector<bool> started;
+  t.set_callbacks(nullptr, [&](bool, bool s) {
+    ++pauses;
+    started.push_back(s);
+  });
   EXPECT_TRUE(t.OnRemotePause(seconds(2), 7, At(0)));
   EXPECT_FALSE(t.OnRemotePause(seconds(2), 7, At(3)));  // the agent, later
   EXPECT_EQ(pauses, 1);
   EXPECT_EQ(t.stats().remote_pauses, 1u);
   EXPECT_TRUE(t.OnRemotePause(seconds(2), 7, At(500)));  // reused id
   EXPECT_EQ(pauses, 2);
+  // A throttle of a request sent during the pause extends it locally.
+  t.OnThrottled(429, seconds(5), "retry-after", true, At(600), At(700));
+  EXPECT_EQ(pauses, 3);
+  // Only the first was a start: the bucket was paused for the others.
+  EXPECT_EQ(started, (std::vector<bool>{true, false, false}));
   EXPECT_EQ(t.Remaining(At(500)) >= seconds(2), true);
 }
 

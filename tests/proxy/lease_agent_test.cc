@@ -510,7 +510,8 @@ TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
 TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
   int pauses = 0;
-  throttle->set_callbacks(nullptr, [&](bool remote) { pauses += remote; });
+  throttle->set_callbacks(nullptr,
+                          [&](bool remote, bool) { pauses += remote; });
   auto [pool, limiter] = NewLeasedLimiter();
   std::vector<LeaseBinding> bindings;
   bindings.push_back(LeaseBinding{"c", "k", limiter, pool, throttle});

@@ -162,7 +162,7 @@ class Fleet {
             SendUp(sc.stream, {LeaseAgent::EventMessage("api", "", e)});
           }
         },
-        [this, i](bool) {
+        [this, i](bool, bool) {
           Sidecar& sc = sidecars_[i];
           const RateLimiter::PollResult pr = sc.limiter->ShedUnservable(now_);
           for (size_t k = 0; k < pr.admitted.size(); ++k) Send(i);
