@@ -92,8 +92,10 @@ TimePoint BucketThrottle::OnThrottled(uint32_t status,
                   .window = window};
   }
   if (moved) {
-    if (broadcast && on_event_) on_event_(event);
+    // The pause is noted (cheap: counters, a posted shed) before it is
+    // reported, so no sidecar can see it start before this one did.
     if (on_pause_) on_pause_(false, started);
+    if (broadcast && on_event_) on_event_(event);
   }
   return until;
 }

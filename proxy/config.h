@@ -147,6 +147,11 @@ struct ThrottleIgnoreRule {
   std::string header;  // empty: none; else this response header is present
   std::string value;   // non-empty: the header's value contains it
                        // (case-insensitive)
+  // Non-empty: the first ThrottleConfig::body_peek_bytes of the response
+  // body (after chunked framing is removed) contain it, byte for byte
+  // (case-sensitive). Never matches a body with a Content-Encoding other
+  // than identity, nor a response without a body.
+  std::string body;
   bool operator==(const ThrottleIgnoreRule&) const = default;
 };
 
@@ -172,6 +177,11 @@ struct ThrottleConfig {
   // OpenAI's and Anthropic's limit headers are per minute, so 60s there.
   // Unset: only limits with a stated window (IETF `w=`) are learned from.
   std::optional<Duration> limit_window;
+  // How many bytes of a throttle's body are read ahead when an ignore rule
+  // has a `body` condition (1..kMaxBodyPeekBytes). Responses that no body
+  // rule could excuse are never read ahead.
+  size_t body_peek_bytes = 4096;
+  static constexpr size_t kMaxBodyPeekBytes = 65536;
   bool operator==(const ThrottleConfig&) const = default;
 };
 
@@ -211,23 +221,27 @@ struct LimitConfig {
   bool operator==(const LimitConfig&) const = default;
 };
 
-// Maps requests to a limit. All conditions must hold; an empty/unset
-// condition matches anything. Routes are tried in order; the first match
-// wins (see router.h).
 // Transparent retry of a throttled request (docs/pause.md). Opt-in per
 // route: a request that drew a throttle waits in its limit's queue through
 // the pause and is sent again, so the app sees one slower answer instead of
 // an error; only while its max wait allows, at most max_attempts sends in
-// all. Requests with a body are not retried: sluice streams bodies and
-// keeps no copy to send twice.
+// all. A request body is kept in memory to be sent again when it is at most
+// max_body_bytes (a Content-Length within it, or a chunked body that ends
+// within it); a larger one is streamed without a copy and not retried.
 struct RetryConfig {
   bool on_throttle = false;
   // false: idempotent methods only (GET, HEAD, OPTIONS, PUT, DELETE, TRACE).
   bool all_methods = false;
   int max_attempts = 3;  // sends in all, 2..10
+  // 0..kMaxBodyBytes; 0 retries only requests without a body.
+  size_t max_body_bytes = 65536;
+  static constexpr size_t kMaxBodyBytes = 1 << 20;
   bool operator==(const RetryConfig&) const = default;
 };
 
+// Maps requests to a limit. All conditions must hold; an empty/unset
+// condition matches anything. Routes are tried in order; the first match
+// wins (see router.h).
 struct RouteConfig {
   // "api.example.com" (exact), "*.example.com" (any subdomain at any depth,
   // not the apex), or empty / "*" for any host. Compared case-insensitively.

@@ -95,6 +95,8 @@ void EmitRoute(YAML::Emitter& out, const RouteConfig& route) {
   out << YAML::Key << "methods" << YAML::Value
       << (route.retry.all_methods ? "all" : "idempotent");
   out << YAML::Key << "max_attempts" << YAML::Value << route.retry.max_attempts;
+  out << YAML::Key << "max_body_bytes" << YAML::Value
+      << route.retry.max_body_bytes;
   out << YAML::EndMap;
   out << YAML::EndMap;
 }

@@ -347,7 +347,7 @@ absl::Status ParseRateLimits(const YAML::Node& node, ProxyConfig* config) {
 absl::Status ParseRetry(const YAML::Node& node, absl::string_view path,
                         RetryConfig* retry) {
   return ForEachField(
-      node, path, {"on_throttle", "methods", "max_attempts"},
+      node, path, {"on_throttle", "methods", "max_attempts", "max_body_bytes"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "on_throttle") {
@@ -355,6 +355,10 @@ absl::Status ParseRetry(const YAML::Node& node, absl::string_view path,
         }
         if (key == "max_attempts") {
           return ReadInt(value, field, 2, 10, &retry->max_attempts);
+        }
+        if (key == "max_body_bytes") {
+          return ReadInt(value, field, 0, RetryConfig::kMaxBodyBytes,
+                         &retry->max_body_bytes);
         }
         std::string methods;
         absl::Status s = ReadString(value, field, &methods);

@@ -40,12 +40,12 @@ absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
                             ThrottleIgnoreRule* rule) {
   if (!node.IsMap()) {
     return FieldError(path, node,
-                      absl::StrCat("must be a map of status, header, value "
-                                   "(got ",
+                      absl::StrCat("must be a map of status, header, value, "
+                                   "body (got ",
                                    Got(node), ")"));
   }
   absl::Status status = ForEachField(
-      node, path, {"status", "header", "value"},
+      node, path, {"status", "header", "value", "body"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "status")
@@ -53,8 +53,9 @@ absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
         if (key == "header") {
           return ReadHeaderName(value, field, false, &rule->header);
         }
-        absl::Status s = ReadString(value, field, &rule->value);
-        if (s.ok() && !config_yaml::IsCleanUtf8(rule->value)) {
+        std::string* text = key == "value" ? &rule->value : &rule->body;
+        absl::Status s = ReadString(value, field, text);
+        if (s.ok() && !config_yaml::IsCleanUtf8(*text)) {
           return FieldError(field, value, "must be printable UTF-8");
         }
         return s;
@@ -64,10 +65,30 @@ absl::Status ReadIgnoreRule(const YAML::Node& node, absl::string_view path,
     return FieldError(absl::StrCat(path, ".value"), node,
                       "needs `header` (the value is matched in that header)");
   }
-  if (rule->status == 0 && rule->header.empty()) {
+  if (rule->status == 0 && rule->header.empty() && rule->body.empty()) {
     return FieldError(path, node,
-                      "must set `status` or `header` (an empty rule would "
-                      "ignore every throttle)");
+                      "must set `status`, `header` or `body` (an empty rule "
+                      "would ignore every throttle)");
+  }
+  return absl::OkStatus();
+}
+
+// A body marker longer than the bytes read ahead could never match.
+absl::Status CheckBodyMarkers(const YAML::Node& node, absl::string_view path,
+                              const ThrottleConfig& config) {
+  for (size_t i = 0; i < config.ignore.size(); ++i) {
+    const std::string& body = config.ignore[i].body;
+    if (body.size() <= config.body_peek_bytes) continue;
+    YAML::Node where = node;  // the marker itself when it can be found
+    const YAML::Node list = node["ignore"];
+    if (list && list.IsSequence() && i < list.size() && list[i].IsMap()) {
+      if (const YAML::Node field = list[i]["body"]) where = field;
+    }
+    return FieldError(
+        absl::StrCat(path, ".ignore[", i, "].body"), where,
+        absl::StrCat("is ", body.size(),
+                     " bytes, longer than body_peek_bytes (",
+                     config.body_peek_bytes, "): it could never match"));
   }
   return absl::OkStatus();
 }
@@ -83,10 +104,10 @@ absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
     out->enabled = on;
     return absl::OkStatus();
   }
-  return ForEachField(
+  absl::Status status = ForEachField(
       node, path,
       {"enabled", "statuses", "when_exhausted", "reset_style", "broadcast",
-       "resume_jitter", "ignore", "pause", "limit_window"},
+       "resume_jitter", "ignore", "body_peek_bytes", "pause", "limit_window"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "enabled") return ReadBool(value, field, &out->enabled);
@@ -114,6 +135,10 @@ absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
           out->limit_window = w;
           return s;
         }
+        if (key == "body_peek_bytes") {
+          return ReadInt(value, field, 1, ThrottleConfig::kMaxBodyPeekBytes,
+                         &out->body_peek_bytes);
+        }
         if (key == "ignore") {
           out->ignore.clear();
           return ForEachItem(
@@ -137,6 +162,8 @@ absl::Status ParseThrottleConfig(const YAML::Node& node, absl::string_view path,
         }
         return absl::OkStatus();
       });
+  if (!status.ok()) return status;
+  return CheckBodyMarkers(node, path, *out);
 }
 
 void EmitThrottleConfig(YAML::Emitter& out, const ThrottleConfig& t) {
@@ -171,9 +198,13 @@ void EmitThrottleConfig(YAML::Emitter& out, const ThrottleConfig& t) {
       out << YAML::Key << "value" << YAML::Value << YAML::DoubleQuoted
           << r.value;
     }
+    if (!r.body.empty()) {
+      out << YAML::Key << "body" << YAML::Value << YAML::DoubleQuoted << r.body;
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
+  out << YAML::Key << "body_peek_bytes" << YAML::Value << t.body_peek_bytes;
   const PauseSchedule::Options& p = t.pause;
   out << YAML::Key << "pause" << YAML::Value << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "default" << YAML::Value

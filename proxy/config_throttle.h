@@ -25,6 +25,8 @@ namespace sluice {
 //       - {status: 529}
 //       - {status: 429, header: stripe-rate-limited-reason,
 //          value: lock_timeout}
+//       - {status: 429, body: "\"code\":\"lock_timeout\""}
+//     body_peek_bytes: 4096       # read ahead for body rules, 1..65536
 //     pause: {default: 1s, max: 5m, backoff: 2, probe_timeout: 2s,
 //             ramp: 5s, ramp_start: 0.1}
 //

@@ -1,6 +1,7 @@
 #ifndef SLUICE_PROXY_HTTP_RELAY_H_
 #define SLUICE_PROXY_HTTP_RELAY_H_
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,6 +12,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <iterator>
 #include <vector>
 
 #include "common/clock.h"
@@ -32,15 +34,17 @@ struct RelayError {
 };
 
 // Streams a message whose head has been parsed by `p` from `from` to `to`
-// through the bounded buffer `buf`: writes the head, then the body in
-// pieces as they arrive, letting the serializer re-frame it (chunked or
-// Content-Length). Every operation has its own deadline.
+// through the bounded buffer `buf`: writes the head, then `prefix` (body
+// bytes already read through `p`, e.g. by ReadBodyPrefix; may be the whole
+// body), then the rest of the body in pieces as they arrive, letting the
+// serializer re-frame it (chunked or Content-Length). Every operation has
+// its own deadline. `body_bytes` counts the bytes read here (not prefix).
 template <bool isRequest>
 boost::asio::awaitable<RelayError> RelayMessage(
     boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
     boost::beast::tcp_stream& to, RelayBuffer buf, Duration idle,
-    uint64_t& body_bytes, bool head_only) {
+    uint64_t& body_bytes, bool head_only, RelayBuffer prefix = {nullptr, 0}) {
   auto& body = p.get().body();
   body.data = nullptr;
   body.size = 0;
@@ -52,6 +56,16 @@ boost::asio::awaitable<RelayError> RelayMessage(
       to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
   if (hec) co_return RelayError{hec, false};
   if (head_only) co_return RelayError{};
+  if (prefix.size() > 0) {
+    body.data = prefix.data();
+    body.size = prefix.size();
+    body.more = !p.is_done();
+    to.expires_after(idle);
+    auto [wec, wn] = co_await boost::beast::http::async_write(
+        to, sr, boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (wec == boost::beast::http::error::need_buffer) wec = {};
+    if (wec) co_return RelayError{wec, false};
+  }
   while (!p.is_done()) {
     body.data = buf.data();
     body.size = buf.size();
@@ -88,6 +102,59 @@ boost::asio::awaitable<RelayError> RelayMessage(
     if (wec) co_return RelayError{wec, false};
   }
   co_return RelayError{};
+}
+
+// What ReadBodyPrefix read.
+struct PrefixRead {
+  boost::beast::error_code ec;  // reading `from` failed (timeout: timeout)
+  size_t size = 0;              // body bytes now at the start of `dst`
+};
+
+// Reads the start of the body of a message whose head has been parsed by
+// `p` into `dst`, with chunked framing removed: stops when `dst` is full or
+// the body has ended (p.is_done(); at once for a message without a body).
+// The bytes are consumed from `p`: relay them with RelayMessage's prefix.
+// `timeout` bounds every read when `per_read`, else the whole call.
+//
+// The parser adds the trailer fields of a chunked body to the head; they
+// are removed again, so that the head written afterwards is the one that
+// was read (RelayMessage, which writes the head first, never sends them).
+template <bool isRequest>
+boost::asio::awaitable<PrefixRead> ReadBodyPrefix(
+    boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
+    RelayBuffer dst, Duration timeout, bool per_read) {
+  auto& body = p.get().body();
+  auto& fields = p.get().base();
+  std::vector<const void*> head_fields;
+  if (p.chunked()) {
+    for (const auto& f : fields) head_fields.push_back(&f);
+  }
+  PrefixRead out;
+  if (!per_read) from.expires_after(timeout);
+  while (!p.is_done() && out.size < dst.size()) {
+    body.data = dst.data() + out.size;
+    body.size = dst.size() - out.size;
+    if (per_read) from.expires_after(timeout);
+    auto [ec, n] = co_await boost::beast::http::async_read_some(
+        from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
+    out.size = dst.size() - body.size;
+    if (ec == boost::beast::http::error::need_buffer) ec = {};
+    if (ec) {
+      out.ec = ec;
+      break;
+    }
+  }
+  body.data = nullptr;
+  body.size = 0;
+  if (p.chunked() && p.is_done()) {
+    for (auto it = fields.begin(); it != fields.end();) {
+      const bool trailer = std::find(head_fields.begin(), head_fields.end(),
+                                     &*it) == head_fields.end();
+      it = trailer ? fields.erase(it) : std::next(it);
+    }
+  }
+  co_return out;
 }
 
 }  // namespace sluice

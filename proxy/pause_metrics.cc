@@ -21,6 +21,10 @@ auto& Reg(Builder b, const char* name, const char* help,
   return b.Name(name).Help(help).Register(registry);
 }
 
+constexpr const char* kRetrySkipReasons[] = {"method", "body", "attempts",
+                                             "deadline"};
+constexpr const char* kBodyPeekResults[] = {"marker", "no_marker", "failed"};
+
 constexpr PauseSchedule::Phase kPhases[] = {
     PauseSchedule::Phase::kRunning, PauseSchedule::Phase::kPaused,
     PauseSchedule::Phase::kProbing, PauseSchedule::Phase::kRamping};
@@ -53,6 +57,16 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
                    "Throttled requests sent again after the pause "
                    "(transparent retry).",
                    r)),
+      retry_skipped_(Reg(prometheus::BuildCounter(),
+                         "sluice_proxy_pause_retry_skipped_total",
+                         "Throttled requests on a retry route that were not "
+                         "sent again, by reason.",
+                         r)),
+      body_peeks_(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_throttle_body_peeks_total",
+                      "Throttle bodies read ahead for an ignore rule's "
+                      "marker, by result.",
+                      r)),
       probes_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_probes_total",
                   "Resume probes sent after a pause.", r)),
       phase_(Reg(prometheus::BuildGauge(), "sluice_proxy_pause_phase",
@@ -65,6 +79,12 @@ void PauseMetrics::RegisterLimit(std::string_view limit) {
   held_.Add({{"limit", l}});
   shed_.Add({{"limit", l}});
   retried_.Add({{"limit", l}});
+  for (const char* reason : kRetrySkipReasons) {
+    retry_skipped_.Add({{"limit", l}, {"reason", reason}});
+  }
+  for (const char* result : kBodyPeekResults) {
+    body_peeks_.Add({{"limit", l}, {"result", result}});
+  }
   probes_.Add({{"limit", l}});
   for (PauseSchedule::Phase p : kPhases) {
     phase_.Add({{"limit", l}, {"phase", std::string(PausePhaseName(p))}})
@@ -100,6 +120,19 @@ void PauseMetrics::OnShed(std::string_view limit) {
 
 void PauseMetrics::OnRetried(std::string_view limit) {
   retried_.Add({{"limit", std::string(limit)}}).Increment();
+}
+
+void PauseMetrics::OnRetrySkipped(std::string_view limit,
+                                  std::string_view reason) {
+  retry_skipped_
+      .Add({{"limit", std::string(limit)}, {"reason", std::string(reason)}})
+      .Increment();
+}
+
+void PauseMetrics::OnBodyPeek(std::string_view limit, std::string_view result) {
+  body_peeks_
+      .Add({{"limit", std::string(limit)}, {"result", std::string(result)}})
+      .Increment();
 }
 
 void PauseMetrics::SetBucketState(std::string_view limit, uint64_t probes_total,

@@ -31,6 +31,12 @@ namespace sluice {
 //     their deadline fell inside a pause
 //   sluice_proxy_pause_retried_total{limit}  throttled requests sent again
 //     (transparent retry)
+//   sluice_proxy_pause_retry_skipped_total{limit, reason}  throttled
+//     requests on a retry route not sent again (reason: method, body,
+//     attempts, deadline)
+//   sluice_proxy_throttle_body_peeks_total{limit, result}  throttle bodies
+//     read ahead for an ignore rule's marker (result: marker, no_marker,
+//     failed)
 //   sluice_proxy_pause_probes_total{limit}  resume probes sent
 //   sluice_proxy_pause_phase{limit, phase}  1 for the phase of the limit's
 //     bucket (unkeyed limits)
@@ -47,6 +53,8 @@ class PauseMetrics {
   void OnHeld(std::string_view limit);
   void OnShed(std::string_view limit);
   void OnRetried(std::string_view limit);
+  void OnRetrySkipped(std::string_view limit, std::string_view reason);
+  void OnBodyPeek(std::string_view limit, std::string_view result);
   // Brings the probe counter up to `total` and sets the phase gauge.
   void SetBucketState(std::string_view limit, uint64_t probes_total,
                       PauseSchedule::Phase phase);
@@ -58,6 +66,8 @@ class PauseMetrics {
   prometheus::Family<prometheus::Counter>& held_;
   prometheus::Family<prometheus::Counter>& shed_;
   prometheus::Family<prometheus::Counter>& retried_;
+  prometheus::Family<prometheus::Counter>& retry_skipped_;
+  prometheus::Family<prometheus::Counter>& body_peeks_;
   prometheus::Family<prometheus::Counter>& probes_;
   prometheus::Family<prometheus::Gauge>& phase_;
 };

@@ -262,7 +262,6 @@ asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
       rs.limiter = keyed ? keyed : lr->shared;
       rs.cost = cost;
       rs.deadline = rs.start + max_wait;
-      rs.had_body = rs.body_pending;
     }
     if (paused_at_entry) ctx_.pause_metrics->OnHeld(rs.limit);
     co_return true;

@@ -7,10 +7,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "proxy/proxy_context.h"
 
@@ -55,15 +58,39 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<bool> SendLimited(RequestState& rs, std::string reason,
                                            Duration retry_after);
   void Finish(RequestState& rs);
-  // Whether a throttled request may be sent again (the route's retry
-  // settings, its method, no body, attempts and deadline left).
-  bool RetryAllowed(const RequestState& rs, boost::beast::http::verb method,
-                    int sends) const;
-  // Feeds an upstream response head to the admitted bucket's pause state
-  // (docs/pause.md): a throttle pauses it (returns true), anything else may
-  // end its probe.
-  bool NoteUpstreamAnswer(RequestState& rs,
-                          const boost::beast::http::response_header<>& head);
+
+  // The pause's side of forwarding (session_retry.cc, docs/pause.md).
+  //
+  // Whether the request body is read into memory before it is sent, so that
+  // a throttled request can be sent again: a route with transparent retry,
+  // a method it retries, and a Content-Length within retry.max_body_bytes
+  // (or a chunked body, which may turn out to fit).
+  bool WantsBodyCopy(const RequestState& rs) const;
+  // Reads the request body into rs.body_copy, at most max_body_bytes + 1
+  // bytes, with the body_idle timeout on each read. When all of it fit, the
+  // body is no longer pending; otherwise body_copy holds its start.
+  boost::asio::awaitable<boost::beast::error_code> CopyRequestBody(
+      RequestState& rs);
+  // Why a throttled request is not sent again: "off" (not a retry route),
+  // "method", "body" (streamed without a copy), "attempts" or "deadline";
+  // "" when it is.
+  std::string_view RetryRefusal(const RequestState& rs,
+                                boost::beast::http::verb method,
+                                int sends) const;
+  struct UpstreamAnswer {
+    bool throttled = false;
+    boost::beast::error_code body_ec;  // reading the body's start failed
+  };
+  // Feeds an upstream response to the admitted bucket's pause state: a
+  // throttle pauses it, anything else may end its probe. When an ignore
+  // rule's body marker could excuse a throttle, the body's first
+  // throttle.body_peek_bytes are read into rs.response_prefix first (within
+  // the upstream_response timeout) and classified with the head.
+  boost::asio::awaitable<UpstreamAnswer> NoteUpstreamAnswer(
+      RequestState& rs, boost::beast::tcp_stream& up,
+      boost::beast::flat_buffer& up_buf,
+      boost::beast::http::response_parser<boost::beast::http::buffer_body>&
+          resp);
   // Passes a limit stated by an ordinary response's headers to the bucket
   // (learned limits, docs/pause.md).
   void NoteStatedLimit(RequestState& rs,

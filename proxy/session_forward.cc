@@ -1,14 +1,15 @@
 // Session::HandleForward: forwarding of absolute-form requests. Dials (or
 // reuses) the origin, rewrites the head, relays the body both ways, and
-// handles 100-continue and a pooled connection the origin had closed.
+// handles 100-continue, a pooled connection the origin had closed, and the
+// transparent retry of a throttled request (session_retry.cc).
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 
-#include "absl/strings/ascii.h"
-#include "absl/time/clock.h"
 #include "proxy/bucket_throttle.h"
 #include "proxy/http_head.h"
 #include "proxy/http_relay.h"
@@ -20,82 +21,9 @@
 #include "proxy/resolver.h"
 #include "proxy/session.h"
 #include "proxy/session_request.h"
-#include "proxy/throttle_rules.h"
 #include "proxy/upstream_pool.h"
 
 namespace sluice {
-
-bool Session::RetryAllowed(const RequestState& rs, http::verb method,
-                           int sends) const {
-  if (!rs.route_index || rs.had_body || !rs.limiter) return false;
-  const RetryConfig& retry = ctx_.config->routes[*rs.route_index].retry;
-  if (!retry.on_throttle || sends >= retry.max_attempts) return false;
-  if (!retry.all_methods) {
-    switch (method) {
-      case http::verb::get:
-      case http::verb::head:
-      case http::verb::options:
-      case http::verb::put:
-      case http::verb::delete_:
-      case http::verb::trace:
-        break;
-      default:
-        return false;
-    }
-  }
-  return ctx_.clock->Now() < rs.deadline;
-}
-
-bool Session::NoteUpstreamAnswer(RequestState& rs,
-                                 const http::response_header<>& head) {
-  const ThrottleConfig& tc = rs.limit_rt->config->throttle;
-  const TimePoint now = ctx_.clock->Now();
-  const int code = static_cast<int>(head.result_int());
-  if (!MayBeThrottle(tc, code)) {
-    rs.throttle->OnAnswered(rs.admitted_at, now);
-    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, head);
-    return false;
-  }
-  std::vector<HeaderRef> headers;
-  headers.reserve(24);
-  for (const auto& f : head) {
-    headers.push_back(HeaderRef{Sv(f.name_string()), Sv(f.value())});
-  }
-  const ThrottleVerdict v = ClassifyResponse(tc, code, headers, absl::Now());
-  if (!v.throttled()) {
-    if (v.kind == ThrottleVerdict::Kind::kIgnored) {
-      ctx_.pause_metrics->OnThrottle(rs.limit, "ignored");
-    }
-    rs.throttle->OnAnswered(rs.admitted_at, now);
-    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, head);
-    return false;
-  }
-  ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);
-  rs.throttle->OnThrottled(static_cast<uint32_t>(code), v.hint, v.reason,
-                           v.kind == ThrottleVerdict::Kind::kBroadcast,
-                           rs.admitted_at, now, v.limit, v.window);
-  return true;
-}
-
-void Session::NoteStatedLimit(RequestState& rs,
-                              const http::response_header<>& head) {
-  std::vector<HeaderRef> headers;
-  for (const auto& f : head) {
-    // Only limit headers matter: skip the parse when there are none.
-    if (beast::string_view name = f.name_string();
-        name.size() >= 9 &&
-        absl::AsciiStrToLower(absl::string_view(name.data(), name.size()))
-                .find("ratelimit") != std::string::npos) {
-      headers.push_back(HeaderRef{Sv(name), Sv(f.value())});
-    }
-  }
-  if (headers.empty()) return;
-  if (auto stated =
-          StatedLimitOf(rs.limit_rt->config->throttle, headers, absl::Now())) {
-    rs.throttle->NoteStatedLimit(BucketThrottle::StatedLimit{
-        .limit = stated->limit, .window = stated->window});
-  }
-}
 
 asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   auto& req = rs.parser->get();
@@ -154,6 +82,7 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   // Each pass sends the request once; a throttled answer on a route with
   // transparent retry waits out the pause in the limit's queue and goes
   // around again (docs/pause.md).
+  const bool copy_body = WantsBodyCopy(rs);
   for (int sends = 1;; ++sends) {
     const TimePoint sent_at = ctx_.clock->Now();
     for (int attempt = 0;; ++attempt) {
@@ -167,9 +96,21 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
             co_await asio::async_write(stream_, asio::buffer(k100), kNoThrow);
         if (cec) co_return false;
       }
-      RelayError re = co_await RelayMessage<true>(
-          stream_, buffer_, *rs.parser, *up, buf,
-          ctx_.config->timeouts.body_idle, rs.bytes_in, false);
+      RelayError re;
+      if (copy_body && sends == 1 && attempt == 0) {
+        // Keep the body for a transparent retry (docs/pause.md).
+        re.ec = co_await CopyRequestBody(rs);
+        re.reading = true;
+      }
+      if (!re.ec) {
+        // A full copy is sent again on each pass; a body that did not fit
+        // (its start is in the copy) streams once and is never retried.
+        if (rs.body_pending) rs.body_streamed = true;
+        RelayBuffer copy{rs.body_copy.data(), rs.body_copy.size()};
+        re = co_await RelayMessage<true>(stream_, buffer_, *rs.parser, *up, buf,
+                                         ctx_.config->timeouts.body_idle,
+                                         rs.bytes_in, false, copy);
+      }
       if (re.ec) {
         if (re.reading) {
           rs.outcome = re.ec == beast::error::timeout
@@ -244,9 +185,33 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
     }
     rs.upstream_time = ctx_.clock->Now() - sent_at;
     ctx_.metrics->OnUpstreamStatus(resp->get().result_int());
-    const bool throttled =
-        rs.throttle && NoteUpstreamAnswer(rs, resp->get().base());
-    if (!throttled || !RetryAllowed(rs, req.method(), sends)) break;
+    UpstreamAnswer answer;
+    if (rs.throttle) {
+      answer = co_await NoteUpstreamAnswer(rs, *up, up_buf, *resp);
+    }
+    std::string_view refusal = "off";
+    if (answer.throttled) {
+      refusal = RetryRefusal(rs, req.method(), sends);
+      if (!refusal.empty() && refusal != "off") {
+        ctx_.pause_metrics->OnRetrySkipped(rs.limit, refusal);
+      }
+    }
+    if (!answer.throttled || !refusal.empty()) {
+      if (answer.body_ec) {
+        // The start of a throttle's body, read to look for a marker, did
+        // not arrive: nothing has been sent to the client yet.
+        const bool timeout = answer.body_ec == beast::error::timeout;
+        rs.outcome = timeout ? RequestOutcome::kUpstreamTimeout
+                             : RequestOutcome::kUpstreamError;
+        const unsigned st = timeout ? 504 : 502;
+        std::string reason = timeout ? "upstream_timeout" : "upstream_response";
+        std::string detail =
+            "reading the response body: " + answer.body_ec.message();
+        co_return co_await SendError(rs, st, std::move(reason),
+                                     std::move(detail));
+      }
+      break;
+    }
     // Retry: drop this connection (the throttle's body is not wanted), queue
     // behind the pause, then send again on a fresh connection.
     ctx_.pause_metrics->OnRetried(rs.limit);
@@ -305,9 +270,12 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   res.keep_alive(rs.client_keep_alive);
   rs.outcome = RequestOutcome::kForwarded;
 
+  // A throttle's body start read to look for a marker goes out first.
+  rs.bytes_out += rs.response_prefix.size();
+  RelayBuffer prefix{rs.response_prefix.data(), rs.response_prefix.size()};
   RelayError re = co_await RelayMessage<false>(*up, up_buf, *resp, stream_, buf,
                                                ctx_.config->timeouts.body_idle,
-                                               rs.bytes_out, no_body);
+                                               rs.bytes_out, no_body, prefix);
   if (re.ec) {
     // The head is already on its way to the client: all we can do is close.
     rs.outcome = re.reading ? (re.ec == beast::error::timeout

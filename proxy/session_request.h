@@ -59,12 +59,20 @@ struct RequestState {
   std::shared_ptr<BucketThrottle> throttle;
   TimePoint admitted_at{};
   // What a transparent retry needs to queue again: the limiter (kept alive:
-  // a per-key one may be evicted otherwise), the cost, the deadline of the
-  // request's max wait, and whether it had a body (never retried).
+  // a per-key one may be evicted otherwise), the cost and the deadline of
+  // the request's max wait.
   std::shared_ptr<RateLimiter> limiter;
   double cost = 1;
   TimePoint deadline{};
-  bool had_body = false;
+  // The request body read into memory (retry routes, at most
+  // retry.max_body_bytes + 1 bytes): all of it, sent again on each pass, or
+  // the start of a body too large to keep, relayed once before the rest.
+  std::string body_copy;
+  // A body went (or is going) upstream without a full copy: never retried.
+  bool body_streamed = false;
+  // The first bytes of a throttle's body, read to look for an ignore rule's
+  // marker (throttle.body_peek_bytes at most); relayed before the rest.
+  std::string response_prefix;
   // x-sluice-quota for every response to this request; "" when the limit
   // is not leased. Points at a static string (LeaseModeName).
   std::string_view quota_mode;

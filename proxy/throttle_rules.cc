@@ -12,6 +12,7 @@ bool Contains(const std::vector<int>& list, int status) {
   return std::find(list.begin(), list.end(), status) != list.end();
 }
 
+// The status and header conditions of `rule` (not its body marker).
 bool Matches(const ThrottleIgnoreRule& rule, int status,
              std::span<const HeaderRef> headers) {
   if (rule.status != 0 && rule.status != status) return false;
@@ -31,6 +32,23 @@ bool Matches(const ThrottleIgnoreRule& rule, int status,
   return false;
 }
 
+// Whether body markers can be looked for: no Content-Encoding, or only
+// "identity". Anything else (gzip, br, a list) is not decoded.
+bool BodyIsPlain(std::span<const HeaderRef> headers) {
+  for (const HeaderRef& h : headers) {
+    if (!absl::EqualsIgnoreCase(absl::string_view(h.name.data(), h.name.size()),
+                                "content-encoding")) {
+      continue;
+    }
+    const absl::string_view coding = absl::StripAsciiWhitespace(
+        absl::string_view(h.value.data(), h.value.size()));
+    if (!coding.empty() && !absl::EqualsIgnoreCase(coding, "identity")) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool MayBeThrottle(const ThrottleConfig& config, int status) {
@@ -40,7 +58,8 @@ bool MayBeThrottle(const ThrottleConfig& config, int status) {
 
 ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
                                  std::span<const HeaderRef> headers,
-                                 absl::Time now) {
+                                 absl::Time now,
+                                 std::optional<std::string_view> body) {
   ThrottleVerdict v;
   if (!MayBeThrottle(config, status)) return v;
   const RateLimitHint hint = ParseRateLimitHeaders(
@@ -52,10 +71,28 @@ ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
     const bool exhausted = hint.remaining.has_value() && *hint.remaining <= 0;
     if (!exhausted || !pause.has_value()) return v;
   }
+  // Rules without a body marker first: they need nothing more.
+  bool body_rule_applies = false;
   for (const ThrottleIgnoreRule& rule : config.ignore) {
-    if (Matches(rule, status, headers)) {
+    if (!Matches(rule, status, headers)) continue;
+    if (rule.body.empty()) {
       v.kind = ThrottleVerdict::Kind::kIgnored;
       return v;
+    }
+    body_rule_applies = true;
+  }
+  if (body_rule_applies && BodyIsPlain(headers)) {
+    if (!body.has_value()) {
+      v.wants_body = true;
+    } else {
+      body = body->substr(0, std::min(body->size(), config.body_peek_bytes));
+      for (const ThrottleIgnoreRule& rule : config.ignore) {
+        if (!rule.body.empty() && Matches(rule, status, headers) &&
+            body->find(std::string_view(rule.body)) != std::string_view::npos) {
+          v.kind = ThrottleVerdict::Kind::kIgnored;
+          return v;
+        }
+      }
     }
   }
   v.kind = config.broadcast ? ThrottleVerdict::Kind::kBroadcast

@@ -4,6 +4,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -30,6 +31,10 @@ struct ThrottleVerdict {
   // The limit the headers stated (limit per window), for learned limits.
   std::optional<double> limit;
   std::optional<Duration> window;
+  // Classified without the body: a throttle that an ignore rule with a
+  // `body` marker could still excuse. The caller reads up to
+  // body_peek_bytes of the body and classifies again with them.
+  bool wants_body = false;
   bool throttled() const {
     return kind == Kind::kLocal || kind == Kind::kBroadcast;
   }
@@ -44,9 +49,16 @@ bool MayBeThrottle(const ThrottleConfig& config, int status);
 // nothing remains and when it comes back; an `ignore` rule that matches
 // makes it kIgnored. `now` is the local wall-clock time (the headers'
 // absolute times are read against the response's Date when present).
-ThrottleVerdict ClassifyResponse(const ThrottleConfig& config, int status,
-                                 std::span<const HeaderRef> headers,
-                                 absl::Time now);
+//
+// `body` is the first bytes of the response body (chunked framing removed)
+// when they were read, nullopt when not: rules with a `body` marker then do
+// not match, and the verdict says whether reading them could change it
+// (wants_body). A body with a Content-Encoding other than identity is never
+// matched (the marker would be looked for in compressed bytes).
+ThrottleVerdict ClassifyResponse(
+    const ThrottleConfig& config, int status,
+    std::span<const HeaderRef> headers, absl::Time now,
+    std::optional<std::string_view> body = std::nullopt);
 
 // A limit an ordinary response's headers state: `limit` requests per
 // `window`.

@@ -10,10 +10,12 @@ Pieces:
   * QuotaServer: the same for sluice-quota-server ($SLUICE_QUOTA_BIN), with
     kill() / restart() on the same ports.
   * RateLimitedUpstream: a local HTTP/1.1 origin that enforces its own rate
-    limit (429 + Retry-After beyond it) and records every request.
+    limit (429 + Retry-After beyond it), answers chosen paths with scripted
+    replies, and records every request.
   * TlsUpstream: the same origin behind TLS with a throwaway certificate.
-  * raw_request / slow_send / open_tunnel: raw sockets for malformed input,
-    slowloris and CONNECT; replies are parsed with http.client.
+  * raw_request / slow_send / open_tunnel / read_head: raw sockets for
+    malformed input, slowloris, CONNECT and interim responses; replies are
+    parsed with http.client.
   * admin_get, run_curl, proxied_session, wait_until, ProxyTestCase.
 """
 
@@ -177,6 +179,18 @@ class RecordedRequest:
         return {k.lower() for k, _ in self.headers}
 
 
+@dataclass
+class ScriptedReply:
+    """A reply chosen by the test for one path (RateLimitedUpstream.script)."""
+    status: int
+    headers: list = field(default_factory=list)  # [(name, value)]
+    body: bytes = b""
+    chunk_size: int = 0         # > 0: chunked, in pieces of this size
+    stall_after: int = None     # send only this many body bytes, then hang
+    stall_seconds: float = 5.0  # for stall_after; then the connection closes
+    trailers: list = field(default_factory=list)  # chunked: trailer fields
+
+
 class _BadBody(Exception):
     """The request body's framing is malformed."""
 
@@ -284,6 +298,36 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
+    def _send_scripted(self, reply):
+        self.send_response(reply.status)
+        for k, v in reply.headers:
+            self.send_header(k, v)
+        if reply.chunk_size > 0:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command == "HEAD" or reply.status in (204, 304):
+            self.wfile.flush()
+            return
+        if reply.stall_after is not None:
+            self.wfile.write(reply.body[:reply.stall_after])
+            self.wfile.flush()
+            self.server.upstream._stop.wait(reply.stall_seconds)
+            self.close_connection = True
+            return
+        if reply.chunk_size > 0:
+            n = reply.chunk_size
+            for i in range(0, len(reply.body), n):
+                piece = reply.body[i:i + n]
+                self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            self.wfile.write(b"0\r\n" + b"".join(
+                ("%s: %s\r\n" % kv).encode("latin-1")
+                for kv in reply.trailers) + b"\r\n")
+        else:
+            self.wfile.write(reply.body)
+        self.wfile.flush()
+
     def _handle(self):
         up = self.server.upstream
         t = up._clock()
@@ -312,6 +356,12 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
                 return
             record.body_length = len(body)
             record.body_sha256 = hashlib.sha256(body).hexdigest()
+            scripted = up._scripted_reply(record.path)
+            if scripted is not None:
+                record.status = scripted.status
+                up._record(record)
+                self._send_scripted(scripted)
+                return
             banned = up._ban_response(t)
             if banned is not None:
                 status, headers = banned
@@ -501,6 +551,8 @@ class RateLimitedUpstream:
       /bytes/<n>       n bytes (see expected_bytes) with chunked encoding
       /slow/<ms>       waits ms before the response head
       anything else    200 "hello from upstream\\n"
+    script(path, ...) makes every request for exactly `path` get a reply
+    chosen by the test instead (before any ban or limit).
     A path or query containing "no-100" never sends 100 Continue.
 
     Thread-safe counters: connections_accepted, requests_started, in_flight,
@@ -517,6 +569,7 @@ class RateLimitedUpstream:
         self._limit_args = (rate, period, burst, algorithm)
         self._limiter = self._make_limiter()
         self._ban = None
+        self._scripts = {}
         self._conns = set()
         # Extra headers of the default 200 answer, e.g. the limit it states.
         self.ok_headers = []
@@ -581,7 +634,8 @@ class RateLimitedUpstream:
             return self.connections_accepted + self.requests_started
 
     def reset(self):
-        """Clears records and counters and refills the limiter."""
+        """Clears records, counters and scripted replies and refills the
+        limiter."""
         with self._lock:
             self.connections_accepted = 0
             self.requests_started = 0
@@ -591,6 +645,23 @@ class RateLimitedUpstream:
             self.incomplete = []
             self._limiter = self._make_limiter()
             self._ban = None
+            self._scripts = {}
+
+    def script(self, path, status, body=b"", headers=(), chunk_size=0,
+               stall_after=None, stall_seconds=5.0, trailers=()):
+        """Answers every request whose path is exactly `path` with `status`,
+        `headers` and `body` (Content-Length, or chunked in `chunk_size`
+        pieces, followed by `trailers`), until reset(). With `stall_after`,
+        only that many body bytes are sent; the connection then hangs for
+        `stall_seconds` and closes. HEAD, 204 and 304 get the head alone."""
+        with self._lock:
+            self._scripts[path] = ScriptedReply(
+                status, list(headers), bytes(body), chunk_size, stall_after,
+                stall_seconds, list(trailers))
+
+    def _scripted_reply(self, path):
+        with self._lock:
+            return self._scripts.get(path)
 
     def close(self):
         self._stop.set()
@@ -1310,6 +1381,13 @@ def open_tunnel(port, target, version="HTTP/1.1", headers=(), timeout=10.0,
         sock.close()
         raise
     return sock, resp
+
+
+def read_head(sock, timeout=10.0):
+    """Reads one response head (an interim 100 Continue, say) byte by byte,
+    leaving whatever follows it in the socket. Returns its raw bytes (short
+    of the final CRLF CRLF when the connection ended or timed out)."""
+    return _read_head_unbuffered(sock, timeout).raw
 
 
 def _read_head_unbuffered(sock, timeout):

@@ -296,6 +296,44 @@ class UpstreamTest(unittest.TestCase):
         self.assertEqual((status, body), (204, b""))
         self.assertEqual(self.up.status_counts, {503: 1, 204: 1})
 
+    def test_scripted_replies_win_over_a_ban_until_reset(self):
+        body = b'{"code": "lock_timeout"}' + bytes(range(256)) * 20
+        self.up.script("/s/cl", 429, body, [("Retry-After", "3")])
+        self.up.script("/s/chunked", 429, body, chunk_size=7,
+                       trailers=[("X-T", "1")])
+        self.up.ban(5)
+        status, headers, got = self.request("GET", "/s/cl")
+        self.assertEqual((status, got), (429, body))
+        self.assertEqual(headers["Retry-After"], "3")
+        self.assertEqual(headers["Content-Length"], str(len(body)))
+        resp = h.raw_request(self.up.port,
+                             b"GET /s/chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((resp.status, resp.body), (429, body))
+        self.assertEqual(resp.headers["Transfer-Encoding"], "chunked")
+        self.assertIn(b"\r\n7\r\n", resp.raw)
+        self.assertTrue(resp.raw.endswith(b"\r\n0\r\nX-T: 1\r\n\r\n"))
+        resp = h.raw_request(self.up.port,
+                             b"HEAD /s/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((resp.status, resp.body), (429, b""))
+        self.assertEqual(self.request("GET", "/other")[0], 429)  # the ban
+        self.assertEqual([r.status for r in self.up.snapshot()],
+                         [429, 429, 429, 429])
+        self.up.reset()
+        self.assertEqual(self.request("GET", "/s/cl")[0], 200)
+
+    def test_scripted_stall_sends_part_of_the_body_then_hangs(self):
+        self.up.script("/s/stall", 200, b"x" * 100, stall_after=10,
+                       stall_seconds=0.5)
+        with h.connect(self.up.port) as sock:
+            sock.sendall(b"GET /s/stall HTTP/1.1\r\nHost: x\r\n\r\n")
+            start = time.monotonic()
+            resp = h.read_response(sock, timeout=5)
+            took = time.monotonic() - start
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.body, b"x" * 10)
+        self.assertTrue(resp.eof)  # closed mid-body
+        self.assertGreaterEqual(took, 0.45)
+
     def test_slow_delays_the_head(self):
         start = time.monotonic()
         status, _, body = self.request("GET", "/slow/300")

@@ -64,6 +64,20 @@ class FleetPauseTest(h.ProxyTestCase):
             return st is not None and not st["pauses"]
         self.assertTrue(h.wait_until(running, 15), "pause never ended")
 
+    def pause_starts(self, since):
+        """([local pause starts], [each sidecar's pause start or None]),
+        counting starts at or after `since` (Unix time)."""
+        local, paused = [], []
+        for p in self.proxies:
+            times = {o: tq.metric(p, "sluice_proxy_pause_started_seconds",
+                                  '{limit="api",origin="%s"}' % o)
+                     for o in ("local", "remote")}
+            mine = [t for t in times.values() if t is not None and t >= since]
+            paused.append(min(mine) if mine else None)
+            if times["local"] is not None and times["local"] >= since:
+                local.append(times["local"])
+        return local, paused
+
     def run_ban(self, dialect):
         self.wait_running()
         self.up.reset()
@@ -78,6 +92,8 @@ class FleetPauseTest(h.ProxyTestCase):
             self.assertTrue(h.wait_until(
                 lambda: self.up.ban_window is not None, 5), "ban never began")
             start, end = self.up.ban_window
+            time.sleep(max(0, start + BAN / 2 - time.monotonic()))
+            starts = self.pause_starts(wall0)
             time.sleep(max(0, end - time.monotonic()))
             # Dialects with absolute times pause up to the next whole second
             # and more (HTTP-dates have no fraction): wait for the fleet to
@@ -109,19 +125,11 @@ class FleetPauseTest(h.ProxyTestCase):
         # The server saw one pause for this ban, and says where it came from.
         st = self.quota.resource_status("api")
         self.assertTrue(st["pauses_total"], st)
-        # Every sidecar's pause started during the ban, by its own clock: the
-        # first throttle read locally, the others no earlier (from the
-        # server, or from a throttle of their own).
-        local, paused = [], []
-        for p in self.proxies:
-            times = [tq.metric(p, "sluice_proxy_pause_started_seconds",
-                               '{limit="api",origin="%s"}' % o)
-                     for o in ("local", "remote")]
-            mine = [t for t in times if t is not None and t >= wall0]
-            self.assertTrue(mine, "%s: a sidecar never paused" % dialect)
-            paused.append(min(mine))
-            if times[0] is not None and times[0] >= wall0:
-                local.append(times[0])
+        # Halfway through the ban every sidecar's pause had started, by its
+        # own clock: the first throttle read locally, the others no earlier
+        # (from the server, or from a throttle of their own).
+        local, paused = starts
+        self.assertNotIn(None, paused, "%s: a sidecar never paused" % dialect)
         self.assertTrue(local, "%s: nobody paused on its own" % dialect)
         self.assertLessEqual(min(local), min(paused))
 

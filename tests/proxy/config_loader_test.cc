@@ -232,6 +232,9 @@ rate_limits:
       ignore:
         - {status: 529}
         - {status: 429, header: Stripe-Rate-Limited-Reason, value: lock_timeout}
+        - {status: 429, body: "\"code\": \"lock_timeout\""}
+        - {body: 'THROTTLED \ é'}
+      body_peek_bytes: 65536
       pause: {default: 3s, max: 1m, backoff: 1.5, probe_timeout: 1s,
               ramp: 0s, ramp_start: 1}
 routes:
@@ -239,7 +242,8 @@ routes:
     path_prefix: /
     methods: [get, Post, PURGE]
     limit: slow
-    retry: {on_throttle: true, methods: all, max_attempts: 4}
+    retry: {on_throttle: true, methods: all, max_attempts: 4,
+            max_body_bytes: 1048576}
   - {}
 )";
 
@@ -295,12 +299,17 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_FALSE(t.broadcast);
   EXPECT_EQ(t.resume_jitter, Duration::zero());
   EXPECT_EQ(t.limit_window, minutes(1));
-  ASSERT_EQ(t.ignore.size(), 2u);
+  ASSERT_EQ(t.ignore.size(), 4u);
   EXPECT_EQ(t.ignore[0], (ThrottleIgnoreRule{.status = 529}));
   EXPECT_EQ(t.ignore[1],
             (ThrottleIgnoreRule{.status = 429,
                                 .header = "Stripe-Rate-Limited-Reason",
                                 .value = "lock_timeout"}));
+  EXPECT_EQ(t.ignore[2],
+            (ThrottleIgnoreRule{.status = 429,
+                                .body = "\"code\": \"lock_timeout\""}));
+  EXPECT_EQ(t.ignore[3], (ThrottleIgnoreRule{.body = "THROTTLED \\ \xc3\xa9"}));
+  EXPECT_EQ(t.body_peek_bytes, 65536u);
   EXPECT_EQ(t.pause.default_pause, seconds(3));
   EXPECT_EQ(t.pause.max_pause, minutes(1));
   EXPECT_EQ(t.pause.backoff_factor, 1.5);
@@ -314,10 +323,12 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.routes[0].methods,
             (std::vector<std::string>{"GET", "POST", "PURGE"}));
   EXPECT_EQ(c.routes[0].limit, "slow");
-  EXPECT_EQ(c.routes[0].retry,
-            (RetryConfig{
-                .on_throttle = true, .all_methods = true, .max_attempts = 4}));
+  EXPECT_EQ(c.routes[0].retry, (RetryConfig{.on_throttle = true,
+                                            .all_methods = true,
+                                            .max_attempts = 4,
+                                            .max_body_bytes = 1048576}));
   EXPECT_EQ(c.routes[1], RouteConfig{});
+  EXPECT_EQ(c.routes[1].retry.max_body_bytes, 65536u);
 }
 
 TEST(ConfigLoaderTest, AdminCanBeDisabled) {
@@ -647,9 +658,43 @@ INSTANTIATE_TEST_SUITE_P(
                   "rate_limits.a.throttle.reset_style: must be auto, epoch or "
                   "delta (got \"iso\") (line 4, column 29)"},
         ErrorCase{LimitYaml("    rate: 1\n    throttle: {ignore: [{}]}\n"),
-                  "rate_limits.a.throttle.ignore[0]: must set `status` or "
-                  "`header` (an empty rule would ignore every throttle) "
-                  "(line 4, column 25)"},
+                  "rate_limits.a.throttle.ignore[0]: must set `status`, "
+                  "`header` or `body` (an empty rule would ignore every "
+                  "throttle) (line 4, column 25)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle: {ignore: [429]}\n"),
+                  "rate_limits.a.throttle.ignore[0]: must be a map of status, "
+                  "header, value, body (got \"429\") (line 4, column 25)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {ignore: [{body: \"\"}]}\n"),
+            "rate_limits.a.throttle.ignore[0]: must set `status`, `header` or "
+            "`body` (an empty rule would ignore every throttle) (line 4, "
+            "column 25)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle:\n"
+                            "      ignore: [{body: \"a\\tb\"}]\n"),
+                  "rate_limits.a.throttle.ignore[0].body: must be printable "
+                  "UTF-8 (line 5, column 23)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle:\n"
+                            "      ignore: [{body: [x]}]\n"),
+                  "rate_limits.a.throttle.ignore[0].body: must be a string "
+                  "(got a list) (line 5, column 23)"},
+        ErrorCase{LimitYaml("    rate: 1\n    throttle:\n"
+                            "      ignore: [{status: 429, body: abcde}]\n"
+                            "      body_peek_bytes: 4\n"),
+                  "rate_limits.a.throttle.ignore[0].body: is 5 bytes, longer "
+                  "than body_peek_bytes (4): it could never match (line 5, "
+                  "column 36)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {body_peek_bytes: 0}\n"),
+            "rate_limits.a.throttle.body_peek_bytes: must be an integer in "
+            "1..65536 (got \"0\") (line 4, column 33)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {body_peek_bytes: 65537}\n"),
+            "rate_limits.a.throttle.body_peek_bytes: must be an integer in "
+            "1..65536 (got \"65537\") (line 4, column 33)"},
+        ErrorCase{
+            LimitYaml("    rate: 1\n    throttle: {body_peek_bytes: 4k}\n"),
+            "rate_limits.a.throttle.body_peek_bytes: must be an integer in "
+            "1..65536 (got \"4k\") (line 4, column 33)"},
         ErrorCase{
             LimitYaml("    rate: 1\n    throttle: {ignore: [{value: x}]}\n"),
             "rate_limits.a.throttle.ignore[0].value: needs `header` (the "
@@ -745,6 +790,16 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"routes:\n  - hots: a.com\n",
                   "routes[0].hots: unknown field (expected one of: host, "
                   "path_prefix, methods, limit, retry) (line 2, column 5)"},
+        ErrorCase{"routes:\n  - retry: {max_body_bytes: 1048577}\n",
+                  "routes[0].retry.max_body_bytes: must be an integer in "
+                  "0..1048576 (got \"1048577\") (line 2, column 29)"},
+        ErrorCase{"routes:\n  - retry: {max_body_bytes: -1}\n",
+                  "routes[0].retry.max_body_bytes: must be an integer in "
+                  "0..1048576 (got \"-1\") (line 2, column 29)"},
+        ErrorCase{"routes:\n  - retry: {max_body: 10}\n",
+                  "routes[0].retry.max_body: unknown field (expected one of: "
+                  "on_throttle, methods, max_attempts, max_body_bytes) (line "
+                  "2, column 13)"},
         ErrorCase{"routes:\n  -\n", "routes[0]: must be a map (got nothing)"},
         ErrorCase{"routes: {a: 1}\n",
                   "routes: must be a list (got a map) (line 1, column 9)"}));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice {
@@ -88,6 +90,101 @@ TEST(ThrottleRulesTest, IgnoreRulesByStatusAndHeaderValue) {
       Classify(c, 429, {{"Stripe-Rate-Limited-Reason", "global-rate"}}).kind,
       Kind::kBroadcast);
   EXPECT_EQ(Classify(c, 503, {}).kind, Kind::kBroadcast);
+}
+
+ThrottleVerdict ClassifyBody(const ThrottleConfig& c, int status,
+                             std::vector<HeaderRef> headers,
+                             std::string_view body) {
+  return ClassifyResponse(c, status, headers, kNow, body);
+}
+
+ThrottleConfig StripeBodyRule() {
+  ThrottleConfig c;
+  c.ignore = {ThrottleIgnoreRule{.status = 429, .body = "\"lock_timeout\""}};
+  return c;
+}
+
+TEST(ThrottleRulesTest, BodyRuleAsksForTheBodyOfAThrottleOnly) {
+  const ThrottleConfig c = StripeBodyRule();
+  const ThrottleVerdict v = Classify(c, 429, {{"Retry-After", "2"}});
+  // Without the body it is a throttle, and the body could excuse it.
+  EXPECT_EQ(v.kind, Kind::kBroadcast);
+  EXPECT_TRUE(v.wants_body);
+  // Not a throttle, or a status the rule does not cover: nothing to read.
+  EXPECT_FALSE(Classify(c, 200, {}).wants_body);
+  EXPECT_FALSE(Classify(c, 503, {}).wants_body);
+  // A rule without a marker that already matches needs no body either.
+  ThrottleConfig both = c;
+  both.ignore.push_back(ThrottleIgnoreRule{.header = "x-lock"});
+  const ThrottleVerdict ignored = Classify(both, 429, {{"X-Lock", "1"}});
+  EXPECT_EQ(ignored.kind, Kind::kIgnored);
+  EXPECT_FALSE(ignored.wants_body);
+  // No body rules at all: never.
+  EXPECT_FALSE(Classify({}, 429, {}).wants_body);
+}
+
+TEST(ThrottleRulesTest, BodyMarkerExcusesTheThrottle) {
+  const ThrottleConfig c = StripeBodyRule();
+  const std::string stripe =
+      R"({"error":{"code":"lock_timeout","type":"invalid_request_error"}})";
+  const ThrottleVerdict v = ClassifyBody(c, 429, {}, stripe);
+  EXPECT_EQ(v.kind, Kind::kIgnored);
+  EXPECT_FALSE(v.wants_body);
+  // Another code, a marker in another case, or no body: a quota throttle.
+  EXPECT_EQ(ClassifyBody(c, 429, {{"Retry-After", "2"}},
+                         R"({"error":{"code":"rate_limit"}})")
+                .kind,
+            Kind::kBroadcast);
+  EXPECT_EQ(ClassifyBody(c, 429, {}, R"({"code":"LOCK_TIMEOUT"})").kind,
+            Kind::kBroadcast);
+  const ThrottleVerdict empty = ClassifyBody(c, 429, {}, "");
+  EXPECT_EQ(empty.kind, Kind::kBroadcast);
+  EXPECT_FALSE(empty.wants_body);
+}
+
+TEST(ThrottleRulesTest, BodyRuleNeedsItsOtherConditionsToo) {
+  ThrottleConfig c;
+  c.statuses = {429, 503};
+  c.ignore = {ThrottleIgnoreRule{.status = 503,
+                                 .header = "content-type",
+                                 .value = "json",
+                                 .body = "overloaded"}};
+  EXPECT_EQ(ClassifyBody(c, 503, {{"Content-Type", "application/json"}},
+                         R"({"type":"overloaded_error"})")
+                .kind,
+            Kind::kIgnored);
+  EXPECT_EQ(
+      ClassifyBody(c, 503, {{"Content-Type", "text/html"}}, "overloaded").kind,
+      Kind::kBroadcast);
+  EXPECT_FALSE(Classify(c, 503, {{"Content-Type", "text/html"}}).wants_body);
+  EXPECT_EQ(
+      ClassifyBody(c, 429, {{"Content-Type", "application/json"}}, "overloaded")
+          .kind,
+      Kind::kBroadcast);
+}
+
+TEST(ThrottleRulesTest, BodyMarkerOnlyInTheFirstPeekBytes) {
+  ThrottleConfig c = StripeBodyRule();
+  c.body_peek_bytes = 32;
+  const std::string marker = "\"lock_timeout\"";
+  EXPECT_EQ(ClassifyBody(c, 429, {}, std::string(18, ' ') + marker).kind,
+            Kind::kIgnored);  // ends at byte 32
+  EXPECT_EQ(ClassifyBody(c, 429, {}, std::string(19, ' ') + marker).kind,
+            Kind::kBroadcast);  // one byte past the peek
+}
+
+TEST(ThrottleRulesTest, EncodedBodiesAreNotMatched) {
+  const ThrottleConfig c = StripeBodyRule();
+  const std::string body = R"({"code":"lock_timeout"})";
+  for (const char* coding : {"gzip", "br", "identity, gzip"}) {
+    const std::vector<HeaderRef> headers = {{"Content-Encoding", coding}};
+    EXPECT_FALSE(Classify(c, 429, headers).wants_body) << coding;
+    EXPECT_EQ(ClassifyBody(c, 429, headers, body).kind, Kind::kBroadcast)
+        << coding;
+  }
+  const std::vector<HeaderRef> identity = {{"content-encoding", " Identity "}};
+  EXPECT_TRUE(Classify(c, 429, identity).wants_body);
+  EXPECT_EQ(ClassifyBody(c, 429, identity, body).kind, Kind::kIgnored);
 }
 
 TEST(ThrottleRulesTest, LocalOnlyAndDisabled) {

@@ -42,6 +42,7 @@ QuotaAllocator::ResourceStatus Resource(const std::string& name, double base) {
   r.learning = base > 0;
   r.learning_limit = base > 0;
   r.learned_rate_per_second = base > 0 ? 42.5 : 0;
+  r.stated_rate_per_second = base > 0 ? 40 : 0;
   r.effective_rate_per_second = base > 0 ? 42.5 : r.rate_per_second;
   return r;
 }
@@ -88,8 +89,10 @@ void ExpectSidecar(const json::value& v,
 void ExpectResource(const json::value& v,
                     const QuotaAllocator::ResourceStatus& want) {
   const json::object& o = v.as_object();
-  EXPECT_EQ(o.size(), 14u) << json::serialize(o);
+  EXPECT_EQ(o.size(), 15u) << json::serialize(o);
   EXPECT_EQ(o.at("learn_limit").as_bool(), want.learning_limit);
+  EXPECT_EQ(o.at("stated_rate_per_second").to_number<double>(),
+            want.stated_rate_per_second);
   EXPECT_EQ(o.at("learned_rate_per_second").to_number<double>(),
             want.learned_rate_per_second);
   EXPECT_EQ(o.at("effective_rate_per_second").to_number<double>(),
