@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "proxy/rate_limiter.h"
 
 namespace sluice {
@@ -12,6 +13,8 @@ namespace {
 constexpr uint32_t kProtocolVersion = 1;
 // Longest pause a server message may impose (a day).
 constexpr uint64_t kMaxPauseMs = 24ull * 3600 * 1000;
+// Pauses acknowledged by ApplyPauseNow that the agent has not seen yet.
+constexpr size_t kMaxAckedNow = 1024;
 
 LeasePolicy PolicyFromProto(sluice::v1::UnavailablePolicy policy) {
   switch (policy) {
@@ -88,20 +91,34 @@ void LeaseAgent::RebuildPauseIndex() {
   }
 }
 
-void LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
-                               TimePoint now) const {
+std::optional<sluice::v1::SidecarMessage> LeaseAgent::ApplyPauseNow(
+    const sluice::v1::Pause& p, TimePoint now) {
   const Duration remaining = RemainingOf(p);
-  if (remaining <= Duration::zero()) return;
+  const std::string key =
+      IndexKey(p.bucket().resource(), p.bucket().key_hash());
   std::shared_ptr<BucketThrottle> throttle;
   {
     std::lock_guard lock(index_mu_);
-    auto it = throttle_index_.find(
-        IndexKey(p.bucket().resource(), p.bucket().key_hash()));
-    if (it == throttle_index_.end()) return;
+    auto it = throttle_index_.find(key);
+    if (it == throttle_index_.end()) return std::nullopt;
     throttle = it->second.lock();
+    if (throttle == nullptr) return std::nullopt;
+    // Bounded: the owner's thread takes these out as it applies the same
+    // messages; a backlog this long means it is not running.
+    if (acked_now_.size() >= kMaxAckedNow) acked_now_.clear();
+    acked_now_.insert(absl::StrCat(key, "\n", p.pause_id()));
   }
-  if (throttle != nullptr)
+  if (remaining > Duration::zero()) {
     throttle->OnRemotePause(remaining, p.pause_id(), now);
+  }
+  return PauseAckFor(p);
+}
+
+sluice::v1::SidecarMessage LeaseAgent::PauseAckFor(const sluice::v1::Pause& p) {
+  sluice::v1::SidecarMessage ack;
+  *ack.mutable_pause_ack()->mutable_bucket() = p.bucket();
+  ack.mutable_pause_ack()->set_pause_id(p.pause_id());
+  return ack;
 }
 
 LeaseAgent::~LeaseAgent() = default;
@@ -282,10 +299,14 @@ void LeaseAgent::OnPause(const sluice::v1::Pause& p, TimePoint now) {
         b.binding.throttle->OnRemotePause(remaining, p.pause_id(), now);
       }
     }
-    sluice::v1::SidecarMessage ack;
-    *ack.mutable_pause_ack()->mutable_bucket() = p.bucket();
-    ack.mutable_pause_ack()->set_pause_id(p.pause_id());
-    pending_.push_back(std::move(ack));
+    bool acked;
+    {
+      std::lock_guard lock(index_mu_);
+      acked = acked_now_.erase(absl::StrCat(
+                  IndexKey(p.bucket().resource(), p.bucket().key_hash()), "\n",
+                  p.pause_id())) > 0;
+    }
+    if (!acked) pending_.push_back(PauseAckFor(p));
     return;
   }
 }

@@ -4,10 +4,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "common/clock.h"
 #include "proxy/bucket_throttle.h"
 #include "proxy/lease_pool.h"
@@ -79,12 +81,15 @@ class LeaseAgent {
   // (logged by the owner).
   void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
 
-  // Pauses the throttle of `pause`'s bucket at once. Unlike every other
-  // method, callable from any thread (the stream's reaction, as the message
-  // is read), so requests stop without waiting for the owner's thread.
-  // OnServerMessage with the same message does the rest later (held
-  // tokens, the PauseAck); the throttle ignores a pause_id it has applied.
-  void ApplyPauseNow(const sluice::v1::Pause& pause, TimePoint now) const;
+  // Pauses the throttle of `pause`'s bucket at once and returns the
+  // PauseAck to send now (nullopt: not a bucket with a throttle; the agent
+  // acks it as usual). Unlike every other method, callable from any thread
+  // (the stream's reaction, as the message is read), so requests stop
+  // without waiting for the owner's thread. OnServerMessage with the same
+  // message does the rest later (held tokens) without a second ack; the
+  // throttle ignores a pause_id it has applied.
+  std::optional<sluice::v1::SidecarMessage> ApplyPauseNow(
+      const sluice::v1::Pause& pause, TimePoint now);
 
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
   // (at most once per grant received) when its pool holds less than half
@@ -121,6 +126,7 @@ class LeaseAgent {
   // Refills throttle_index_ from buckets_ (after buckets were added or
   // dropped).
   void RebuildPauseIndex();
+  static sluice::v1::SidecarMessage PauseAckFor(const sluice::v1::Pause& p);
 
   Options options_;
   std::vector<std::unique_ptr<Bucket>> buckets_;  // in the order added
@@ -139,6 +145,8 @@ class LeaseAgent {
   mutable std::mutex index_mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<BucketThrottle>>
       throttle_index_;  // guarded by index_mu_
+  // "resource\nkey_hash\npause_id" acked by ApplyPauseNow, until OnPause.
+  absl::flat_hash_set<std::string> acked_now_;  // guarded by index_mu_
 };
 
 }  // namespace sluice

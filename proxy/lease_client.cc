@@ -75,13 +75,25 @@ class LeaseClient::Stream
     }
     // A pause stops this sidecar's requests now, on gRPC's thread, rather
     // than after a hand-off to the client thread (docs/pause.md).
+    // So is its acknowledgement; the client's thread need not wake for it
+    // (it drops the held tokens on its next turn, within 100 ms).
+    // The stream's first message always wakes it (it marks the stream
+    // connected).
+    bool wake = !answered_;
+    bool acked = false;
+    answered_ = true;
     if (in_.has_pause()) {
-      owner_->agent_->ApplyPauseNow(in_.pause(), owner_->clock_->Now());
+      if (auto ack = owner_->agent_->ApplyPauseNow(in_.pause(),
+                                                   owner_->clock_->Now())) {
+        Send(std::move(*ack));
+        acked = true;
+      }
     }
     {
       std::lock_guard lock(owner_->mu_);
       inbox_.push_back(std::move(in_));
-      owner_->cv_.notify_all();
+      if (acked) ++owner_->stats_.messages_out;
+      if (wake || !acked) owner_->cv_.notify_all();
     }
     in_.Clear();
     StartRead(&in_);
@@ -114,6 +126,7 @@ class LeaseClient::Stream
   LeaseClient* const owner_;
   grpc::ClientContext context_;
   ServerMessage in_;
+  bool answered_ = false;  // a message was read (read chain only)
   std::mutex wmu_;
   std::deque<SidecarMessage> pending_;  // front() is being written
   bool writing_ = false;

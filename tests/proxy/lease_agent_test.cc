@@ -504,9 +504,10 @@ TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
   EXPECT_EQ(out[0].demand().stated_window_ms(), 0u);
 }
 
-// ApplyPauseNow (the stream's reaction) pauses the throttle before the agent
-// sees the message; the agent's turn then drops the held tokens and acks,
-// without a second pause. Unknown buckets are ignored.
+// ApplyPauseNow (the stream's reaction) pauses the throttle and returns the
+// ack before the agent sees the message; the agent's turn then drops the
+// held tokens, without a second pause or a second ack. Unknown buckets are
+// ignored.
 TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
   int pauses = 0;
@@ -531,10 +532,13 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   p->set_remaining_ms(1000);
   ServerMessage other = m;
   other.mutable_pause()->mutable_bucket()->set_key_hash("nope");
-  agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10));
+  EXPECT_FALSE(agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10)));
   EXPECT_EQ(pauses, 0);
 
-  agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10));
+  const auto ack = agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10));
+  ASSERT_TRUE(ack.has_value());  // sent at once by the caller
+  EXPECT_EQ(ack->pause_ack().pause_id(), 3u);
+  EXPECT_EQ(ack->pause_ack().bucket().key_hash(), "k");
   EXPECT_EQ(pauses, 1);
   EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(11)));
   EXPECT_GT(pool->Held(kT0 + milliseconds(11)), 0);  // not the agent's yet
@@ -542,9 +546,15 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   agent.OnServerMessage(m, kT0 + milliseconds(14));
   EXPECT_EQ(pauses, 1);  // not twice
   EXPECT_EQ(pool->Held(kT0 + milliseconds(14)), 0);
-  bool acked = false;
   for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(15))) {
-    acked |= s.has_pause_ack() && s.pause_ack().pause_id() == 3;
+    EXPECT_FALSE(s.has_pause_ack()) << "acked twice";
+  }
+  // A pause the reaction did not see is acked by the agent as before.
+  m.mutable_pause()->set_pause_id(4);
+  agent.OnServerMessage(m, kT0 + milliseconds(20));
+  bool acked = false;
+  for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(21))) {
+    acked |= s.has_pause_ack() && s.pause_ack().pause_id() == 4;
   }
   EXPECT_TRUE(acked);
 }
