@@ -580,7 +580,7 @@ TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
         if (th % 2 == 0) {
           t.OnThrottled(429, d, "", true, At(0), At(0));
         } else {
-          t.OnRemotePause(d, i, At(0));
+          t.OnRemotePause(d, static_cast<uint64_t>(i * kThreads + th), At(0));
         }
         t.Allows(At(0));
         t.Took(1, At(0));
@@ -589,9 +589,11 @@ TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
   }
   for (std::thread& th : threads) th.join();
   const BucketThrottle::Stats s = t.stats();
-  EXPECT_GE(s.pauses, 1u);
+  // Which side moved the end how often depends on the interleaving (a
+  // thread that runs ahead leaves the other nothing to move); the counts
+  // must match the callbacks whatever it was.
+  EXPECT_GE(s.pauses + s.remote_pauses, 1u);
   EXPECT_EQ(static_cast<uint64_t>(events.load()), s.pauses);
-  EXPECT_GE(s.remote_pauses, 1u);
   EXPECT_EQ(static_cast<uint64_t>(local_pauses.load()), s.pauses);
   EXPECT_EQ(static_cast<uint64_t>(remote_pauses.load()), s.remote_pauses);
   EXPECT_EQ(s.probes, 0u);  // never out of the pause
