@@ -59,7 +59,13 @@ void AttachThrottle(const ThrottleWiring& wiring, const LimitConfig& lc,
     if (metrics) {
       metrics->OnPause(name, remote, started);
     }
-    if (shed) shed(weak);
+    // Only a queue has requests to shed: an empty one needs no wake-up of
+    // an io thread (which on a pause competes with the read of the Pause
+    // on every other bucket of this process).
+    if (!shed) return;
+    if (auto l = weak.lock(); l != nullptr && l->queue_depth() > 0) {
+      shed(weak);
+    }
   });
   limiter->set_throttle(std::move(throttle));
 }
