@@ -27,6 +27,41 @@ struct RelayBuffer {
   size_t size() const { return len; }
 };
 
+// A deadline on reads from a stream that must stay open when it expires
+// (the client's: a 408 is still to be written). Arm() before each read
+// arms it, its expiry cancels the pending read (operation_aborted), and
+// TimedOut() tells that cancel from any other. Without one, a read's
+// deadline is the stream's own, which closes the socket.
+class ReadDeadline {
+ public:
+  virtual ~ReadDeadline() = default;
+  virtual void Arm(Duration d) = 0;
+  virtual bool TimedOut() const = 0;
+};
+
+// Arms the deadline of the next read from `from`: `deadline`, or the
+// stream's own.
+inline void ArmRead(boost::beast::tcp_stream& from, ReadDeadline* deadline,
+                    Duration d) {
+  if (deadline != nullptr) {
+    from.expires_never();
+    deadline->Arm(d);
+  } else {
+    from.expires_after(d);
+  }
+}
+
+// A read error as the caller should see it: a read cancelled by
+// `deadline` is a timeout.
+inline boost::beast::error_code ReadError(boost::beast::error_code ec,
+                                          const ReadDeadline* deadline) {
+  if (ec == boost::asio::error::operation_aborted && deadline != nullptr &&
+      deadline->TimedOut()) {
+    return boost::beast::error::timeout;
+  }
+  return ec;
+}
+
 // Where a relay failed, so the caller can pick the right status.
 struct RelayError {
   boost::beast::error_code ec;
@@ -44,7 +79,8 @@ boost::asio::awaitable<RelayError> RelayMessage(
     boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
     boost::beast::tcp_stream& to, RelayBuffer buf, Duration idle,
-    uint64_t& body_bytes, bool head_only, RelayBuffer prefix = {nullptr, 0}) {
+    uint64_t& body_bytes, bool head_only, RelayBuffer prefix = {nullptr, 0},
+    ReadDeadline* read_deadline = nullptr) {
   auto& body = p.get().body();
   body.data = nullptr;
   body.size = 0;
@@ -69,9 +105,10 @@ boost::asio::awaitable<RelayError> RelayMessage(
   while (!p.is_done()) {
     body.data = buf.data();
     body.size = buf.size();
-    from.expires_after(idle);
-    auto [rec, rn] = co_await boost::beast::http::async_read_some(
+    ArmRead(from, read_deadline, idle);
+    auto [rec0, rn] = co_await boost::beast::http::async_read_some(
         from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
+    boost::beast::error_code rec = ReadError(rec0, read_deadline);
     if (rec == boost::beast::http::error::need_buffer) rec = {};
     if (rec) co_return RelayError{rec, true};
     body.size = buf.size() - body.size;
@@ -123,7 +160,8 @@ template <bool isRequest>
 boost::asio::awaitable<PrefixRead> ReadBodyPrefix(
     boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
     boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
-    RelayBuffer dst, Duration timeout, bool per_read) {
+    RelayBuffer dst, Duration timeout, bool per_read,
+    ReadDeadline* read_deadline = nullptr) {
   auto& body = p.get().body();
   auto& fields = p.get().base();
   std::vector<const void*> head_fields;
@@ -131,13 +169,14 @@ boost::asio::awaitable<PrefixRead> ReadBodyPrefix(
     for (const auto& f : fields) head_fields.push_back(&f);
   }
   PrefixRead out;
-  if (!per_read) from.expires_after(timeout);
+  if (!per_read) ArmRead(from, read_deadline, timeout);
   while (!p.is_done() && out.size < dst.size()) {
     body.data = dst.data() + out.size;
     body.size = dst.size() - out.size;
-    if (per_read) from.expires_after(timeout);
-    auto [ec, n] = co_await boost::beast::http::async_read_some(
+    if (per_read) ArmRead(from, read_deadline, timeout);
+    auto [ec0, n] = co_await boost::beast::http::async_read_some(
         from, from_buf, p, boost::asio::as_tuple(boost::asio::use_awaitable));
+    boost::beast::error_code ec = ReadError(ec0, read_deadline);
     out.size = dst.size() - body.size;
     if (ec == boost::beast::http::error::need_buffer) ec = {};
     if (ec) {

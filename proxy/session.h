@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/http_relay.h"
 #include "proxy/proxy_context.h"
 
 namespace sluice {
@@ -106,6 +107,19 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t head_gen_ = 0;
   bool head_timed_out_ = false;
   void ArmHeadDeadline(Duration d);
+  // The same cancel-only deadline on reads of the request body, so that a
+  // stalled body still gets its 408 (http_relay.h ReadDeadline). Disarm
+  // it (DisarmHeadDeadline) as soon as the body has been read.
+  class BodyDeadline final : public ReadDeadline {
+   public:
+    explicit BodyDeadline(Session* s) : s_(s) {}
+    void Arm(Duration d) override { s_->ArmHeadDeadline(d); }
+    bool TimedOut() const override { return s_->head_timed_out_; }
+
+   private:
+    Session* s_;
+  };
+  BodyDeadline body_deadline_{this};
   void DisarmHeadDeadline();
   // Streaming buffer, allocated on first use and kept for the connection.
   std::unique_ptr<char[]> relay_buf_;

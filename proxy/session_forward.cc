@@ -109,8 +109,10 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
         RelayBuffer copy{rs.body_copy.data(), rs.body_copy.size()};
         re = co_await RelayMessage<true>(stream_, buffer_, *rs.parser, *up, buf,
                                          ctx_.config->timeouts.body_idle,
-                                         rs.bytes_in, false, copy);
+                                         rs.bytes_in, false, copy,
+                                         &body_deadline_);
       }
+      DisarmHeadDeadline();  // no client read is pending any more
       if (re.ec) {
         if (re.reading) {
           rs.outcome = re.ec == beast::error::timeout

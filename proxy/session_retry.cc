@@ -57,7 +57,8 @@ asio::awaitable<beast::error_code> Session::CopyRequestBody(RequestState& rs) {
   const PrefixRead pr = co_await ReadBodyPrefix<true>(
       stream_, buffer_, *rs.parser,
       RelayBuffer{rs.body_copy.data(), rs.body_copy.size()},
-      ctx_.config->timeouts.body_idle, true);
+      ctx_.config->timeouts.body_idle, true, &body_deadline_);
+  DisarmHeadDeadline();
   rs.body_copy.resize(pr.size);
   rs.bytes_in += pr.size;
   if (!pr.ec && rs.parser->is_done() && pr.size <= max) {

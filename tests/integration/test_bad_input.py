@@ -10,7 +10,8 @@ import sluice_harness as h
 CONFIG = """
 ssrf: {allow: ["127.0.0.0/8"]}
 limits: {max_header_bytes: 4096, max_uri_bytes: 1024}
-timeouts: {header_read: 1s, upstream_response: 1s, connect: 2s}
+timeouts: {header_read: 1s, upstream_response: 1s, connect: 2s,
+           body_idle: 1s}
 connect: {allowed_ports: [443]}
 """
 
@@ -140,6 +141,19 @@ class BadInputTest(h.ProxyTestCase):
         self.assertGreaterEqual(elapsed, 0.8)
         self.assertGreater(dripped, 0)
         self.assertUpstreamUntouched(self.up)
+
+    def test_stalled_request_body_gets_408(self):
+        # The head arrives, then 10 of the 500 body bytes, then nothing: the
+        # client is told (408) before the connection closes.
+        start = time.monotonic()
+        resp = self.send((
+            "POST %s/echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 500\r\n"
+            "\r\n0123456789" % (self.up.url, self.up.authority)).encode(),
+            timeout=10)
+        elapsed = time.monotonic() - start
+        self.assertEqual(resp.status, 408, resp)
+        self.assertGreaterEqual(elapsed, 0.8)
+        self.assertLess(elapsed, 5)
 
     def test_upstream_that_never_answers_gets_504(self):
         start = time.monotonic()
