@@ -57,9 +57,9 @@ LeaseAgent::LeaseAgent(Options options, std::vector<LeaseBinding> bindings)
     auto b = std::make_unique<Bucket>();
     b->binding = std::move(binding);
     b->refresh = options_.refresh;
+    Index(*b);
     buckets_.push_back(std::move(b));
   }
-  RebuildPauseIndex();
 }
 
 namespace {
@@ -81,14 +81,20 @@ Duration RemainingOf(const sluice::v1::Pause& p) {
 
 }  // namespace
 
-void LeaseAgent::RebuildPauseIndex() {
+void LeaseAgent::Index(const Bucket& b) {
+  const std::string key = IndexKey(b.binding.resource, b.binding.key_hash);
   std::lock_guard lock(index_mu_);
-  throttle_index_.clear();
-  for (const auto& b : buckets_) {
-    if (b->binding.throttle == nullptr) continue;
-    throttle_index_[IndexKey(b->binding.resource, b->binding.key_hash)] =
-        b->binding.throttle;
+  if (b.binding.throttle != nullptr) {
+    throttle_index_[key] = b.binding.throttle;
+  } else {
+    throttle_index_.erase(key);
   }
+}
+
+void LeaseAgent::Unindex(const Bucket& b) {
+  const std::string key = IndexKey(b.binding.resource, b.binding.key_hash);
+  std::lock_guard lock(index_mu_);
+  throttle_index_.erase(key);
 }
 
 std::optional<sluice::v1::SidecarMessage> LeaseAgent::ApplyPauseNow(
@@ -195,7 +201,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::AddBinding(
   } else {
     buckets_.push_back(std::move(b));
   }
-  RebuildPauseIndex();
+  Index(*added);
   std::vector<sluice::v1::SidecarMessage> out;
   if (connected_) out.push_back(MakeReport(*added, now));
   return out;
@@ -206,11 +212,11 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   connected_ = true;
   answered_ = false;
   grant_seq_seen_ = 0;
-  if (std::erase_if(buckets_, [](const std::unique_ptr<Bucket>& b) {
-        return b->binding.limiter.expired();
-      }) > 0) {
-    RebuildPauseIndex();
-  }
+  std::erase_if(buckets_, [this](const std::unique_ptr<Bucket>& b) {
+    if (!b->binding.limiter.expired()) return false;
+    Unindex(*b);
+    return true;
+  });
   std::vector<sluice::v1::SidecarMessage> out;
   out.reserve(buckets_.size() + 1);
   sluice::v1::Hello* hello = out.emplace_back().mutable_hello();
@@ -351,14 +357,13 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::Poll(TimePoint now) {
   }
   pending_.clear();
   // Bindings whose limiter is gone: nobody can spend their pool any more.
-  if (std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
-        if (!b->binding.limiter.expired()) return false;
-        if (b->binding.pool != nullptr) b->binding.pool->ShrinkTo(0, now);
-        if (connected_) out.push_back(MakeReport(*b, now));
-        return true;
-      }) > 0) {
-    RebuildPauseIndex();
-  }
+  std::erase_if(buckets_, [&](const std::unique_ptr<Bucket>& b) {
+    if (!b->binding.limiter.expired()) return false;
+    if (b->binding.pool != nullptr) b->binding.pool->ShrinkTo(0, now);
+    if (connected_) out.push_back(MakeReport(*b, now));
+    Unindex(*b);
+    return true;
+  });
   if (!connected_) return out;
   for (auto& bp : buckets_) {
     Bucket& b = *bp;

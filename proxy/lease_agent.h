@@ -123,9 +123,9 @@ class LeaseAgent {
   void OnPause(const sluice::v1::Pause& pause, TimePoint now);
   // Applies a LimitUpdate to the pool of `b`.
   static void ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b);
-  // Refills throttle_index_ from buckets_ (after buckets were added or
-  // dropped).
-  void RebuildPauseIndex();
+  // Adds (or replaces) `b` in throttle_index_, or takes it out.
+  void Index(const Bucket& b);
+  void Unindex(const Bucket& b);
   static sluice::v1::SidecarMessage PauseAckFor(const sluice::v1::Pause& p);
 
   Options options_;

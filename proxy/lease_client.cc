@@ -73,12 +73,11 @@ class LeaseClient::Stream
       owner_->cv_.notify_all();
       return;
     }
-    // A pause stops this sidecar's requests now, on gRPC's thread, rather
-    // than after a hand-off to the client thread (docs/pause.md).
-    // So is its acknowledgement; the client's thread need not wake for it
-    // (it drops the held tokens on its next turn, within 100 ms).
-    // The stream's first message always wakes it (it marks the stream
-    // connected).
+    // A pause stops this sidecar's requests and is acked here, on gRPC's
+    // thread, rather than after a hand-off to the client thread
+    // (docs/pause.md). That thread then need not wake for it: it drops the
+    // held tokens on its next turn, within 100 ms. The stream's first
+    // message always wakes it (it marks the stream connected).
     bool wake = !answered_;
     bool acked = false;
     answered_ = true;

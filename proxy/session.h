@@ -92,10 +92,12 @@ class Session : public std::enable_shared_from_this<Session> {
       boost::beast::flat_buffer& up_buf,
       boost::beast::http::response_parser<boost::beast::http::buffer_body>&
           resp);
-  // Passes a limit stated by an ordinary response's headers to the bucket
-  // (learned limits, docs/pause.md).
-  void NoteStatedLimit(RequestState& rs,
-                       const boost::beast::http::response_header<>& head);
+  // An answer that is not a throttle: it may end the bucket's probe, and a
+  // limit its headers state goes to the bucket (sampled; learned limits,
+  // docs/pause.md).
+  void NoteAnswered(RequestState& rs,
+                    const boost::beast::http::response_header<>& head,
+                    TimePoint now);
 
   ProxyContext& ctx_;
   boost::beast::tcp_stream stream_;

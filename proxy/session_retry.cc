@@ -79,8 +79,10 @@ std::string_view Session::RetryRefusal(const RequestState& rs,
   return "";
 }
 
-void Session::NoteStatedLimit(RequestState& rs,
-                              const http::response_header<>& head) {
+void Session::NoteAnswered(RequestState& rs,
+                           const http::response_header<>& head, TimePoint now) {
+  rs.throttle->OnAnswered(rs.admitted_at, now);
+  if (!rs.throttle->WantsStatedLimit(now)) return;
   std::vector<HeaderRef> headers;
   for (const auto& f : head) {
     // Only limit headers matter: skip the parse when there are none.
@@ -107,9 +109,7 @@ asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
   const ThrottleConfig& tc = rs.limit_rt->config->throttle;
   const int code = static_cast<int>(resp.get().result_int());
   if (!MayBeThrottle(tc, code)) {
-    const TimePoint now = ctx_.clock->Now();
-    rs.throttle->OnAnswered(rs.admitted_at, now);
-    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, resp.get());
+    NoteAnswered(rs, resp.get(), ctx_.clock->Now());
     co_return out;
   }
   std::vector<HeaderRef> headers;
@@ -141,8 +141,7 @@ asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
     if (v.kind == ThrottleVerdict::Kind::kIgnored) {
       ctx_.pause_metrics->OnThrottle(rs.limit, "ignored");
     }
-    rs.throttle->OnAnswered(rs.admitted_at, now);
-    if (rs.throttle->WantsStatedLimit(now)) NoteStatedLimit(rs, resp.get());
+    NoteAnswered(rs, resp.get(), now);
     co_return out;
   }
   ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);

@@ -92,7 +92,9 @@ class FleetPauseTest(h.ProxyTestCase):
             self.assertTrue(h.wait_until(
                 lambda: self.up.ban_window is not None, 5), "ban never began")
             start, end = self.up.ban_window
-            time.sleep(max(0, start + BAN / 2 - time.monotonic()))
+            # Within the ban, wait for every sidecar's pause to start.
+            h.wait_until(lambda: None not in self.pause_starts(wall0)[1],
+                         BAN / 2, 0.02)
             starts = self.pause_starts(wall0)
             time.sleep(max(0, end - time.monotonic()))
             # Dialects with absolute times pause up to the next whole second
@@ -125,8 +127,8 @@ class FleetPauseTest(h.ProxyTestCase):
         # The server saw one pause for this ban, and says where it came from.
         st = self.quota.resource_status("api")
         self.assertTrue(st["pauses_total"], st)
-        # Halfway through the ban every sidecar's pause had started, by its
-        # own clock: the first throttle read locally, the others no earlier
+        # During the ban every sidecar's pause had started, by its own
+        # clock: the first throttle read locally, the others no earlier
         # (from the server, or from a throttle of their own).
         local, paused = starts
         self.assertNotIn(None, paused, "%s: a sidecar never paused" % dialect)

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "proxy/bucket_throttle.h"
@@ -86,6 +87,27 @@ class LeaseAgentTest : public ::testing::Test {
       out.push_back(m.demand().bucket().resource());
     }
     return out;
+  }
+
+  // A connected agent of its own with one bucket (resource `c`, `key`)
+  // whose throttle is `throttle`.
+  struct ThrottledAgent {
+    std::shared_ptr<LeasePool> pool;
+    std::shared_ptr<RateLimiter> limiter;
+    std::unique_ptr<LeaseAgent> agent;
+  };
+  static ThrottledAgent AgentWithThrottle(
+      const std::string& key, std::shared_ptr<BucketThrottle> throttle) {
+    ThrottledAgent t;
+    std::tie(t.pool, t.limiter) = NewLeasedLimiter();
+    std::vector<LeaseBinding> bindings;
+    bindings.push_back(
+        LeaseBinding{"c", key, t.limiter, t.pool, std::move(throttle)});
+    LeaseAgent::Options opts;
+    opts.sidecar_id = "sc-2";
+    t.agent = std::make_unique<LeaseAgent>(opts, std::move(bindings));
+    t.agent->OnConnected(kT0);
+    return t;
   }
 
   // A limiter on a new pool, for bindings added at run time.
@@ -486,13 +508,8 @@ TEST_F(LeaseAgentTest, ServerEpochChangesAreCounted) {
 
 TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
   auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
-  auto [pool, limiter] = NewLeasedLimiter();
-  std::vector<LeaseBinding> bindings;
-  bindings.push_back(LeaseBinding{"c", "", limiter, pool, throttle});
-  LeaseAgent::Options opts;
-  opts.sidecar_id = "sc-2";
-  LeaseAgent agent(opts, std::move(bindings));
-  agent.OnConnected(kT0);
+  ThrottledAgent t = AgentWithThrottle("", throttle);
+  LeaseAgent& agent = *t.agent;
   throttle->NoteStatedLimit({.limit = 600, .window = seconds(60)});
   std::vector<SidecarMessage> out = agent.Poll(kT0 + milliseconds(100));
   ASSERT_EQ(Resources(out), std::vector<std::string>{"c"});
@@ -513,13 +530,9 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   int pauses = 0;
   throttle->set_callbacks(nullptr,
                           [&](bool remote, bool) { pauses += remote; });
-  auto [pool, limiter] = NewLeasedLimiter();
-  std::vector<LeaseBinding> bindings;
-  bindings.push_back(LeaseBinding{"c", "k", limiter, pool, throttle});
-  LeaseAgent::Options opts;
-  opts.sidecar_id = "sc-3";
-  LeaseAgent agent(opts, std::move(bindings));
-  agent.OnConnected(kT0);
+  ThrottledAgent t = AgentWithThrottle("k", throttle);
+  LeaseAgent& agent = *t.agent;
+  LeasePool* pool = t.pool.get();
   agent.OnServerMessage(Grant("c", 5, 1, 10, 2000, 10, 0, "k"), kT0);
   ASSERT_GT(pool->Held(kT0), 0);
 
@@ -557,6 +570,26 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
     acked |= s.has_pause_ack() && s.pause_ack().pause_id() == 4;
   }
   EXPECT_TRUE(acked);
+}
+
+// Buckets added at run time are paused on read too; dropped ones are not.
+TEST_F(LeaseAgentTest, PauseOnReadFollowsAddedAndDroppedBindings) {
+  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
+  auto [pool, limiter] = NewLeasedLimiter();
+  agent_->OnConnected(kT0);
+  v1::Pause p;
+  p.mutable_bucket()->set_resource("d");
+  p.mutable_bucket()->set_key_hash("k9");
+  p.set_pause_id(1);
+  p.set_remaining_ms(500);
+  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0).has_value());  // not bound yet
+  agent_->AddBinding(LeaseBinding{"d", "k9", limiter, pool, throttle}, kT0);
+  EXPECT_TRUE(agent_->ApplyPauseNow(p, kT0).has_value());
+  EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(1)));
+  limiter.reset();  // the per-key limiter was evicted
+  agent_->Poll(kT0 + milliseconds(10));
+  p.set_pause_id(2);
+  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0 + milliseconds(10)).has_value());
 }
 
 }  // namespace
