@@ -246,7 +246,7 @@ def paused_at(fleet, since):
     pause start, local or remote, at or after `since`), and the first local
     start (the first throttle read): (first_local or None, [time or None
     per sidecar])."""
-    first_local, per = None, []
+    first_local, first_remote, per = None, None, []
     for p in fleet.proxies:
         _, _, text = h.admin_get(p.admin_port, "/metrics")
         times = {origin: float(v) for origin, v in PAUSE_LAST_RE.findall(text)}
@@ -255,7 +255,25 @@ def paused_at(fleet, since):
         local = times.get("local", 0.0)
         if local >= since and (first_local is None or local < first_local):
             first_local = local
-    return first_local, per
+        remote = times.get("remote", 0.0)
+        if remote >= since and (first_remote is None or remote < first_remote):
+            first_remote = remote
+    return first_local, first_remote, per
+
+
+DELIVERED_RE = re.compile(
+    r'^sluice_proxy_pause_delivered_total\{path="(\w+)"\} (\S+)$', re.M)
+
+
+def delivery_counts(fleet):
+    """Pauses the fleet's sidecars applied, by the path whose copy came
+    first (sluice_proxy_pause_delivered_total)."""
+    out = collections.Counter()
+    for p in fleet.proxies:
+        _, _, text = h.admin_get(p.admin_port, "/metrics")
+        for path, v in DELIVERED_RE.findall(text):
+            out[path] += int(float(v))
+    return out
 
 
 def run_ban(fleet, dialect, a):
@@ -274,7 +292,7 @@ def run_ban(fleet, dialect, a):
     # Halfway through the ban every sidecar has paused: read when, on the
     # sidecars' own clocks (one host, so comparable).
     time.sleep(max(0.0, start + (end - start) / 2 - time.monotonic()))
-    first_local, per = paused_at(fleet, wall0)
+    first_local, first_remote, per = paused_at(fleet, wall0)
     time.sleep(max(0.0, end - time.monotonic()))
 
     def resumed():
@@ -307,6 +325,11 @@ def run_ban(fleet, dialect, a):
                       if first_local is not None and None not in per
                       else None),
         "unpaused": sum(t is None for t in per),
+        # First throttle read -> first sidecar paused by the server.
+        "first_remote_ms": (1000 * (first_remote - first_local)
+                            if first_local is not None and first_remote
+                            is not None and first_remote >= first_local
+                            else None),
     }
     if fleet.quota:
         recent, pauses = fleet.propagation()
@@ -347,6 +370,10 @@ def report(results, fleets, a, dialects, elapsed, fanout_all, hist_count):
                 fmt_pcts([r["paused_ms"] for r in by_mode[m]
                           if r["paused_ms"] is not None])))
     if "leased" in fleets:
+        print("%-58s %s" % (
+            "(p1) first throttle read -> first sidecar paused remotely",
+            fmt_pcts([r["first_remote_ms"] for r in by_mode["leased"]
+                      if r["first_remote_ms"] is not None])))
         print("%-58s %s" % ("(a) server fan-out, report -> last PauseAck",
                             fmt_pcts(fanout_all)))
         if hist_count is not None:
@@ -569,6 +596,7 @@ def main():
         if "leased" in fleets:
             f = fleets["leased"]
             hist_count = f.histogram_count()
+            delivered = delivery_counts(f)
             if any(r["fanout_ms"] is None for r in results):
                 # The server's ring wrapped: use all it holds.
                 fanout_all = f.propagation()[0]
@@ -576,6 +604,11 @@ def main():
             f.finish_load()
         report(results, fleets, a, dialects, time.monotonic() - t_begin,
                fanout_all, hist_count)
+        if "leased" in fleets:
+            print("  leased sidecars applied %d pauses from a fast-path "
+                  "datagram first and %d from the stream first." % (
+                      delivered.get("datagram", 0),
+                      delivered.get("stream", 0)))
     except Exception as e:  # A measurement: say what broke, exit 0.
         print("pause_bench stopped: %r" % e)
     finally:

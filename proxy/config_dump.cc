@@ -177,6 +177,7 @@ std::string DumpRedactedConfig(const ProxyConfig& config) {
   EmitDuration(out, "backoff_initial", config.quota.backoff_initial);
   EmitDuration(out, "backoff_max", config.quota.backoff_max);
   EmitDuration(out, "connect_timeout", config.quota.connect_timeout);
+  out << YAML::Key << "fast_path" << YAML::Value << config.quota.fast_path;
   out << YAML::EndMap;
 
   out << YAML::Key << "rate_limits" << YAML::Value;

@@ -442,7 +442,7 @@ absl::Status ParseQuota(const YAML::Node& node, QuotaClientConfig* quota) {
   return ForEachField(
       node, "quota",
       {"servers", "sidecar_id", "weight", "backoff_initial", "backoff_max",
-       "connect_timeout"},
+       "connect_timeout", "fast_path"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& path) -> absl::Status {
         if (key == "servers") {
@@ -479,6 +479,7 @@ absl::Status ParseQuota(const YAML::Node& node, QuotaClientConfig* quota) {
         if (key == "backoff_max") {
           return ReadDuration(value, path, false, &quota->backoff_max);
         }
+        if (key == "fast_path") return ReadBool(value, path, &quota->fast_path);
         return ReadDuration(value, path, false, &quota->connect_timeout);
       });
 }

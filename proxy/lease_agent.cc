@@ -98,7 +98,7 @@ void LeaseAgent::Unindex(const Bucket& b) {
 }
 
 std::optional<sluice::v1::SidecarMessage> LeaseAgent::ApplyPauseNow(
-    const sluice::v1::Pause& p, TimePoint now) {
+    const sluice::v1::Pause& p, TimePoint now, bool* handled) {
   const Duration remaining = RemainingOf(p);
   const std::string key =
       IndexKey(p.bucket().resource(), p.bucket().key_hash());
@@ -109,10 +109,13 @@ std::optional<sluice::v1::SidecarMessage> LeaseAgent::ApplyPauseNow(
     if (it == throttle_index_.end()) return std::nullopt;
     throttle = it->second.lock();
     if (throttle == nullptr) return std::nullopt;
+    if (handled != nullptr) *handled = true;
     // Bounded: the owner's thread takes these out as it applies the same
     // messages; a backlog this long means it is not running.
     if (acked_now_.size() >= kMaxAckedNow) acked_now_.clear();
-    acked_now_.insert(absl::StrCat(key, "\n", p.pause_id()));
+    if (!acked_now_.insert(absl::StrCat(key, "\n", p.pause_id())).second) {
+      return std::nullopt;  // the other copy came first and was acked
+    }
   }
   if (remaining > Duration::zero()) {
     throttle->OnRemotePause(remaining, p.pause_id(), now);

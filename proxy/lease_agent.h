@@ -82,14 +82,18 @@ class LeaseAgent {
   void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
 
   // Pauses the throttle of `pause`'s bucket at once and returns the
-  // PauseAck to send now (nullopt: not a bucket with a throttle; the agent
-  // acks it as usual). Unlike every other method, callable from any thread
-  // (the stream's reaction, as the message is read), so requests stop
-  // without waiting for the owner's thread. OnServerMessage with the same
-  // message does the rest later (held tokens) without a second ack; the
-  // throttle ignores a pause_id it has applied.
+  // PauseAck to send now. nullopt: not a bucket with a throttle (the agent
+  // acks it as usual), or a pause already applied here by an earlier call
+  // (its other copy: stream and fast path), which sets `*handled` too.
+  // `*handled` (if given) is true whenever the bucket's throttle has the
+  // pause. Unlike every other method, callable from any thread (the
+  // stream's reaction or the fast path's reader, as the message is read),
+  // so requests stop without waiting for the owner's thread.
+  // OnServerMessage with the same message does the rest later (held
+  // tokens) without a second ack; the throttle ignores a pause_id it has
+  // applied.
   std::optional<sluice::v1::SidecarMessage> ApplyPauseNow(
-      const sluice::v1::Pause& pause, TimePoint now);
+      const sluice::v1::Pause& pause, TimePoint now, bool* handled = nullptr);
 
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
   // (at most once per grant received) when its pool holds less than half

@@ -79,20 +79,20 @@ class LeaseClient::Stream
     // held tokens on its next turn, within 100 ms. The stream's first
     // message always wakes it (it marks the stream connected).
     bool wake = !answered_;
-    bool acked = false;
+    if (!answered_ && in_.has_fast_path() && owner_->fast_path_) {
+      const absl::Status s =
+          owner_->fast_path_->Use(context_.peer(), in_.fast_path());
+      if (!s.ok()) spdlog::warn("{}", std::string(s.message()));
+    }
     answered_ = true;
+    bool handled = false;
     if (in_.has_pause()) {
-      if (auto ack = owner_->agent_->ApplyPauseNow(in_.pause(),
-                                                   owner_->clock_->Now())) {
-        Send(std::move(*ack));
-        acked = true;
-      }
+      handled = owner_->ApplyPause(in_.pause(), /*by_datagram=*/false);
     }
     {
       std::lock_guard lock(owner_->mu_);
       inbox_.push_back(std::move(in_));
-      if (acked) ++owner_->stats_.messages_out;
-      if (wake || !acked) owner_->cv_.notify_all();
+      if (wake || !handled) owner_->cv_.notify_all();
     }
     in_.Clear();
     StartRead(&in_);
@@ -134,7 +134,35 @@ class LeaseClient::Stream
 
 LeaseClient::LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent,
                          Clock* clock)
-    : options_(std::move(options)), agent_(std::move(agent)), clock_(clock) {}
+    : options_(std::move(options)), agent_(std::move(agent)), clock_(clock) {
+  if (options_.fast_path) {
+    fast_path_ = std::make_unique<FastPathClient>(
+        [this](const sluice::v1::Pause& p) { ApplyPause(p, true); },
+        [this](SidecarMessage msg) {
+          std::lock_guard lock(mu_);
+          if (stats_.connected && stream_ != nullptr) {
+            stream_->Send(std::move(msg));
+          }
+        });
+  }
+}
+
+bool LeaseClient::ApplyPause(const sluice::v1::Pause& pause, bool by_datagram) {
+  bool handled = false;
+  auto ack = agent_->ApplyPauseNow(pause, clock_->Now(), &handled);
+  if (ack) {
+    // The ack goes back the way the pause came.
+    const bool acked = by_datagram && fast_path_ != nullptr &&
+                       fast_path_->SendPauseAck(ack->pause_ack());
+    std::lock_guard lock(mu_);
+    ++(by_datagram ? stats_.pauses_by_datagram : stats_.pauses_by_stream);
+    if (!acked && stream_ != nullptr) {
+      ++stats_.messages_out;
+      stream_->Send(std::move(*ack));
+    }
+  }
+  return handled;
+}
 
 LeaseClient::~LeaseClient() { Stop(); }
 
@@ -150,11 +178,17 @@ void LeaseClient::Stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  fast_path_.reset();  // joins its reader, the last caller of ApplyPause
 }
 
 LeaseClient::Stats LeaseClient::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  Stats s;
+  {
+    std::lock_guard lock(mu_);
+    s = stats_;
+  }
+  if (fast_path_) s.fast_path = fast_path_->stats();
+  return s;
 }
 
 bool LeaseClient::connected() const {
@@ -181,6 +215,11 @@ void LeaseClient::Send(SidecarMessage msg) {
   // stream alive meanwhile (RunStream clears stream_ under it before the
   // stream goes).
   ++stats_.messages_out;
+  if (msg.has_throttle()) {
+    msg.mutable_throttle()->set_report_id(next_report_id_++);
+    // The datagram first; the stream's copy later if the fast path is up.
+    if (fast_path_ && fast_path_->SendThrottle(msg)) return;
+  }
   stream_->Send(std::move(msg));
 }
 
@@ -302,6 +341,7 @@ bool LeaseClient::RunStream(const std::string& target) {
     }
     for (auto& msg : out) stream->Send(std::move(msg));
   }
+  if (fast_path_) fast_path_->Reset();
   stream->Shutdown();
   agent_->OnDisconnected(clock_->Now());
   {

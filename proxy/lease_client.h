@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "proxy/fast_path_client.h"
 #include "proxy/lease_agent.h"
 
 namespace sluice {
@@ -40,6 +41,9 @@ class LeaseClient {
     Duration backoff_initial = std::chrono::milliseconds(100);
     Duration backoff_max = std::chrono::seconds(5);
     Duration connect_timeout = std::chrono::seconds(2);
+    // Take the server's pause fast path when it offers one (UDP beside the
+    // stream; docs/pause.md, "Fast path").
+    bool fast_path = true;
   };
   struct Stats {
     uint64_t connects = 0;     // streams that got a first answer
@@ -50,6 +54,10 @@ class LeaseClient {
     uint64_t server_restarts = 0;
     bool connected = false;
     std::string server;  // current or last target
+    FastPathClient::Stats fast_path;
+    // Pauses applied first from a fast-path datagram / from the stream.
+    uint64_t pauses_by_datagram = 0;
+    uint64_t pauses_by_stream = 0;
   };
 
   LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent, Clock* clock);
@@ -75,7 +83,8 @@ class LeaseClient {
   // Sends `msg` (a throttle report or probe result) on the stream at once,
   // from any thread (the caller's thread starts the write). Dropped when no
   // stream is up (the server learns the state from the next reports); the
-  // stream's write queue is bounded (oldest waiting message dropped).
+  // stream's write queue is bounded (oldest waiting message dropped). A
+  // throttle report gets a report_id and leaves on the fast path first.
   void Send(sluice::v1::SidecarMessage msg);
 
  private:
@@ -86,6 +95,11 @@ class LeaseClient {
   // Hands the queued bindings to the agent; returns the reports to send.
   // Client thread only; takes mu_.
   std::vector<sluice::v1::SidecarMessage> DrainBindings(TimePoint now);
+  // A Pause read from either path: applied at once and acked on the stream
+  // by whichever copy comes first. True if a bucket's throttle has it (now
+  // or from the other copy); false sends it the slow way, through the
+  // agent on the client's thread. Any thread.
+  bool ApplyPause(const sluice::v1::Pause& pause, bool by_datagram);
 
   const Options options_;
   std::unique_ptr<LeaseAgent> agent_;
@@ -97,6 +111,9 @@ class LeaseClient {
   Stream* stream_ = nullptr;                // live stream, guarded by mu_
   std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
   Stats stats_;                             // guarded by mu_
+  uint64_t next_report_id_ = 1;             // guarded by mu_
+  // Declared last: its reader thread calls ApplyPause until it is joined.
+  std::unique_ptr<FastPathClient> fast_path_;
 };
 
 }  // namespace sluice

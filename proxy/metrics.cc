@@ -261,7 +261,27 @@ struct ProxyMetrics::LeaseSeries {
         failed(Reg(prometheus::BuildCounter(),
                    "sluice_proxy_lease_stream_failed_attempts_total",
                    "Attempts to reach a quota server that got no answer.", r)
-                   .Add({})) {}
+                   .Add({})),
+        fast_path_up(Reg(prometheus::BuildGauge(), "sluice_proxy_fast_path_up",
+                         "1 while the quota server has welcomed this "
+                         "sidecar on the UDP pause fast path.",
+                         r)
+                         .Add({})),
+        datagrams(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_fast_path_datagrams_total",
+                      "Pause fast-path datagrams by direction and result.", r)),
+        in_ok(datagrams.Add({{"direction", "in"}, {"result", "ok"}})),
+        in_rejected(
+            datagrams.Add({{"direction", "in"}, {"result", "rejected"}})),
+        out_sent(datagrams.Add({{"direction", "out"}, {"result", "sent"}})),
+        out_failed(datagrams.Add({{"direction", "out"}, {"result", "failed"}})),
+        delivered(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_pause_delivered_total",
+                      "Fleet pauses by the path whose copy was applied "
+                      "first (datagram or stream).",
+                      r)),
+        by_datagram(delivered.Add({{"path", "datagram"}})),
+        by_stream(delivered.Add({{"path", "stream"}})) {}
 
   Family<Gauge>& mode;
   Family<Gauge>& held;
@@ -269,6 +289,15 @@ struct ProxyMetrics::LeaseSeries {
   Counter& connects;
   Counter& disconnects;
   Counter& failed;
+  Gauge& fast_path_up;
+  Family<Counter>& datagrams;
+  Counter& in_ok;
+  Counter& in_rejected;
+  Counter& out_sent;
+  Counter& out_failed;
+  Family<Counter>& delivered;
+  Counter& by_datagram;
+  Counter& by_stream;
   absl::flat_hash_map<std::string, PerLimit> limits;
 };
 
@@ -318,6 +347,13 @@ void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
   raise(lease_->connects, totals.connects);
   raise(lease_->disconnects, totals.disconnects);
   raise(lease_->failed, totals.failed_attempts);
+  lease_->fast_path_up.Set(totals.fast_path_up ? 1 : 0);
+  raise(lease_->in_ok, totals.datagrams_in_ok);
+  raise(lease_->in_rejected, totals.datagrams_in_rejected);
+  raise(lease_->out_sent, totals.datagrams_out_sent);
+  raise(lease_->out_failed, totals.datagrams_out_failed);
+  raise(lease_->by_datagram, totals.pauses_by_datagram);
+  raise(lease_->by_stream, totals.pauses_by_stream);
 }
 
 void ProxyMetrics::RegisterRoute(std::string_view route) { Route(route); }

@@ -142,10 +142,19 @@ class ProxyMetrics {
     uint64_t connects = 0;
     uint64_t disconnects = 0;
     uint64_t failed_attempts = 0;
+    // The pause fast path (docs/pause.md).
+    bool fast_path_up = false;
+    uint64_t datagrams_in_ok = 0;
+    uint64_t datagrams_in_rejected = 0;
+    uint64_t datagrams_out_sent = 0;
+    uint64_t datagrams_out_failed = 0;
+    uint64_t pauses_by_datagram = 0;
+    uint64_t pauses_by_stream = 0;
   };
   // lease_stream_connected = 0/1; lease_stream_{connects, disconnects,
-  // failed_attempts}_total are raised to the given totals (never lowered).
-  // Ignored until a leased limit is registered.
+  // failed_attempts}_total are raised to the given totals (never lowered),
+  // as are the fast path's counters. Ignored until a leased limit is
+  // registered.
   void SetLeaseStream(const LeaseStreamTotals& totals);
 
   // The Prometheus text exposition format (version 0.0.4) of every metric.

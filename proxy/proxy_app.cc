@@ -373,6 +373,7 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
   o.backoff_initial = config.quota.backoff_initial;
   o.backoff_max = config.quota.backoff_max;
   o.connect_timeout = config.quota.connect_timeout;
+  o.fast_path = config.quota.fast_path;
   lease_client =
       std::make_unique<LeaseClient>(std::move(o), std::move(agent), clock);
   // Per-key limits bind each key's pool when its limiter is created (on a
@@ -411,7 +412,10 @@ void ProxyApp::Impl::RefreshLeaseMetrics() {
   }
   const LeaseClient::Stats st = lease_client->stats();
   metrics->SetLeaseStream(ProxyMetrics::LeaseStreamTotals{
-      st.connected, st.connects, st.disconnects, st.failed_attempts});
+      st.connected, st.connects, st.disconnects, st.failed_attempts,
+      st.fast_path.up, st.fast_path.in_ok, st.fast_path.in_rejected,
+      st.fast_path.out_sent, st.fast_path.out_failed, st.pauses_by_datagram,
+      st.pauses_by_stream});
 }
 
 std::string ProxyApp::Impl::LeaseDetail() {

@@ -75,6 +75,7 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                    {"config_version", status.config_version},
                    {"connected_streams", status.connected_streams},
                    {"ignored_reports", status.ignored_reports},
+                   {"duplicate_reports", status.duplicate_reports},
                    {"resources", std::move(resources)}});
 }
 
@@ -212,6 +213,21 @@ struct QuotaMetrics::State {
                    r)),
         paused(Reg(prometheus::BuildGauge(), "sluice_quota_paused_buckets",
                    "Buckets of a resource by pause phase", r)),
+        datagrams(Reg(prometheus::BuildCounter(),
+                      "sluice_quota_fast_path_datagrams_total",
+                      "Pause fast-path datagrams by direction and result", r)),
+        fast_path_sidecars(Reg(prometheus::BuildGauge(),
+                               "sluice_quota_fast_path_sidecars",
+                               "Streams whose sidecar said hello on the "
+                               "fast path",
+                               r)
+                               .Add({})),
+        duplicate_reports(Reg(prometheus::BuildCounter(),
+                              "sluice_quota_duplicate_throttle_reports_total",
+                              "Throttle reports already taken from the "
+                              "other path (stream or fast path)",
+                              r)
+                              .Add({})),
         propagation(
             Reg(prometheus::BuildHistogram(),
                 "sluice_quota_pause_propagation_seconds",
@@ -245,6 +261,9 @@ struct QuotaMetrics::State {
   Family<Gauge>& stated;
   Family<Counter>& pauses;
   Family<Gauge>& paused;
+  Family<Counter>& datagrams;
+  Gauge& fast_path_sidecars;
+  Counter& duplicate_reports;
   prometheus::Histogram& propagation;
   PropagationHistogram propagation_seen;  // what `propagation` holds
   std::map<std::string, std::set<std::string>> reasons;  // pauses series
@@ -328,6 +347,26 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
   CatchUp(s.rejected, streams_rejected);
   CatchUp(s.messages_in, messages_in);
   CatchUp(s.messages_out, messages_out);
+}
+
+void QuotaMetrics::UpdateFastPath(const FastPathServer::Stats& f,
+                                  uint64_t duplicate_reports) {
+  State& s = *state_;
+  const std::pair<const char*, uint64_t> in[] = {
+      {"ok", f.in_ok},
+      {"bad_mac", f.in_bad_mac},
+      {"replayed", f.in_replayed},
+      {"unknown_token", f.in_unknown_token},
+      {"malformed", f.in_malformed}};
+  for (const auto& [result, n] : in) {
+    CatchUp(s.datagrams.Add({{"direction", "in"}, {"result", result}}), n);
+  }
+  CatchUp(s.datagrams.Add({{"direction", "out"}, {"result", "sent"}}),
+          f.out_sent);
+  CatchUp(s.datagrams.Add({{"direction", "out"}, {"result", "failed"}}),
+          f.out_failed);
+  s.fast_path_sidecars.Set(static_cast<double>(f.registered));
+  CatchUp(s.duplicate_reports, duplicate_reports);
 }
 
 void QuotaMetrics::CountReload(bool ok) {

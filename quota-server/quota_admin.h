@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "quota-server/fast_path_server.h"
 #include "quota-server/quota_allocator.h"
 
 namespace prometheus {
@@ -40,6 +41,10 @@ class QuotaMetrics {
   void Update(const QuotaAllocator::Status& status, uint64_t streams_opened,
               uint64_t messages_in, uint64_t messages_out,
               uint64_t streams_rejected);
+  // The pause fast path's datagram counters and the throttle reports that
+  // came over both paths and counted once.
+  void UpdateFastPath(const FastPathServer::Stats& stats,
+                      uint64_t duplicate_reports);
   void CountReload(bool ok);
   void CountLimitChange();
   // Prometheus text exposition format.

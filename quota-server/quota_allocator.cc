@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
+#include "common/replay_window.h"
 #include "quota-server/lease_messages.h"
 #include "quota-server/resource_ledger.h"
 
@@ -65,6 +66,11 @@ class QuotaAllocator::Impl {
     if (msg.has_demand()) {
       OnReport(id, s, msg.demand(), now, out);
     } else if (msg.has_throttle()) {
+      const uint64_t rid = msg.throttle().report_id();
+      if (rid != 0 && !s.throttle_reports.Accept(rid)) {
+        ++duplicate_reports_;  // the other path's copy came first
+        return;
+      }
       OnThrottle(id, s, msg.throttle(), now, out);
     } else if (msg.has_probe_result()) {
       const auto& pr = msg.probe_result();
@@ -74,7 +80,9 @@ class QuotaAllocator::Impl {
     } else if (msg.has_pause_ack()) {
       const auto& ack = msg.pause_ack();
       if (ResourceLedger* l = FindLedger(ack.bucket())) {
-        if (auto d = l->OnPauseAck(id, ack.pause_id(), now)) {
+        const Duration held = std::chrono::microseconds(
+            std::min<uint32_t>(ack.held_us(), 1'000'000));
+        if (auto d = l->OnPauseAck(id, ack.pause_id(), now - held)) {
           propagation_.Observe(ToSeconds(*d));
         }
       }
@@ -273,6 +281,9 @@ class QuotaAllocator::Impl {
     // Resource name -> version of the last LimitUpdate sent for it.
     absl::flat_hash_map<std::string, uint64_t> limit_sent;
     absl::flat_hash_set<ResourceLedger*> ledgers;  // where it is a member
+    // report_id of throttle reports taken: each comes on the stream and
+    // maybe the fast path too, and counts once.
+    ReplayWindow throttle_reports;
   };
   struct PendingRevoke {
     StreamId stream;
@@ -566,6 +577,7 @@ class QuotaAllocator::Impl {
   std::vector<PendingRevoke> pending_revokes_;
   bool limits_dirty_ = false;
   uint64_t ignored_reports_ = 0;
+  uint64_t duplicate_reports_ = 0;
   PropagationHistogram propagation_;
   TimePoint rate_at_;
   std::vector<StreamId> removed_;  // scratch
@@ -576,6 +588,7 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
   status.epoch = epoch_;
   status.config_version = config_version_;
   status.ignored_reports = ignored_reports_;
+  status.duplicate_reports = duplicate_reports_;
   status.pause_propagation = propagation_;
   for (const auto& [id, s] : streams_) {
     if (s->open && s->hello && !s->superseded) ++status.connected_streams;

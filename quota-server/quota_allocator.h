@@ -160,6 +160,8 @@ class QuotaAllocator {
     // Reports ignored: unknown resource, a key for an unkeyed resource, or
     // a per-key resource at its key limit.
     uint64_t ignored_reports = 0;
+    // Throttle reports whose report_id was already taken (fast-path copy).
+    uint64_t duplicate_reports = 0;
     std::vector<ResourceStatus> resources;
     // Time from a throttle report to the last Pause acknowledgement.
     PropagationHistogram pause_propagation;

@@ -76,6 +76,8 @@ struct QuotaApp::Impl {
   QuotaMetrics metrics;
   std::unique_ptr<grpc::Server> grpc_server;
   int grpc_port = 0;
+  // Stopped after the gRPC server (QuotaApp's destructor, Run).
+  std::unique_ptr<FastPathServer> fast_path;
   boost::asio::io_context admin_io{1};
   std::optional<
       boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
@@ -92,6 +94,9 @@ AdminHandlers QuotaApp::Impl::Handlers() {
     const auto& c = service.counters();
     metrics.Update(snap, c.streams_opened.load(), c.messages_in.load(),
                    c.messages_out.load(), c.streams_rejected.load());
+    metrics.UpdateFastPath(
+        fast_path ? fast_path->stats() : FastPathServer::Stats{},
+        snap.duplicate_reports);
     return metrics.Serialize();
   };
   h.ready = [] { return true; };
@@ -175,6 +180,8 @@ QuotaApp::~QuotaApp() {
     m.service.FinishAll();
     m.grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   }
+  m.service.SetFastPath(nullptr);
+  m.fast_path.reset();
 }
 
 void QuotaApp::BlockSignals() {
@@ -207,6 +214,7 @@ absl::Status QuotaApp::Start() {
   }
   const std::string listen_host =
       m.config.listen.substr(0, m.config.listen.rfind(':'));
+  if (absl::Status s = StartFastPath(listen_host); !s.ok()) return s;
   std::string admin_where = "off";
   if (!m.config.admin_listen.empty() && m.config.admin_listen != "off") {
     auto addr = ParseListenAddress(m.config.admin_listen);
@@ -223,9 +231,39 @@ absl::Status QuotaApp::Start() {
     m.admin_thread = std::thread([&m] { m.admin_io.run(); });
   }
   m.file_stamp = FileStamp(m.config_path);
-  std::fprintf(stderr, "sluice-quota-server listening grpc=%s:%d admin=%s\n",
-               listen_host.c_str(), m.grpc_port, admin_where.c_str());
+  const std::string fast_where =
+      m.fast_path ? absl::StrCat(m.fast_path->port()) : std::string("off");
+  std::fprintf(stderr,
+               "sluice-quota-server listening grpc=%s:%d admin=%s "
+               "fast_path_udp=%s\n",
+               listen_host.c_str(), m.grpc_port, admin_where.c_str(),
+               fast_where.c_str());
   std::fflush(stderr);
+  return absl::OkStatus();
+}
+
+absl::Status QuotaApp::StartFastPath(const std::string& host) {
+  Impl& m = *impl_;
+  const FastPathConfig& fc = m.config.fast_path;
+  if (!fc.enabled) return absl::OkStatus();
+  auto handler = [&m](uint64_t stream, const sluice::v1::SidecarMessage& msg) {
+    m.service.OnFastPathMessage(stream, msg);
+  };
+  const uint16_t port =
+      fc.port != 0 ? fc.port : static_cast<uint16_t>(m.grpc_port);
+  auto fp = FastPathServer::Start(host, port, handler);
+  if (!fp.ok() && fc.port == 0) {
+    spdlog::warn("{}; the fast path takes any free UDP port instead",
+                 std::string(fp.status().message()));
+    fp = FastPathServer::Start(host, 0, handler);
+  }
+  if (!fp.ok()) {
+    return absl::Status(
+        fp.status().code(),
+        absl::StrCat("fast_path.port: ", fp.status().message()));
+  }
+  m.fast_path = *std::move(fp);
+  m.service.SetFastPath(m.fast_path.get());
   return absl::OkStatus();
 }
 
@@ -239,7 +277,8 @@ absl::Status QuotaApp::Reload() {
   absl::Status status = next.status();
   if (status.ok()) {
     if (next->listen != m.config.listen ||
-        next->admin_listen != m.config.admin_listen) {
+        next->admin_listen != m.config.admin_listen ||
+        next->fast_path != m.config.fast_path) {
       spdlog::warn("reload: listen addresses change only on restart");
     }
     m.service.WithAllocator([&](QuotaAllocator& a, Outbox*) {
@@ -286,6 +325,8 @@ int QuotaApp::Run() {
   m.service.FinishAll();
   m.grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   m.grpc_server.reset();
+  m.service.SetFastPath(nullptr);
+  m.fast_path.reset();
   return 0;
 }
 

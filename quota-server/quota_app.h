@@ -27,8 +27,9 @@ class QuotaApp {
   QuotaApp(const QuotaApp&) = delete;
   QuotaApp& operator=(const QuotaApp&) = delete;
 
-  // Binds both listeners (errors name the address) and prints
-  // "sluice-quota-server listening grpc=HOST:PORT admin=HOST:PORT" on stderr.
+  // Binds the listeners (errors name the address or field) and prints
+  // "sluice-quota-server listening grpc=HOST:PORT admin=HOST:PORT
+  // fast_path_udp=PORT|off" on stderr.
   absl::Status Start();
 
   // Blocks until SIGTERM or SIGINT, then stops: streams are finished with
@@ -50,6 +51,8 @@ class QuotaApp {
 
  private:
   struct Impl;
+  // Binds the fast path's UDP socket on `host` (config fast_path).
+  absl::Status StartFastPath(const std::string& host);
   explicit QuotaApp(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,6 +1,8 @@
 #include "quota-server/quota_service.h"
 
+#include <algorithm>
 #include <deque>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -22,6 +24,9 @@ class QuotaService::Reactor
  public:
   Reactor(QuotaService* service, uint64_t id) : service_(service), id_(id) {}
 
+  // Rides on the stream's first message.
+  void SetOffer(sluice::v1::FastPathOffer offer) { offer_ = std::move(offer); }
+
   void Begin() { StartRead(&in_); }
 
   // Queues `msg` for sending. Safe from any thread; drops the message if the
@@ -36,6 +41,10 @@ class QuotaService::Reactor
       return;
     }
     pending_.push_back(std::move(msg));
+    if (offer_) {
+      *pending_.back().mutable_fast_path() = std::move(*offer_);
+      offer_.reset();
+    }
     if (!writing_) {
       writing_ = true;
       StartWrite(&pending_.front());
@@ -109,12 +118,13 @@ class QuotaService::Reactor
   std::deque<ServerMessage> pending_;  // front() is being written
   bool writing_ = false;
   bool finishing_ = false;
+  std::optional<sluice::v1::FastPathOffer> offer_;  // guarded by wmu_
 };
 
 QuotaService::QuotaService(QuotaAllocator* allocator, Clock* clock)
     : allocator_(allocator), clock_(clock) {}
 
-QuotaService::~QuotaService() = default;
+QuotaService::~QuotaService() { SetFastPath(nullptr); }
 
 grpc::ServerBidiReactor<SidecarMessage, ServerMessage>* QuotaService::Lease(
     grpc::CallbackServerContext* context) {
@@ -124,6 +134,7 @@ grpc::ServerBidiReactor<SidecarMessage, ServerMessage>* QuotaService::Lease(
     std::lock_guard lock(mu_);
     id = next_id_++;
     reactor = new Reactor(this, id);
+    if (fast_path_) reactor->SetOffer(fast_path_->Open(id));
     streams_[id] = reactor;
     allocator_->Open(id, clock_->Now());
   }
@@ -140,9 +151,64 @@ void QuotaService::OnRead(uint64_t id, const SidecarMessage& msg) {
   DispatchLocked(out);
 }
 
+void QuotaService::SetFastPath(FastPathServer* fast_path) {
+  std::thread old;
+  {
+    std::lock_guard lock(mu_);
+    fast_path_ = fast_path;
+    if (fast_path != nullptr && !deferrer_.joinable()) {
+      stopping_ = false;
+      deferrer_ = std::thread([this] { DeferLoop(); });
+      return;
+    }
+    if (fast_path == nullptr) {
+      stopping_ = true;
+      old = std::move(deferrer_);
+      deferred_cv_.notify_all();
+    }
+  }
+  if (old.joinable()) old.join();  // sends what is left first
+}
+
+void QuotaService::DeferLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    if (deferred_.empty()) {
+      if (stopping_) return;
+      deferred_cv_.wait(lock);
+      continue;
+    }
+    const TimePoint now = clock_->Now();
+    if (!stopping_ && deferred_.front().due > now) {
+      deferred_cv_.wait_for(lock, deferred_.front().due - now);
+      continue;
+    }
+    Deferred d = std::move(deferred_.front());
+    deferred_.pop_front();
+    auto it = streams_.find(d.id);
+    if (it == streams_.end()) continue;  // closed meanwhile
+    sluice::v1::Pause* p = d.msg.mutable_pause();
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        now - (d.due - kStreamCopyDelay));
+    const uint64_t w =
+        static_cast<uint64_t>(std::max<int64_t>(0, waited.count()));
+    p->set_remaining_ms(p->remaining_ms() > w ? p->remaining_ms() - w : 0);
+    it->second->Enqueue(std::move(d.msg));
+  }
+}
+
+void QuotaService::OnFastPathMessage(uint64_t id, const SidecarMessage& msg) {
+  counters_.fast_path_messages.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  Outbox out;
+  allocator_->OnMessage(id, msg, clock_->Now(), &out);
+  DispatchLocked(out);
+}
+
 void QuotaService::OnStreamDone(uint64_t id) {
   counters_.streams_closed.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
+  if (fast_path_) fast_path_->Close(id);
   streams_.erase(id);
   allocator_->Close(id, clock_->Now());
 }
@@ -176,10 +242,35 @@ size_t QuotaService::live_streams() const {
 }
 
 void QuotaService::DispatchLocked(Outbox& out) {
-  for (auto& [id, msg] : out.messages) {
+  // Every pause datagram leaves before any stream write starts: a write
+  // may run the transport inline, and the datagrams are the fast copy.
+  std::vector<bool> sent;
+  if (fast_path_) {
+    std::vector<FastPathServer::Outgoing> pauses;
+    std::vector<size_t> at;
+    for (size_t i = 0; i < out.messages.size(); ++i) {
+      const auto& [id, msg] = out.messages[i];
+      if (!msg.has_pause()) continue;
+      pauses.push_back({id, &msg.pause()});
+      at.push_back(i);
+    }
+    if (!pauses.empty()) {
+      sent.resize(out.messages.size());
+      const std::vector<bool> ok = fast_path_->SendPauses(pauses);
+      for (size_t k = 0; k < at.size(); ++k) sent[at[k]] = ok[k];
+    }
+  }
+  const TimePoint due = clock_->Now() + kStreamCopyDelay;
+  for (size_t i = 0; i < out.messages.size(); ++i) {
+    auto& [id, msg] = out.messages[i];
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;  // closed meanwhile
     counters_.messages_out.fetch_add(1, std::memory_order_relaxed);
+    if (!sent.empty() && sent[i] && deferred_.size() < kMaxDeferred) {
+      if (deferred_.empty()) deferred_cv_.notify_all();
+      deferred_.push_back(Deferred{due, id, std::move(msg)});
+      continue;
+    }
     it->second->Enqueue(std::move(msg));
   }
   out.messages.clear();

@@ -2,13 +2,17 @@
 #define SLUICE_QUOTA_SERVER_QUOTA_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
+#include "quota-server/fast_path_server.h"
 #include "quota-server/quota_allocator.h"
 #include "sluice/v1/quota.grpc.pb.h"
 
@@ -28,6 +32,11 @@ namespace sluice {
 class QuotaService final : public sluice::v1::QuotaService::CallbackService {
  public:
   static constexpr size_t kMaxPendingWrites = 4096;
+  // A Pause that left as a datagram goes on the stream this much later.
+  static constexpr Duration kStreamCopyDelay = std::chrono::milliseconds(20);
+  // Beyond this many waiting stream copies, a Pause goes on the stream at
+  // once.
+  static constexpr size_t kMaxDeferred = 65536;
 
   struct Counters {
     std::atomic<uint64_t> streams_opened{0};
@@ -35,6 +44,9 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
     std::atomic<uint64_t> messages_in{0};
     std::atomic<uint64_t> messages_out{0};
     std::atomic<uint64_t> streams_rejected{0};
+    // Throttle reports and pause acks that came as fast-path datagrams (not
+    // in messages_in).
+    std::atomic<uint64_t> fast_path_messages{0};
   };
 
   // `allocator` and `clock` outlive the service.
@@ -44,6 +56,18 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
   grpc::ServerBidiReactor<sluice::v1::SidecarMessage,
                           sluice::v1::ServerMessage>*
   Lease(grpc::CallbackServerContext* context) override;
+
+  // Offers `fast_path` to every stream opened from now on and sends each
+  // Pause through it first (nullptr: stop). A stream whose sidecar has said
+  // hello gets the Pause as a datagram at once and on the stream
+  // kStreamCopyDelay later (a thread of the service's own waits for that),
+  // with remaining_ms reduced by the wait. `fast_path` must outlive its
+  // use: clear it only once the gRPC server has shut down.
+  void SetFastPath(FastPathServer* fast_path);
+
+  // A throttle report or pause ack that came as a datagram for stream `id`
+  // (FastPathServer's handler). Any thread.
+  void OnFastPathMessage(uint64_t id, const sluice::v1::SidecarMessage& msg);
 
   // Runs the allocator's periodic work and sends what it produced. Call at
   // least every 50 ms (top-ups happen on Tick) from any thread.
@@ -67,9 +91,22 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
   // Called with mu_ held: hands each message to its stream.
   void DispatchLocked(Outbox& out);
   void OnStreamDone(uint64_t id);
+  // Sends the stream copies of pauses as they fall due.
+  void DeferLoop();
+
+  struct Deferred {
+    TimePoint due;
+    uint64_t id;
+    sluice::v1::ServerMessage msg;
+  };
 
   QuotaAllocator* allocator_;
   Clock* clock_;
+  FastPathServer* fast_path_ = nullptr;  // guarded by mu_
+  std::deque<Deferred> deferred_;        // guarded by mu_, by due
+  bool stopping_ = false;                // guarded by mu_
+  std::condition_variable deferred_cv_;
+  std::thread deferrer_;  // runs while a fast path is set
   Counters counters_;
   mutable std::mutex mu_;  // guards allocator_ calls and streams_
   absl::flat_hash_map<uint64_t, Reactor*> streams_;

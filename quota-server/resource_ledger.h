@@ -119,9 +119,11 @@ class ResourceLedger {
                   PauseSink sink);
   // The prober's probe was answered: the ramp starts now.
   void OnProbeResult(StreamId from, uint64_t pause_id, TimePoint now);
-  // A member applied Pause `pause_id`. When the last member sent that pause
-  // has acknowledged it, returns the time since the throttle report that
-  // started it (the fleet's propagation time, an upper bound).
+  // A member applied Pause `pause_id` at `now` (the ack's arrival, less the
+  // time the sidecar held it). When the last member sent that pause has
+  // acknowledged it, returns the time from the throttle report that started
+  // it to the latest application (the fleet's propagation time, an upper
+  // bound).
   std::optional<Duration> OnPauseAck(StreamId from, uint64_t pause_id,
                                      TimePoint now);
   // The Pause for a member joining now, if the bucket is paused.
@@ -229,6 +231,9 @@ class ResourceLedger {
     // Propagation: when the throttle report that moved the end arrived, and
     // who was sent that pause and has not acknowledged it yet.
     TimePoint broadcast_at{};
+    // Latest application time among the acks in (acks may arrive out of
+    // order: a held fast-path ack names an earlier time).
+    TimePoint last_applied{};
     uint64_t first_id = 0;  // the pause id of that broadcast
     absl::flat_hash_set<StreamId> awaiting_ack;
   };

@@ -62,6 +62,7 @@ bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
   // first broadcast are still out keeps measuring from that broadcast.
   if (!extension || p.awaiting_ack.empty()) {
     p.broadcast_at = now;
+    p.last_applied = now;
     p.first_id = p.id;
     p.awaiting_ack.clear();
   }
@@ -90,10 +91,10 @@ std::optional<Duration> ResourceLedger::OnPauseAck(StreamId from,
     return std::nullopt;
   }
   PauseState& p = *pause_;
-  if (p.awaiting_ack.erase(from) == 0 || !p.awaiting_ack.empty()) {
-    return std::nullopt;
-  }
-  return now - p.broadcast_at;
+  if (p.awaiting_ack.erase(from) == 0) return std::nullopt;
+  p.last_applied = std::max(p.last_applied, now);
+  if (!p.awaiting_ack.empty()) return std::nullopt;
+  return p.last_applied - p.broadcast_at;
 }
 
 std::optional<PauseOrder> ResourceLedger::PauseFor(StreamId stream,

@@ -64,6 +64,16 @@ struct ResourceConfig {
   bool operator==(const ResourceConfig&) const = default;
 };
 
+// The pause fast path (docs/pause.md, "Fast path"): UDP beside the gRPC
+// listener, on the same host.
+struct FastPathConfig {
+  bool enabled = true;
+  // 0: the gRPC listener's port number (UDP and TCP ports are distinct), or
+  // any free port if that one is taken. Another value must bind.
+  uint16_t port = 0;
+  bool operator==(const FastPathConfig&) const = default;
+};
+
 struct ServerConfig {
   // gRPC listener for sidecars ("host:port", IP literal; port 0 = any free).
   std::string listen = "127.0.0.1:7070";
@@ -73,6 +83,7 @@ struct ServerConfig {
   // Restart safety (docs/leasing.md, "Restart safety"). Turning it off
   // lets a restarted server over-grant by up to one burst.
   bool learning = true;
+  FastPathConfig fast_path;
   std::vector<ResourceConfig> resources;
   bool operator==(const ServerConfig&) const = default;
 };

@@ -26,6 +26,7 @@ using config_yaml::Got;
 using config_yaml::Join;
 using config_yaml::ReadBool;
 using config_yaml::ReadDuration;
+using config_yaml::ReadInt;
 using config_yaml::ReadNumber;
 using config_yaml::ReadString;
 
@@ -149,7 +150,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
   }
   ServerConfig config;
   absl::Status status = ForEachField(
-      root, "", {"listen", "admin_listen", "learning", "resources"},
+      root, "",
+      {"listen", "admin_listen", "learning", "fast_path", "resources"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "listen") return ReadString(value, field, &config.listen);
@@ -161,6 +163,17 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
           return ReadString(value, field, &config.admin_listen);
         }
         if (key == "learning") return ReadBool(value, field, &config.learning);
+        if (key == "fast_path") {
+          return ForEachField(
+              value, field, {"enabled", "port"},
+              [&](absl::string_view k, const YAML::Node& v,
+                  const std::string& f) -> absl::Status {
+                if (k == "enabled") {
+                  return ReadBool(v, f, &config.fast_path.enabled);
+                }
+                return ReadInt(v, f, 0, 65535, &config.fast_path.port);
+              });
+        }
         // resources: a map from name to resource.
         return ForEachEntry(value, field,
                             [&](const std::string& name, const YAML::Node& body,

@@ -3,7 +3,8 @@ sluice-quota-server; the upstream bans the caller for BAN seconds with a
 throttle in one vendor dialect. Nothing may reach the upstream later than
 50 ms after its first throttle until the ban ends (apart from requests
 already in flight), and traffic must resume afterwards without another
-throttle."""
+throttle. The pause travels on the UDP fast path and the stream
+(FleetPauseTest), or on the stream alone (StreamOnlyPauseTest)."""
 
 import time
 import unittest
@@ -43,12 +44,13 @@ routes:
 """
 
 
-@tq.needs_quota_server
-class FleetPauseTest(h.ProxyTestCase):
+class FleetPauseBase(h.ProxyTestCase):
+    """One quota server, SIDECARS sidecars and an upstream, per class."""
+    QUOTA = QUOTA_CONFIG
 
     @classmethod
     def setUpClass(cls):
-        cls.quota = cls.start_class_quota_server(QUOTA_CONFIG)
+        cls.quota = cls.start_class_quota_server(cls.QUOTA)
         cls.up = cls.start_class_upstream()  # unlimited but for the bans
         config = SIDECAR_CONFIG % {"target": cls.quota.target, "rate": RATE,
                                    "burst": BURST}
@@ -135,6 +137,36 @@ class FleetPauseTest(h.ProxyTestCase):
         self.assertTrue(local, "%s: nobody paused on its own" % dialect)
         self.assertLessEqual(min(local), min(paused))
 
+    def fleet_metric(self, name, labels=""):
+        return sum(tq.metric(p, name, labels) or 0 for p in self.proxies)
+
+
+@tq.needs_quota_server
+class FleetPauseTest(FleetPauseBase):
+
+    def test_pause_travels_as_datagrams(self):
+        self.run_ban("retry-after")
+        # Every sidecar was welcomed on the fast path...
+        for p in self.proxies:
+            self.assertEqual(tq.metric(p, "sluice_proxy_fast_path_up"), 1)
+        self.assertEqual(
+            tq.metric(self.quota, "sluice_quota_fast_path_sidecars"), SIDECARS)
+        # ...the sidecars that did not see the throttle themselves applied
+        # the server's pause from a datagram, never from its (later) copy on
+        # the stream...
+        by_datagram = self.fleet_metric("sluice_proxy_pause_delivered_total",
+                                        '{path="datagram"}')
+        by_stream = self.fleet_metric("sluice_proxy_pause_delivered_total",
+                                      '{path="stream"}')
+        self.assertGreater(by_datagram, 0)
+        self.assertEqual(by_stream, 0)
+        # ...and the reporter's stream copy of its report counted once.
+        self.assertGreater(tq.metric(
+            self.quota, "sluice_quota_duplicate_throttle_reports_total"), 0)
+        self.assertEqual(tq.metric(
+            self.quota, "sluice_quota_fast_path_datagrams_total",
+            '{direction="in",result="bad_mac"}'), 0)
+
     def test_retry_after_seconds(self):
         self.run_ban("retry-after")
 
@@ -161,6 +193,21 @@ class FleetPauseTest(h.ProxyTestCase):
 
     def test_success_that_spent_the_last_request(self):
         self.run_ban("x-ratelimit-200")
+
+
+@tq.needs_quota_server
+class StreamOnlyPauseTest(FleetPauseBase):
+    """The server offers no fast path (a network that drops UDP looks the
+    same to the pause): the stream alone carries it in time."""
+    QUOTA = QUOTA_CONFIG + "fast_path: {enabled: false}\n"
+
+    def test_pause_travels_on_the_stream(self):
+        self.run_ban("retry-after")
+        self.assertEqual(self.fleet_metric("sluice_proxy_fast_path_up"), 0)
+        self.assertEqual(self.fleet_metric(
+            "sluice_proxy_pause_delivered_total", '{path="datagram"}'), 0)
+        self.assertGreater(self.fleet_metric(
+            "sluice_proxy_pause_delivered_total", '{path="stream"}'), 0)
 
 
 LEARN_QUOTA = """

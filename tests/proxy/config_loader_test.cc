@@ -49,6 +49,14 @@ ProxyConfig LoadOrDie(std::string_view yaml) {
   return config.ok() ? *config : ProxyConfig{};
 }
 
+TEST(ConfigLoaderTest, FastPathIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(
+      LoadOrDie("quota: {servers: [\"127.0.0.1:7070\"]}\n").quota.fast_path);
+  EXPECT_FALSE(
+      LoadOrDie("quota: {servers: [\"127.0.0.1:7070\"], fast_path: false}\n")
+          .quota.fast_path);
+}
+
 TEST(ConfigLoaderTest, LeasedPerKeyLimitIsAccepted) {
   const ProxyConfig c = LoadOrDie(
       "quota: {servers: [\"127.0.0.1:7070\"]}\n"
@@ -383,6 +391,9 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"quota: {weight: 0}\n",
                   "quota.weight: must be a number > 0 and <= 1e12 (got \"0\") "
                   "(line 1, column 17)"},
+        ErrorCase{"quota: {fast_path: udp}\n",
+                  "quota.fast_path: must be true or false (got \"udp\") "
+                  "(line 1, column 20)"},
         ErrorCase{"quota: {servers: [\"\"]}\n",
                   "quota.servers[0]: must be host:port or dns:///name:port "
                   "(line 1, column 19)"},

@@ -545,13 +545,24 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   p->set_remaining_ms(1000);
   ServerMessage other = m;
   other.mutable_pause()->mutable_bucket()->set_key_hash("nope");
-  EXPECT_FALSE(agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10)));
+  bool handled = false;
+  EXPECT_FALSE(
+      agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10), &handled));
+  EXPECT_FALSE(handled);
   EXPECT_EQ(pauses, 0);
 
-  const auto ack = agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10));
+  const auto ack =
+      agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10), &handled);
   ASSERT_TRUE(ack.has_value());  // sent at once by the caller
+  EXPECT_TRUE(handled);
   EXPECT_EQ(ack->pause_ack().pause_id(), 3u);
   EXPECT_EQ(ack->pause_ack().bucket().key_hash(), "k");
+  EXPECT_EQ(pauses, 1);
+  // The other path's copy of the same pause: handled, not acked again.
+  handled = false;
+  EXPECT_FALSE(
+      agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(12), &handled));
+  EXPECT_TRUE(handled);
   EXPECT_EQ(pauses, 1);
   EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(11)));
   EXPECT_GT(pool->Held(kT0 + milliseconds(11)), 0);  // not the agent's yet

@@ -53,6 +53,7 @@ QuotaAllocator::Status SampleStatus() {
   s.config_version = 7;
   s.connected_streams = 2;
   s.ignored_reports = 3;
+  s.duplicate_reports = 4;
   QuotaAllocator::ResourceStatus a = Resource("openai", 0);
   a.sidecars.push_back(Sidecar("sc-1", 0));
   a.sidecars.push_back(Sidecar("sc-\"2\"</script>", 30));
@@ -143,7 +144,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   const json::value v = json::parse(text, ec);
   ASSERT_FALSE(ec) << ec.message() << ": " << text;
   const json::object& root = v.as_object();
-  EXPECT_EQ(root.size(), 6u) << text;
+  EXPECT_EQ(root.size(), 7u) << text;
   const json::array& recent = root.at("pause_propagation_ms_recent").as_array();
   ASSERT_EQ(recent.size(), 2u);
   EXPECT_DOUBLE_EQ(recent[0].to_number<double>(), 1.5);
@@ -152,6 +153,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   EXPECT_EQ(root.at("config_version").to_number<uint64_t>(), 7u);
   EXPECT_EQ(root.at("connected_streams").to_number<uint64_t>(), 2u);
   EXPECT_EQ(root.at("ignored_reports").to_number<uint64_t>(), 3u);
+  EXPECT_EQ(root.at("duplicate_reports").to_number<uint64_t>(), 4u);
   const json::array& resources = root.at("resources").as_array();
   ASSERT_EQ(resources.size(), 2u);
   ExpectResource(resources[0], status.resources[0]);

@@ -245,6 +245,40 @@ TEST_F(LedgerPauseTest, LastAckRecordsThePropagationTime) {
   EXPECT_EQ(h.counts[3], 1u);  // (2 ms, 5 ms]
 }
 
+TEST_F(LedgerPauseTest, AHeldAckCountsFromWhenThePauseWasApplied) {
+  Send(1, Throttle(5000), At(1000));
+  Send(1, Ack(1), At(1001));
+  Send(2, Ack(1), At(1002));
+  // Came as a datagram 6 ms after the pause, held 5 ms of them.
+  SidecarMessage held = Ack(1);
+  held.mutable_pause_ack()->set_held_us(5000);
+  Send(3, held, At(1006));
+  const auto h = alloc_->Snapshot(At(1007)).pause_propagation;
+  EXPECT_EQ(h.count, 1u);
+  EXPECT_NEAR(h.sum, 0.002, 1e-9);  // the later of 2 ms and 6 - 5 ms
+}
+
+TEST_F(LedgerPauseTest, AReportThatCameTwiceCountsOnce) {
+  // The same report by datagram and, later, on the stream.
+  SidecarMessage r = Throttle(3000);
+  r.mutable_throttle()->set_report_id(7);
+  EXPECT_THAT(PausesTo(Send(2, r, At(1000)), 1), SizeIs(1));
+  // 100 ms later it would extend the pause (a new broadcast) were it news.
+  EXPECT_THAT(Send(2, r, At(1100)).messages, SizeIs(0));
+  EXPECT_EQ(alloc_->Snapshot(At(1100)).duplicate_reports, 1u);
+  // Another sidecar's report with the same id is its own.
+  EXPECT_THAT(PausesTo(Send(3, r, At(1200)), 1), SizeIs(1));
+  // A newer report of the same sidecar is news; one without an id too.
+  r.mutable_throttle()->set_report_id(8);
+  EXPECT_THAT(PausesTo(Send(2, r, At(1300)), 1), SizeIs(1));
+  EXPECT_THAT(PausesTo(Send(2, Throttle(3000), At(1400)), 1), SizeIs(1));
+  EXPECT_THAT(PausesTo(Send(2, Throttle(3000), At(1500)), 1), SizeIs(1));
+  EXPECT_EQ(alloc_->Snapshot(At(1500)).duplicate_reports, 1u);
+  const auto st = Res(At(1500));
+  ASSERT_THAT(st.pauses_by_reason, SizeIs(1));
+  EXPECT_EQ(st.pauses_by_reason[0].second, 5u);
+}
+
 TEST_F(LedgerPauseTest, ThrottleForAnUnknownBucketIsIgnored) {
   SidecarMessage m = Throttle(1000);
   m.mutable_throttle()->mutable_bucket()->set_resource("nope");

@@ -48,6 +48,7 @@ TEST(ServerConfigTest, ExampleFileParsesWithDocumentedValues) {
   EXPECT_EQ(config->listen, "127.0.0.1:7070");
   EXPECT_EQ(config->admin_listen, "127.0.0.1:9902");
   EXPECT_TRUE(config->learning);
+  EXPECT_EQ(config->fast_path, FastPathConfig{});
   ASSERT_EQ(config->resources.size(), 2u);
   const ResourceConfig& openai = config->resources[0];
   EXPECT_EQ(openai.name, "openai");
@@ -77,6 +78,7 @@ TEST(ServerConfigTest, ReadsEveryField) {
 listen: "[::1]:0"
 admin_listen: "off"
 learning: false
+fast_path: {enabled: false, port: 7071}
 resources:
   a:
     rate: 5
@@ -90,6 +92,8 @@ resources:
   EXPECT_EQ(c.listen, "[::1]:0");
   EXPECT_EQ(c.admin_listen, "off");
   EXPECT_FALSE(c.learning);
+  EXPECT_FALSE(c.fast_path.enabled);
+  EXPECT_EQ(c.fast_path.port, 7071);
   ASSERT_EQ(c.resources.size(), 1u);
   const ResourceConfig& r = c.resources[0];
   EXPECT_DOUBLE_EQ(r.RatePerSecond(), 10);
@@ -175,6 +179,9 @@ TEST(ServerConfigTest, BadValuesNameTheirPath) {
   EXPECT_THAT(ErrorOf("listen: 127.0.0.1:70000"), HasSubstr("listen:"));
   EXPECT_THAT(ErrorOf("learning: 3"),
               HasSubstr("learning: must be true or false"));
+  EXPECT_THAT(ErrorOf("fast_path: {port: 70000}"),
+              HasSubstr("fast_path.port: must be an integer in 0..65535"));
+  EXPECT_THAT(ErrorOf("fast_path: {udp: 1}"), HasSubstr("fast_path.udp"));
   EXPECT_THAT(ErrorOf("resources:\n  a: {rate: 1}\n  a: {rate: 2}\n"),
               HasSubstr("resources.a: duplicate field"));
   EXPECT_THAT(ErrorOf("[unclosed"), HasSubstr("not valid YAML"));

@@ -1,0 +1,267 @@
+#include "proxy/fast_path_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/url/decode_view.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "proto/fast_path_codec.h"
+
+namespace sluice {
+
+namespace {
+
+constexpr int kPollMs = 100;
+constexpr int64_t kHelloRetryMs = 1000;  // until welcomed
+constexpr int64_t kHelloKeepMs = 10000;  // then, for NAT state
+
+int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SteadyMs() { return SteadyUs() / 1000; }
+
+// "ipv4:127.0.0.1:7070", "ipv6:[::1]:7070" or "ipv6:%5B::1%5D:7070" with
+// `port` in place of the stream's.
+bool PeerAddress(const std::string& peer, uint16_t port, sockaddr_storage* ss,
+                 socklen_t* len) {
+  std::string_view rest = peer;
+  if (rest.starts_with("ipv4:")) {
+    rest.remove_prefix(5);
+  } else if (rest.starts_with("ipv6:")) {
+    rest.remove_prefix(5);
+  } else {
+    return false;
+  }
+  auto pct = boost::urls::make_pct_string_view(rest);
+  if (!pct) return false;
+  std::string text;
+  for (char c : boost::urls::decode_view(*pct)) text.push_back(c);
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  *ss = sockaddr_storage{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof(*v4);
+    return true;
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof(*v6);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+FastPathClient::FastPathClient(PauseHandler on_pause, StreamSender to_stream)
+    : on_pause_(std::move(on_pause)), to_stream_(std::move(to_stream)) {
+  fd4_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  fd6_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  reader_ = std::thread([this] { ReadLoop(); });
+}
+
+FastPathClient::~FastPathClient() {
+  stopping_ = true;
+  if (reader_.joinable()) reader_.join();
+  if (fd4_ >= 0) close(fd4_);
+  if (fd6_ >= 0) close(fd6_);
+}
+
+absl::Status FastPathClient::Use(const std::string& peer,
+                                 const sluice::v1::FastPathOffer& offer) {
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  if (offer.port() == 0 || offer.port() > 65535 || offer.token() == 0 ||
+      offer.key().size() != kFastPathKeyBytes) {
+    Reset();
+    return absl::InvalidArgumentError("fast path: malformed offer");
+  }
+  if (!PeerAddress(peer, static_cast<uint16_t>(offer.port()), &ss, &len)) {
+    Reset();
+    return absl::InvalidArgumentError(
+        absl::StrCat("fast path: peer ", peer, " is not an IP address"));
+  }
+  std::lock_guard lock(mu_);
+  const int fd = ss.ss_family == AF_INET ? fd4_ : fd6_;
+  // connect() also makes the kernel drop datagrams from anyone else.
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    key_.clear();
+    fd_ = -1;
+    return absl::UnavailableError(
+        absl::StrCat("fast path: connect udp: ", std::strerror(errno)));
+  }
+  fd_ = fd;
+  key_ = offer.key();
+  token_ = offer.token();
+  next_seq_ = 1;
+  seen_ = ReplayWindow();
+  stats_.up = false;
+  sluice::v1::FastPathBody hello;
+  hello.mutable_hello();
+  SendLocked(hello);
+  next_hello_ms_ = SteadyMs() + kHelloRetryMs;
+  return absl::OkStatus();
+}
+
+void FastPathClient::Reset() {
+  std::lock_guard lock(mu_);
+  copies_.clear();  // the stream they were for is gone
+  key_.clear();
+  token_ = 0;
+  fd_ = -1;
+  stats_.up = false;
+}
+
+bool FastPathClient::SendThrottle(const sluice::v1::SidecarMessage& msg) {
+  sluice::v1::FastPathBody body;
+  *body.mutable_throttle() = msg.throttle();
+  std::lock_guard lock(mu_);
+  if (key_.empty() || !SendLocked(body) || !stats_.up ||
+      copies_.size() >= kMaxPendingAcks) {
+    return false;
+  }
+  copies_.emplace_back(msg, SteadyUs() + kStreamCopyDelayUs);
+  return true;
+}
+
+bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
+  const std::string d =
+      SealFastPath(key_, FastPathDirection::kUp, token_, next_seq_++, body);
+  if (d.empty() || fd_ < 0 ||
+      send(fd_, d.data(), d.size(), MSG_DONTWAIT) !=
+          static_cast<ssize_t>(d.size())) {
+    ++stats_.out_failed;  // the stream has the same message
+    return false;
+  }
+  ++stats_.out_sent;
+  return true;
+}
+
+bool FastPathClient::SendPauseAck(const sluice::v1::PauseAck& ack) {
+  std::lock_guard lock(mu_);
+  if (key_.empty()) return false;
+  if (acks_.size() < kMaxPendingAcks) acks_.emplace_back(ack, SteadyUs());
+  return true;
+}
+
+FastPathClient::Stats FastPathClient::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void FastPathClient::ReadLoop() {
+  char buf[kFastPathMaxDatagram + 1];
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    int timeout_ms;
+    {
+      std::lock_guard lock(mu_);
+      timeout_ms = NextTimeoutLocked();
+    }
+    pollfd p[2] = {{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}};
+    const int ready = poll(p, 2, timeout_ms);
+    for (const pollfd& one : p) {
+      if (ready <= 0 || one.fd < 0 || !(one.revents & POLLIN)) continue;
+      // Connected sockets: only the current server's datagrams arrive (an
+      // ICMP error surfaces here as a failed recv and is skipped).
+      const ssize_t n = recv(one.fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) OnDatagram(buf, static_cast<size_t>(n));
+    }
+    std::vector<sluice::v1::SidecarMessage> copies;
+    {
+      std::lock_guard lock(mu_);
+      SendDueLocked(&copies);
+      if (!key_.empty() && SteadyMs() >= next_hello_ms_) {
+        sluice::v1::FastPathBody hello;
+        hello.mutable_hello();
+        SendLocked(hello);
+        next_hello_ms_ =
+            SteadyMs() + (stats_.up ? kHelloKeepMs : kHelloRetryMs);
+      }
+    }
+    for (auto& msg : copies) to_stream_(std::move(msg));
+  }
+}
+
+int FastPathClient::NextTimeoutLocked() const {
+  int64_t due = std::numeric_limits<int64_t>::max();
+  if (!acks_.empty()) due = acks_.front().second + kAckDelayUs;
+  if (!copies_.empty()) due = std::min(due, copies_.front().second);
+  if (due == std::numeric_limits<int64_t>::max()) return kPollMs;
+  return static_cast<int>(
+      std::clamp<int64_t>((due - SteadyUs() + 999) / 1000, 0, kPollMs));
+}
+
+void FastPathClient::SendDueLocked(
+    std::vector<sluice::v1::SidecarMessage>* copies) {
+  const int64_t now = SteadyUs();
+  size_t c = 0;
+  while (c < copies_.size() && copies_[c].second <= now) {
+    copies->push_back(std::move(copies_[c].first));
+    ++c;
+  }
+  copies_.erase(copies_.begin(), copies_.begin() + static_cast<ptrdiff_t>(c));
+  size_t n = 0;
+  for (; n < acks_.size(); ++n) {
+    auto& [ack, queued] = acks_[n];
+    if (now - queued < kAckDelayUs) break;
+    if (key_.empty()) continue;  // the stream ended: dropped
+    ack.set_held_us(static_cast<uint32_t>(
+        std::min<int64_t>(now - queued, std::numeric_limits<uint32_t>::max())));
+    sluice::v1::FastPathBody body;
+    *body.mutable_pause_ack() = std::move(ack);
+    SendLocked(body);
+  }
+  acks_.erase(acks_.begin(), acks_.begin() + static_cast<ptrdiff_t>(n));
+}
+
+void FastPathClient::OnDatagram(const char* data, size_t size) {
+  std::optional<FastPathEnvelope> env =
+      ParseFastPath(std::string_view(data, size));
+  sluice::v1::FastPathBody body;
+  {
+    std::lock_guard lock(mu_);
+    if (!env || key_.empty() || env->token != token_ ||
+        OpenFastPath(key_, FastPathDirection::kDown, *env, &body) !=
+            FastPathOpen::kOk ||
+        !seen_.Accept(env->seq)) {
+      ++stats_.in_rejected;
+      return;
+    }
+    ++stats_.in_ok;
+    if (body.has_welcome()) {
+      if (!stats_.up) next_hello_ms_ = SteadyMs() + kHelloKeepMs;
+      stats_.up = true;
+      return;
+    }
+    if (!body.has_pause()) {  // an up-only message sent down
+      --stats_.in_ok;
+      ++stats_.in_rejected;
+      return;
+    }
+  }
+  on_pause_(body.pause());
+}
+
+}  // namespace sluice

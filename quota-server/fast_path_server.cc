@@ -1,0 +1,269 @@
+#include "quota-server/fast_path_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "proto/fast_path_codec.h"
+
+namespace sluice {
+
+namespace {
+// How often the reader looks at stopping_ while no datagram comes.
+constexpr int kPollMs = 100;
+}  // namespace
+
+struct FastPathServer::Peer {
+  uint64_t stream = 0;
+  uint64_t token = 0;
+  std::string key;
+  ReplayWindow seen;  // seq of the sidecar's datagrams
+  uint64_t next_seq = 1;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;  // 0: no hello yet
+};
+
+absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
+    const std::string& host_in, uint16_t port, MessageHandler on_message) {
+  std::string host = host_in;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof(*v6);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fast path: ", host_in, " is not an IP address"));
+  }
+  const int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("fast path: socket: ", std::strerror(errno)));
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::UnavailableError(absl::StrCat(
+        "fast path: bind udp ", host_in, ":", port, ": ", std::strerror(err)));
+  }
+  socklen_t got = sizeof(ss);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &got);
+  const uint16_t bound =
+      ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  return std::unique_ptr<FastPathServer>(
+      new FastPathServer(fd, bound, std::move(on_message)));
+}
+
+FastPathServer::FastPathServer(int fd, uint16_t port, MessageHandler on_message)
+    : fd_(fd), port_(port), on_message_(std::move(on_message)) {
+  // Tokens need not be secret (the key is); a random start keeps a
+  // restarted server's tokens apart from the last one's.
+  next_token_ = (std::random_device{}() | 1ull) << 20;
+  reader_ = std::thread([this] { ReadLoop(); });
+}
+
+FastPathServer::~FastPathServer() {
+  stopping_ = true;
+  if (reader_.joinable()) reader_.join();
+  close(fd_);
+}
+
+sluice::v1::FastPathOffer FastPathServer::Open(uint64_t stream) {
+  auto peer = std::make_unique<Peer>();
+  peer->stream = stream;
+  peer->key = NewFastPathKey();
+  sluice::v1::FastPathOffer offer;
+  std::lock_guard lock(mu_);
+  if (auto it = token_of_stream_.find(stream); it != token_of_stream_.end()) {
+    by_token_.erase(it->second);
+  }
+  peer->token = next_token_++;
+  offer.set_port(port_);
+  offer.set_key(peer->key);
+  offer.set_token(peer->token);
+  token_of_stream_[stream] = peer->token;
+  by_token_[peer->token] = std::move(peer);
+  return offer;
+}
+
+void FastPathServer::Close(uint64_t stream) {
+  std::lock_guard lock(mu_);
+  auto it = token_of_stream_.find(stream);
+  if (it == token_of_stream_.end()) return;
+  auto peer = by_token_.find(it->second);
+  if (peer != by_token_.end()) {
+    if (peer->second->addr_len != 0) --stats_.registered;
+    by_token_.erase(peer);
+  }
+  token_of_stream_.erase(it);
+}
+
+std::vector<bool> FastPathServer::SendPauses(
+    const std::vector<Outgoing>& pauses) {
+  std::vector<bool> sent(pauses.size());
+  std::vector<std::string> data;
+  std::vector<const Peer*> to;
+  std::vector<size_t> index;
+  data.reserve(pauses.size());
+  std::lock_guard lock(mu_);
+  sluice::v1::FastPathBody body;
+  for (size_t i = 0; i < pauses.size(); ++i) {
+    auto it = token_of_stream_.find(pauses[i].stream);
+    if (it == token_of_stream_.end()) continue;
+    Peer& peer = *by_token_.at(it->second);
+    if (peer.addr_len == 0) continue;
+    *body.mutable_pause() = *pauses[i].pause;
+    std::string d = SealFastPath(peer.key, FastPathDirection::kDown, peer.token,
+                                 peer.next_seq++, body);
+    if (d.empty()) {
+      CountSent(0, 1);
+      continue;
+    }
+    data.push_back(std::move(d));
+    to.push_back(&peer);
+    index.push_back(i);
+  }
+  std::vector<mmsghdr> msgs(data.size());
+  std::vector<iovec> iov(data.size());
+  for (size_t k = 0; k < data.size(); ++k) {
+    iov[k] = iovec{data[k].data(), data[k].size()};
+    msgs[k].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&to[k]->addr);
+    msgs[k].msg_hdr.msg_namelen = to[k]->addr_len;
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
+  size_t done = 0;
+  while (done < msgs.size()) {
+    const int n =
+        sendmmsg(fd_, msgs.data() + done,
+                 static_cast<unsigned>(msgs.size() - done), MSG_DONTWAIT);
+    if (n <= 0) {
+      // The first datagram failed (EAGAIN, ENOBUFS, unreachable): skip it,
+      // its stream copy is sent at once by the caller.
+      CountSent(0, 1);
+      ++done;
+      continue;
+    }
+    for (int k = 0; k < n; ++k) sent[index[done + k]] = true;
+    CountSent(static_cast<size_t>(n), 0);
+    done += static_cast<size_t>(n);
+  }
+  return sent;
+}
+
+void FastPathServer::CountSent(size_t sent, size_t failed) {
+  stats_.out_sent += sent;
+  stats_.out_failed += failed;
+}
+
+bool FastPathServer::SendLocked(Peer& peer,
+                                const sluice::v1::FastPathBody& body) {
+  const std::string d = SealFastPath(peer.key, FastPathDirection::kDown,
+                                     peer.token, peer.next_seq++, body);
+  if (d.empty()) {
+    CountSent(0, 1);
+    return false;
+  }
+  const ssize_t n =
+      sendto(fd_, d.data(), d.size(), MSG_DONTWAIT,
+             reinterpret_cast<const sockaddr*>(&peer.addr), peer.addr_len);
+  const bool ok = n == static_cast<ssize_t>(d.size());
+  CountSent(ok ? 1 : 0, ok ? 0 : 1);  // a failure: the stream has it
+  return ok;
+}
+
+FastPathServer::Stats FastPathServer::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void FastPathServer::ReadLoop() {
+  char buf[kFastPathMaxDatagram + 1];
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, kPollMs) <= 0) continue;
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    const ssize_t n = recvfrom(fd_, buf, sizeof(buf), MSG_DONTWAIT,
+                               reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n <= 0) continue;
+    OnDatagram(buf, static_cast<size_t>(n), &from, from_len);
+  }
+}
+
+void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
+                                uint32_t from_len) {
+  std::optional<FastPathEnvelope> env =
+      ParseFastPath(std::string_view(data, size));
+  sluice::v1::FastPathBody body;
+  sluice::v1::SidecarMessage msg;
+  uint64_t stream = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!env) {
+      ++stats_.in_malformed;
+      return;
+    }
+    auto it = by_token_.find(env->token);
+    if (it == by_token_.end()) {
+      ++stats_.in_unknown_token;
+      return;
+    }
+    Peer& peer = *it->second;
+    switch (OpenFastPath(peer.key, FastPathDirection::kUp, *env, &body)) {
+      case FastPathOpen::kOk:
+        break;
+      case FastPathOpen::kBadMac:
+        ++stats_.in_bad_mac;
+        return;
+      case FastPathOpen::kMalformed:
+        ++stats_.in_malformed;
+        return;
+    }
+    if (!peer.seen.Accept(env->seq)) {
+      ++stats_.in_replayed;
+      return;
+    }
+    if (body.has_hello()) {
+      ++stats_.in_ok;
+      // The sidecar's address as this host sees it (NAT included).
+      if (peer.addr_len == 0) ++stats_.registered;
+      std::memcpy(&peer.addr, from, from_len);
+      peer.addr_len = from_len;
+      sluice::v1::FastPathBody welcome;
+      welcome.mutable_welcome();
+      SendLocked(peer, welcome);
+      return;
+    }
+    if (body.has_throttle()) {
+      *msg.mutable_throttle() = std::move(*body.mutable_throttle());
+    } else if (body.has_pause_ack()) {
+      *msg.mutable_pause_ack() = std::move(*body.mutable_pause_ack());
+    } else {  // a down-only message sent up
+      ++stats_.in_malformed;
+      return;
+    }
+    ++stats_.in_ok;
+    stream = peer.stream;
+  }
+  on_message_(stream, msg);
+}
+
+}  // namespace sluice

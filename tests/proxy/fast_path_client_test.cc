@@ -1,0 +1,235 @@
+#include "proxy/fast_path_client.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proto/fast_path_codec.h"
+
+namespace sluice {
+namespace {
+
+using sluice::v1::FastPathBody;
+using sluice::v1::SidecarMessage;
+
+// The quota server's side: a UDP socket on loopback that answers the
+// sidecar at the address its datagrams come from.
+class Server {
+ public:
+  Server() {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    offer_.set_port(ntohs(a.sin_port));
+    offer_.set_key(NewFastPathKey());
+    offer_.set_token(77);
+  }
+  ~Server() { close(fd_); }
+
+  const sluice::v1::FastPathOffer& offer() const { return offer_; }
+  std::string peer() const {
+    return "ipv4:127.0.0.1:" + std::to_string(offer_.port() + 1);
+  }
+
+  // The next datagram from the sidecar within 5 s (its seq in `*seq`).
+  std::optional<FastPathBody> Receive(uint64_t* seq = nullptr) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return std::nullopt;
+    char buf[2048];
+    from_len_ = sizeof(from_);
+    const ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0,
+                               reinterpret_cast<sockaddr*>(&from_), &from_len_);
+    if (n <= 0) return std::nullopt;
+    auto env = ParseFastPath(std::string(buf, static_cast<size_t>(n)));
+    FastPathBody body;
+    if (!env || OpenFastPath(offer_.key(), FastPathDirection::kUp, *env,
+                             &body) != FastPathOpen::kOk) {
+      return std::nullopt;
+    }
+    if (seq) *seq = env->seq;
+    return body;
+  }
+  // Sends to where the last datagram came from.
+  void Send(uint64_t seq, const FastPathBody& body,
+            FastPathDirection dir = FastPathDirection::kDown) {
+    const std::string d =
+        SealFastPath(offer_.key(), dir, offer_.token(), seq, body);
+    sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&from_),
+           from_len_);
+  }
+
+ private:
+  int fd_ = -1;
+  sluice::v1::FastPathOffer offer_;
+  sockaddr_storage from_{};
+  socklen_t from_len_ = 0;
+};
+
+FastPathBody Welcome() {
+  FastPathBody b;
+  b.mutable_welcome();
+  return b;
+}
+
+FastPathBody PauseBody(uint64_t id) {
+  FastPathBody b;
+  b.mutable_pause()->mutable_bucket()->set_resource("api");
+  b.mutable_pause()->set_pause_id(id);
+  b.mutable_pause()->set_remaining_ms(1000);
+  return b;
+}
+
+SidecarMessage Report(uint64_t id) {
+  SidecarMessage m;
+  m.mutable_throttle()->mutable_bucket()->set_resource("api");
+  m.mutable_throttle()->set_report_id(id);
+  return m;
+}
+
+class FastPathClientTest : public ::testing::Test {
+ protected:
+  FastPathClientTest()
+      : client_(
+            [this](const sluice::v1::Pause& p) {
+              std::lock_guard lock(mu_);
+              pauses_.push_back(p.pause_id());
+              cv_.notify_all();
+            },
+            [this](SidecarMessage m) {
+              std::lock_guard lock(mu_);
+              to_stream_.push_back(std::move(m));
+              cv_.notify_all();
+            }) {}
+
+  template <typename Pred>
+  bool WaitFor(Pred pred) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), pred);
+  }
+
+  // Use() the offer, read the hello, welcome it and wait until it counts.
+  void Connect() {
+    ASSERT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
+    auto hello = server_.Receive();
+    ASSERT_TRUE(hello.has_value());
+    ASSERT_TRUE(hello->has_hello());
+    server_.Send(1, Welcome());
+    ASSERT_TRUE(WaitUp());
+  }
+
+  // The welcome is handled on the reader thread: poll for it (5 s).
+  bool WaitUp() {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!client_.stats().up && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return client_.stats().up;
+  }
+
+  Server server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<uint64_t> pauses_;
+  std::vector<SidecarMessage> to_stream_;
+  FastPathClient client_;  // last: its reader uses the members above
+};
+
+TEST_F(FastPathClientTest, PausesFromTheServerReachTheHandler) {
+  Connect();
+  server_.Send(2, PauseBody(5));
+  ASSERT_TRUE(WaitFor([&] { return !pauses_.empty(); }));
+  EXPECT_EQ(pauses_[0], 5u);
+  EXPECT_EQ(client_.stats().in_ok, 2u);  // the welcome and the pause
+}
+
+TEST_F(FastPathClientTest, ForgedAndReplayedPausesAreDropped) {
+  Connect();
+  server_.Send(1, PauseBody(1));  // seq 1 again: the welcome's
+  server_.Send(3, PauseBody(2), FastPathDirection::kUp);  // reflected
+  FastPathBody hello;
+  hello.mutable_hello();
+  server_.Send(4, hello);         // an up-only message sent down
+  server_.Send(5, PauseBody(3));  // the good one
+  ASSERT_TRUE(WaitFor([&] { return !pauses_.empty(); }));
+  EXPECT_EQ(pauses_, std::vector<uint64_t>{3});
+  EXPECT_EQ(client_.stats().in_rejected, 3u);
+}
+
+TEST_F(FastPathClientTest, ReportsGoAsDatagramsThenOnTheStreamOnceUp) {
+  ASSERT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
+  ASSERT_TRUE(server_.Receive().has_value());  // hello
+  // Not welcomed yet: the datagram leaves, the caller sends on the stream.
+  EXPECT_FALSE(client_.SendThrottle(Report(1)));
+  auto first = server_.Receive();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->throttle().report_id(), 1u);
+  server_.Send(1, Welcome());
+  ASSERT_TRUE(WaitUp());
+  const auto sent_at = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client_.SendThrottle(Report(2)));
+  auto second = server_.Receive();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->throttle().report_id(), 2u);
+  // The stream's copy follows, no sooner than the delay.
+  ASSERT_TRUE(WaitFor([&] { return !to_stream_.empty(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - sent_at,
+            std::chrono::microseconds(FastPathClient::kStreamCopyDelayUs));
+  EXPECT_EQ(to_stream_[0].throttle().report_id(), 2u);
+}
+
+TEST_F(FastPathClientTest, AcksLeaveAfterTheirDelayWithTheWaitInside) {
+  Connect();
+  sluice::v1::PauseAck ack;
+  ack.set_pause_id(9);
+  EXPECT_TRUE(client_.SendPauseAck(ack));
+  auto got = server_.Receive();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->has_pause_ack());
+  EXPECT_EQ(got->pause_ack().pause_id(), 9u);
+  EXPECT_GE(got->pause_ack().held_us(),
+            static_cast<uint32_t>(FastPathClient::kAckDelayUs));
+}
+
+TEST_F(FastPathClientTest, NothingIsSentWithoutAnOffer) {
+  EXPECT_FALSE(client_.SendThrottle(Report(1)));
+  EXPECT_FALSE(client_.SendPauseAck(sluice::v1::PauseAck()));
+  Connect();
+  client_.Reset();
+  EXPECT_FALSE(client_.stats().up);
+  EXPECT_FALSE(client_.SendThrottle(Report(2)));
+}
+
+TEST_F(FastPathClientTest, PeersAndOffersAreChecked) {
+  EXPECT_FALSE(client_.Use("unix:/run/quota.sock", server_.offer()).ok());
+  EXPECT_FALSE(client_.Use("ipv4:example.com:7070", server_.offer()).ok());
+  sluice::v1::FastPathOffer short_key = server_.offer();
+  short_key.set_key("short");
+  EXPECT_FALSE(client_.Use(server_.peer(), short_key).ok());
+  sluice::v1::FastPathOffer no_port = server_.offer();
+  no_port.set_port(0);
+  EXPECT_FALSE(client_.Use(server_.peer(), no_port).ok());
+  // gRPC writes IPv6 peers percent-encoded: read as the plain form is
+  // (which fails only on a host without IPv6).
+  const bool plain = client_.Use("ipv6:[::1]:7070", server_.offer()).ok();
+  EXPECT_EQ(client_.Use("ipv6:%5B::1%5D:7070", server_.offer()).ok(), plain);
+  EXPECT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
+}
+
+}  // namespace
+}  // namespace sluice
