@@ -28,7 +28,12 @@ Per ban, from the upstream's records (RecordedRequest.t = arrival):
   leaked  requests that reached the upstream later than --window-ms after
           `first` and before the ban ended (goal: 0).
 For the leased fleet the quota server's own fan-out time per pause (report
-received -> last PauseAck) comes from /status `pause_propagation_ms_recent`.
+received -> last PauseAck) comes from /status `pause_propagation_ms_recent`,
+and from the sidecars' sluice_proxy_pause_started_seconds (one clock per
+host): (p) first throttle read -> last sidecar paused, and (p1) first
+throttle read -> first sidecar paused by the server (the report's hop, the
+server and one push). The end says which copy of the server's pauses the
+sidecars applied first (fast-path datagram or stream).
 
 The sidecars' pause is clamped to the ban (pause.max = --ban), so a 1 s
 Retry-After still ends each cycle quickly. A sidecar's pause starts when it

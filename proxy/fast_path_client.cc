@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <boost/url/decode_view.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -83,10 +84,15 @@ FastPathClient::FastPathClient(PauseHandler on_pause, StreamSender to_stream)
 }
 
 FastPathClient::~FastPathClient() {
-  stopping_ = true;
-  if (reader_.joinable()) reader_.join();
+  Stop();
   if (fd4_ >= 0) close(fd4_);
   if (fd6_ >= 0) close(fd6_);
+}
+
+void FastPathClient::Stop() {
+  stopping_ = true;
+  if (reader_.joinable()) reader_.join();
+  Reset();
 }
 
 absl::Status FastPathClient::Use(const std::string& peer,
@@ -118,9 +124,9 @@ absl::Status FastPathClient::Use(const std::string& peer,
   next_seq_ = 1;
   seen_ = ReplayWindow();
   stats_.up = false;
-  sluice::v1::FastPathBody hello;
-  hello.mutable_hello();
-  SendLocked(hello);
+  acks_.clear();  // of the last stream
+  copies_.clear();
+  SendHelloLocked();
   next_hello_ms_ = SteadyMs() + kHelloRetryMs;
   return absl::OkStatus();
 }
@@ -128,6 +134,7 @@ absl::Status FastPathClient::Use(const std::string& peer,
 void FastPathClient::Reset() {
   std::lock_guard lock(mu_);
   copies_.clear();  // the stream they were for is gone
+  acks_.clear();
   key_.clear();
   token_ = 0;
   fd_ = -1;
@@ -139,7 +146,7 @@ bool FastPathClient::SendThrottle(const sluice::v1::SidecarMessage& msg) {
   *body.mutable_throttle() = msg.throttle();
   std::lock_guard lock(mu_);
   if (key_.empty() || !SendLocked(body) || !stats_.up ||
-      copies_.size() >= kMaxPendingAcks) {
+      copies_.size() >= kMaxPendingCopies) {
     return false;
   }
   copies_.emplace_back(msg, SteadyUs() + kStreamCopyDelayUs);
@@ -161,8 +168,8 @@ bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
 
 bool FastPathClient::SendPauseAck(const sluice::v1::PauseAck& ack) {
   std::lock_guard lock(mu_);
-  if (key_.empty()) return false;
-  if (acks_.size() < kMaxPendingAcks) acks_.emplace_back(ack, SteadyUs());
+  if (key_.empty() || acks_.size() >= kMaxPendingAcks) return false;
+  acks_.emplace_back(ack, SteadyUs());
   return true;
 }
 
@@ -182,26 +189,36 @@ void FastPathClient::ReadLoop() {
     pollfd p[2] = {{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}};
     const int ready = poll(p, 2, timeout_ms);
     for (const pollfd& one : p) {
-      if (ready <= 0 || one.fd < 0 || !(one.revents & POLLIN)) continue;
-      // Connected sockets: only the current server's datagrams arrive (an
-      // ICMP error surfaces here as a failed recv and is skipped).
+      if (ready <= 0 || one.fd < 0 || one.revents == 0) continue;
+      // Connected sockets: only the current server's datagrams arrive. An
+      // ICMP error (nothing listens on the port) is POLLERR: the failed
+      // recv clears it, or poll would return at once forever.
       const ssize_t n = recv(one.fd, buf, sizeof(buf), MSG_DONTWAIT);
-      if (n > 0) OnDatagram(buf, static_cast<size_t>(n));
+      if (n > 0) {
+        OnDatagram(buf, static_cast<size_t>(n));
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        std::lock_guard lock(mu_);
+        ++stats_.out_failed;  // what the error answered
+      }
     }
     std::vector<sluice::v1::SidecarMessage> copies;
     {
       std::lock_guard lock(mu_);
       SendDueLocked(&copies);
       if (!key_.empty() && SteadyMs() >= next_hello_ms_) {
-        sluice::v1::FastPathBody hello;
-        hello.mutable_hello();
-        SendLocked(hello);
+        SendHelloLocked();
         next_hello_ms_ =
             SteadyMs() + (stats_.up ? kHelloKeepMs : kHelloRetryMs);
       }
     }
     for (auto& msg : copies) to_stream_(std::move(msg));
   }
+}
+
+void FastPathClient::SendHelloLocked() {
+  sluice::v1::FastPathBody hello;
+  hello.mutable_hello()->set_welcomed(stats_.up);
+  SendLocked(hello);
 }
 
 int FastPathClient::NextTimeoutLocked() const {
@@ -251,8 +268,13 @@ void FastPathClient::OnDatagram(const char* data, size_t size) {
     }
     ++stats_.in_ok;
     if (body.has_welcome()) {
-      if (!stats_.up) next_hello_ms_ = SteadyMs() + kHelloKeepMs;
-      stats_.up = true;
+      if (!stats_.up) {
+        // Tell the server its datagrams arrive (it may then delay the
+        // stream's copies), then keep the NAT state alive.
+        stats_.up = true;
+        SendHelloLocked();
+        next_hello_ms_ = SteadyMs() + kHelloKeepMs;
+      }
       return;
     }
     if (!body.has_pause()) {  // an up-only message sent down

@@ -22,15 +22,16 @@ namespace sluice {
 // Pause datagram from the server is handed to `on_pause` on the reader
 // thread, ahead of its copy on the stream.
 //
-// A pause that came as a datagram is acked as one, kAckDelay later (with
+// A pause that came as a datagram is acked as one, kAckDelayUs later (with
 // the wait in held_us), so that the acks of a fleet do not compete with
 // the pause's datagrams to the other sidecars. Best effort by design: the
-// stream carries every message as well, so a lost, late or rejected datagram
-// costs only latency. A datagram from elsewhere, with a bad MAC, a repeated seq
-// or an old token is dropped and counted. The reader says hello every second
-// until the server welcomes it, then every 10 s (NAT state), and owns one
-// socket per address family for its whole life, connected to the current
-// server.
+// stream carries every message as well, so a lost, late or rejected
+// datagram costs only latency. The sockets are connected to the server, so
+// the kernel drops datagrams from anyone else; one with a bad MAC, a
+// repeated seq or an old token is dropped and counted. The reader says
+// hello every second until the server welcomes it, then once at once with
+// `welcomed` set and every 10 s (NAT state), and owns one socket per
+// address family for its whole life, connected to the current server.
 class FastPathClient {
  public:
   struct Stats {
@@ -47,11 +48,18 @@ class FastPathClient {
   // A throttle report that left as a datagram while the fast path is up
   // goes on the stream this much later.
   static constexpr int64_t kStreamCopyDelayUs = 10000;
-  // Acks waiting to be sent beyond this many are dropped (metrics only).
+  // Acks waiting to be sent beyond this many go on the stream instead.
   static constexpr size_t kMaxPendingAcks = 256;
+  // Stream copies waiting beyond this many: the report goes on the stream
+  // at once. Well inside the server's de-duplication window, so that a
+  // copy whose datagram was lost is never taken for a repeat.
+  static constexpr size_t kMaxPendingCopies = ReplayWindow::kWidth / 2;
 
   FastPathClient(PauseHandler on_pause, StreamSender to_stream);
-  ~FastPathClient();  // stops and joins the reader
+  ~FastPathClient();  // Stop()s
+  // Stops and joins the reader; nothing is sent or handed on afterwards.
+  // Idempotent.
+  void Stop();
   FastPathClient(const FastPathClient&) = delete;
   FastPathClient& operator=(const FastPathClient&) = delete;
 
@@ -69,7 +77,8 @@ class FastPathClient {
   // false: the caller sends it on the stream now. Any thread; never blocks.
   bool SendThrottle(const sluice::v1::SidecarMessage& msg);
   // Queues `ack` (of a pause that came as a datagram) to leave kAckDelayUs
-  // later. False if no offer is in use (the caller uses the stream).
+  // later. False if no offer is in use or the queue is full (the caller
+  // uses the stream).
   bool SendPauseAck(const sluice::v1::PauseAck& ack);
 
   Stats stats() const;
@@ -79,6 +88,8 @@ class FastPathClient {
   void OnDatagram(const char* data, size_t size);
   // Seals and sends `body` on the current socket; mu_ held.
   bool SendLocked(const sluice::v1::FastPathBody& body);
+  // Says hello (with `welcomed` once the server has answered); mu_ held.
+  void SendHelloLocked();
   // Sends the acks queued at least kAckDelayUs ago and takes out the stream
   // copies due; mu_ held.
   void SendDueLocked(std::vector<sluice::v1::SidecarMessage>* copies);

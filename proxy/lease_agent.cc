@@ -97,30 +97,44 @@ void LeaseAgent::Unindex(const Bucket& b) {
   throttle_index_.erase(key);
 }
 
-std::optional<sluice::v1::SidecarMessage> LeaseAgent::ApplyPauseNow(
-    const sluice::v1::Pause& p, TimePoint now, bool* handled) {
+LeaseAgent::PauseNow LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
+                                               TimePoint now, PausePath path) {
+  PauseNow out;
   const Duration remaining = RemainingOf(p);
   const std::string key =
       IndexKey(p.bucket().resource(), p.bucket().key_hash());
+  const std::string id = absl::StrCat(key, "\n", p.pause_id());
   std::shared_ptr<BucketThrottle> throttle;
+  bool ack;
   {
     std::lock_guard lock(index_mu_);
     auto it = throttle_index_.find(key);
-    if (it == throttle_index_.end()) return std::nullopt;
+    if (it == throttle_index_.end()) return out;
     throttle = it->second.lock();
-    if (throttle == nullptr) return std::nullopt;
-    if (handled != nullptr) *handled = true;
-    // Bounded: the owner's thread takes these out as it applies the same
-    // messages; a backlog this long means it is not running.
-    if (acked_now_.size() >= kMaxAckedNow) acked_now_.clear();
-    if (!acked_now_.insert(absl::StrCat(key, "\n", p.pause_id())).second) {
-      return std::nullopt;  // the other copy came first and was acked
+    if (throttle == nullptr) return out;
+    out.known = true;
+    out.first = applied_.insert(id).second;
+    if (out.first) {
+      applied_order_.push_back(id);
+      if (applied_order_.size() > kMaxAckedNow) {
+        applied_.erase(applied_order_.front());
+        applied_order_.pop_front();
+      }
+    }
+    if (path == PausePath::kStream) {
+      // Bounded: the owner's thread takes these out as it applies the same
+      // messages; a backlog this long means it is not running.
+      if (acked_now_.size() >= kMaxAckedNow) acked_now_.clear();
+      ack = acked_now_.insert(id).second;
+    } else {
+      ack = out.first;
     }
   }
-  if (remaining > Duration::zero()) {
+  if (out.first && remaining > Duration::zero()) {
     throttle->OnRemotePause(remaining, p.pause_id(), now);
   }
-  return PauseAckFor(p);
+  if (ack) out.ack = PauseAckFor(p);
+  return out;
 }
 
 sluice::v1::SidecarMessage LeaseAgent::PauseAckFor(const sluice::v1::Pause& p) {

@@ -2,6 +2,7 @@
 #define SLUICE_PROXY_LEASE_AGENT_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -81,19 +82,29 @@ class LeaseAgent {
   // (logged by the owner).
   void OnServerMessage(const sluice::v1::ServerMessage& msg, TimePoint now);
 
-  // Pauses the throttle of `pause`'s bucket at once and returns the
-  // PauseAck to send now. nullopt: not a bucket with a throttle (the agent
-  // acks it as usual), or a pause already applied here by an earlier call
-  // (its other copy: stream and fast path), which sets `*handled` too.
-  // `*handled` (if given) is true whenever the bucket's throttle has the
-  // pause. Unlike every other method, callable from any thread (the
-  // stream's reaction or the fast path's reader, as the message is read),
-  // so requests stop without waiting for the owner's thread.
-  // OnServerMessage with the same message does the rest later (held
-  // tokens) without a second ack; the throttle ignores a pause_id it has
-  // applied.
-  std::optional<sluice::v1::SidecarMessage> ApplyPauseNow(
-      const sluice::v1::Pause& pause, TimePoint now, bool* handled = nullptr);
+  // Where a copy of a Pause came from: the stream, or a fast-path datagram
+  // (docs/pause.md, "Fast path").
+  enum class PausePath { kStream, kDatagram };
+  struct PauseNow {
+    // A bucket with a throttle: it has the pause now. If not, the agent
+    // acks the stream's copy as usual (OnServerMessage).
+    bool known = false;
+    // This call applied it: the other copy had not come first.
+    bool first = false;
+    // The PauseAck to send now, on `path`: a datagram's first copy, and
+    // every stream copy the agent will not ack itself.
+    std::optional<sluice::v1::SidecarMessage> ack;
+  };
+  // Pauses the throttle of `pause`'s bucket at once. Unlike every other
+  // method, callable from any thread (the stream's reaction or the fast
+  // path's reader, as the message is read), so requests stop without
+  // waiting for the owner's thread. A second copy of the same pause (the
+  // other path) changes nothing but may still ack on the stream, so the
+  // stream carries an ack of every pause it carried. OnServerMessage with
+  // the stream's copy does the rest later (held tokens) without another
+  // ack; the throttle ignores a pause_id it has applied.
+  PauseNow ApplyPauseNow(const sluice::v1::Pause& pause, TimePoint now,
+                         PausePath path = PausePath::kStream);
 
   // Reports due at `now`: a bucket reports every refresh_after_ms, and early
   // (at most once per grant received) when its pool holds less than half
@@ -151,6 +162,10 @@ class LeaseAgent {
       throttle_index_;  // guarded by index_mu_
   // "resource\nkey_hash\npause_id" acked by ApplyPauseNow, until OnPause.
   absl::flat_hash_set<std::string> acked_now_;  // guarded by index_mu_
+  // The same for every pause ApplyPauseNow applied, oldest first (the
+  // newest kMaxApplied), so that the other path's copy applies nothing.
+  absl::flat_hash_set<std::string> applied_;  // guarded by index_mu_
+  std::deque<std::string> applied_order_;     // guarded by index_mu_
 };
 
 }  // namespace sluice

@@ -148,20 +148,23 @@ LeaseClient::LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent,
 }
 
 bool LeaseClient::ApplyPause(const sluice::v1::Pause& pause, bool by_datagram) {
-  bool handled = false;
-  auto ack = agent_->ApplyPauseNow(pause, clock_->Now(), &handled);
-  if (ack) {
-    // The ack goes back the way the pause came.
-    const bool acked = by_datagram && fast_path_ != nullptr &&
-                       fast_path_->SendPauseAck(ack->pause_ack());
-    std::lock_guard lock(mu_);
+  LeaseAgent::PauseNow r =
+      agent_->ApplyPauseNow(pause, clock_->Now(),
+                            by_datagram ? LeaseAgent::PausePath::kDatagram
+                                        : LeaseAgent::PausePath::kStream);
+  // The ack goes back the way the pause came (the stream if the datagram
+  // cannot go).
+  const bool acked_by_datagram =
+      r.ack && by_datagram && fast_path_->SendPauseAck(r.ack->pause_ack());
+  std::lock_guard lock(mu_);
+  if (r.first) {
     ++(by_datagram ? stats_.pauses_by_datagram : stats_.pauses_by_stream);
-    if (!acked && stream_ != nullptr) {
-      ++stats_.messages_out;
-      stream_->Send(std::move(*ack));
-    }
   }
-  return handled;
+  if (r.ack && !acked_by_datagram && stream_ != nullptr) {
+    ++stats_.messages_out;
+    stream_->Send(std::move(*r.ack));
+  }
+  return r.known;
 }
 
 LeaseClient::~LeaseClient() { Stop(); }
@@ -178,7 +181,7 @@ void LeaseClient::Stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
-  fast_path_.reset();  // joins its reader, the last caller of ApplyPause
+  if (fast_path_) fast_path_->Stop();  // joins the last caller of ApplyPause
 }
 
 LeaseClient::Stats LeaseClient::stats() const {
@@ -341,8 +344,8 @@ bool LeaseClient::RunStream(const std::string& target) {
     }
     for (auto& msg : out) stream->Send(std::move(msg));
   }
+  stream->Shutdown();  // no reaction runs after this (no late Use())
   if (fast_path_) fast_path_->Reset();
-  stream->Shutdown();
   agent_->OnDisconnected(clock_->Now());
   {
     std::lock_guard lock(mu_);

@@ -95,10 +95,10 @@ class LeaseClient {
   // Hands the queued bindings to the agent; returns the reports to send.
   // Client thread only; takes mu_.
   std::vector<sluice::v1::SidecarMessage> DrainBindings(TimePoint now);
-  // A Pause read from either path: applied at once and acked on the stream
-  // by whichever copy comes first. True if a bucket's throttle has it (now
-  // or from the other copy); false sends it the slow way, through the
-  // agent on the client's thread. Any thread.
+  // A Pause read from either path: applied at once by whichever copy comes
+  // first, and acked the way it came (LeaseAgent::ApplyPauseNow). True if
+  // a bucket's throttle has it (now or from the other copy); false sends it
+  // the slow way, through the agent on the client's thread. Any thread.
   bool ApplyPause(const sluice::v1::Pause& pause, bool by_datagram);
 
   const Options options_;
@@ -112,7 +112,8 @@ class LeaseClient {
   std::vector<LeaseBinding> new_bindings_;  // guarded by mu_
   Stats stats_;                             // guarded by mu_
   uint64_t next_report_id_ = 1;             // guarded by mu_
-  // Declared last: its reader thread calls ApplyPause until it is joined.
+  // Declared last: its reader thread calls ApplyPause until Stop() joins
+  // it. Set in the constructor, never replaced.
   std::unique_ptr<FastPathClient> fast_path_;
 };
 

@@ -28,6 +28,8 @@ struct FastPathServer::Peer {
   uint64_t next_seq = 1;
   sockaddr_storage addr{};
   socklen_t addr_len = 0;  // 0: no hello yet
+  // The sidecar said it got a welcome: datagrams reach it.
+  bool confirmed = false;
 };
 
 absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
@@ -73,9 +75,8 @@ absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
 
 FastPathServer::FastPathServer(int fd, uint16_t port, MessageHandler on_message)
     : fd_(fd), port_(port), on_message_(std::move(on_message)) {
-  // Tokens need not be secret (the key is); a random start keeps a
-  // restarted server's tokens apart from the last one's.
-  next_token_ = (std::random_device{}() | 1ull) << 20;
+  std::random_device seed;
+  rng_.seed((uint64_t{seed()} << 32) ^ seed());
   reader_ = std::thread([this] { ReadLoop(); });
 }
 
@@ -94,7 +95,11 @@ sluice::v1::FastPathOffer FastPathServer::Open(uint64_t stream) {
   if (auto it = token_of_stream_.find(stream); it != token_of_stream_.end()) {
     by_token_.erase(it->second);
   }
-  peer->token = next_token_++;
+  // Random, so that one sidecar's token says nothing of another's (the key
+  // is what authenticates; a token only picks it).
+  do {
+    peer->token = rng_();
+  } while (peer->token == 0 || by_token_.contains(peer->token));
   offer.set_port(port_);
   offer.set_key(peer->key);
   offer.set_token(peer->token);
@@ -121,6 +126,7 @@ std::vector<bool> FastPathServer::SendPauses(
   std::vector<std::string> data;
   std::vector<const Peer*> to;
   std::vector<size_t> index;
+  std::vector<bool> confirmed;
   data.reserve(pauses.size());
   std::lock_guard lock(mu_);
   sluice::v1::FastPathBody body;
@@ -139,6 +145,7 @@ std::vector<bool> FastPathServer::SendPauses(
     data.push_back(std::move(d));
     to.push_back(&peer);
     index.push_back(i);
+    confirmed.push_back(peer.confirmed);
   }
   std::vector<mmsghdr> msgs(data.size());
   std::vector<iovec> iov(data.size());
@@ -161,7 +168,9 @@ std::vector<bool> FastPathServer::SendPauses(
       ++done;
       continue;
     }
-    for (int k = 0; k < n; ++k) sent[index[done + k]] = true;
+    for (int k = 0; k < n; ++k) {
+      sent[index[done + k]] = confirmed[done + k];
+    }
     CountSent(static_cast<size_t>(n), 0);
     done += static_cast<size_t>(n);
   }
@@ -212,9 +221,7 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
                                 uint32_t from_len) {
   std::optional<FastPathEnvelope> env =
       ParseFastPath(std::string_view(data, size));
-  sluice::v1::FastPathBody body;
-  sluice::v1::SidecarMessage msg;
-  uint64_t stream = 0;
+  std::string key;
   {
     std::lock_guard lock(mu_);
     if (!env) {
@@ -226,17 +233,31 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
       ++stats_.in_unknown_token;
       return;
     }
-    Peer& peer = *it->second;
-    switch (OpenFastPath(peer.key, FastPathDirection::kUp, *env, &body)) {
-      case FastPathOpen::kOk:
-        break;
-      case FastPathOpen::kBadMac:
-        ++stats_.in_bad_mac;
-        return;
-      case FastPathOpen::kMalformed:
-        ++stats_.in_malformed;
-        return;
+    key = it->second->key;
+  }
+  // The MAC is checked unlocked: a flood of datagrams must not hold up
+  // SendPauses, Open and Close (and so the allocator).
+  sluice::v1::FastPathBody body;
+  const FastPathOpen opened =
+      OpenFastPath(key, FastPathDirection::kUp, *env, &body);
+  sluice::v1::SidecarMessage msg;
+  uint64_t stream = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (opened == FastPathOpen::kBadMac) {
+      ++stats_.in_bad_mac;
+      return;
     }
+    if (opened == FastPathOpen::kMalformed) {
+      ++stats_.in_malformed;
+      return;
+    }
+    auto it = by_token_.find(env->token);
+    if (it == by_token_.end()) {  // closed meanwhile
+      ++stats_.in_unknown_token;
+      return;
+    }
+    Peer& peer = *it->second;
     if (!peer.seen.Accept(env->seq)) {
       ++stats_.in_replayed;
       return;
@@ -247,6 +268,7 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
       if (peer.addr_len == 0) ++stats_.registered;
       std::memcpy(&peer.addr, from, from_len);
       peer.addr_len = from_len;
+      peer.confirmed = body.hello().welcomed();
       sluice::v1::FastPathBody welcome;
       welcome.mutable_welcome();
       SendLocked(peer, welcome);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,7 +65,9 @@ class FastPathServer {
   // Sends each pause to its stream's sidecar if it has said hello, all in
   // one system call (so that the first receiver to wake cannot preempt the
   // sender before the last datagram left). Any thread; never blocks.
-  // Returns, per pause, whether its datagram left.
+  // Returns, per pause, whether its datagram left for a sidecar that said
+  // it was welcomed (so datagrams reach it): only then may the stream's
+  // copy wait.
   struct Outgoing {
     uint64_t stream;
     const sluice::v1::Pause* pause;
@@ -92,7 +95,7 @@ class FastPathServer {
   mutable std::mutex mu_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Peer>> by_token_;  // mu_
   absl::flat_hash_map<uint64_t, uint64_t> token_of_stream_;        // mu_
-  uint64_t next_token_;                                            // mu_
+  std::mt19937_64 rng_;                                            // mu_
   Stats stats_;                                                    // mu_
 };
 

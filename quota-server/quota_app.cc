@@ -325,8 +325,9 @@ int QuotaApp::Run() {
   m.service.FinishAll();
   m.grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   m.grpc_server.reset();
+  // The fast path itself goes in the destructor, after the admin listener
+  // (whose /metrics reads it).
   m.service.SetFastPath(nullptr);
-  m.fast_path.reset();
   return 0;
 }
 

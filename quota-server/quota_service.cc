@@ -24,8 +24,16 @@ class QuotaService::Reactor
  public:
   Reactor(QuotaService* service, uint64_t id) : service_(service), id_(id) {}
 
-  // Rides on the stream's first message.
-  void SetOffer(sluice::v1::FastPathOffer offer) { offer_ = std::move(offer); }
+  // Whether the stream's first message is still to be queued: an offer
+  // rides on it. Called under the service's mu_, as every Enqueue is.
+  bool first_pending() {
+    std::lock_guard lock(wmu_);
+    return !sent_any_ && !offer_;
+  }
+  void SetOffer(sluice::v1::FastPathOffer offer) {
+    std::lock_guard lock(wmu_);
+    offer_ = std::move(offer);
+  }
 
   void Begin() { StartRead(&in_); }
 
@@ -41,6 +49,7 @@ class QuotaService::Reactor
       return;
     }
     pending_.push_back(std::move(msg));
+    sent_any_ = true;
     if (offer_) {
       *pending_.back().mutable_fast_path() = std::move(*offer_);
       offer_.reset();
@@ -119,6 +128,7 @@ class QuotaService::Reactor
   bool writing_ = false;
   bool finishing_ = false;
   std::optional<sluice::v1::FastPathOffer> offer_;  // guarded by wmu_
+  bool sent_any_ = false;                           // guarded by wmu_
 };
 
 QuotaService::QuotaService(QuotaAllocator* allocator, Clock* clock)
@@ -134,7 +144,6 @@ grpc::ServerBidiReactor<SidecarMessage, ServerMessage>* QuotaService::Lease(
     std::lock_guard lock(mu_);
     id = next_id_++;
     reactor = new Reactor(this, id);
-    if (fast_path_) reactor->SetOffer(fast_path_->Open(id));
     streams_[id] = reactor;
     allocator_->Open(id, clock_->Now());
   }
@@ -198,7 +207,6 @@ void QuotaService::DeferLoop() {
 }
 
 void QuotaService::OnFastPathMessage(uint64_t id, const SidecarMessage& msg) {
-  counters_.fast_path_messages.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   Outbox out;
   allocator_->OnMessage(id, msg, clock_->Now(), &out);
@@ -266,6 +274,12 @@ void QuotaService::DispatchLocked(Outbox& out) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;  // closed meanwhile
     counters_.messages_out.fetch_add(1, std::memory_order_relaxed);
+    // The offer rides on the stream's first message (made then, not when
+    // the stream opened, so that streams opened before the fast path was
+    // set get one too).
+    if (fast_path_ && it->second->first_pending()) {
+      it->second->SetOffer(fast_path_->Open(id));
+    }
     if (!sent.empty() && sent[i] && deferred_.size() < kMaxDeferred) {
       if (deferred_.empty()) deferred_cv_.notify_all();
       deferred_.push_back(Deferred{due, id, std::move(msg)});

@@ -44,9 +44,6 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
     std::atomic<uint64_t> messages_in{0};
     std::atomic<uint64_t> messages_out{0};
     std::atomic<uint64_t> streams_rejected{0};
-    // Throttle reports and pause acks that came as fast-path datagrams (not
-    // in messages_in).
-    std::atomic<uint64_t> fast_path_messages{0};
   };
 
   // `allocator` and `clock` outlive the service.
@@ -57,11 +54,11 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
                           sluice::v1::ServerMessage>*
   Lease(grpc::CallbackServerContext* context) override;
 
-  // Offers `fast_path` to every stream opened from now on and sends each
-  // Pause through it first (nullptr: stop). A stream whose sidecar has said
-  // hello gets the Pause as a datagram at once and on the stream
-  // kStreamCopyDelay later (a thread of the service's own waits for that),
-  // with remaining_ms reduced by the wait. `fast_path` must outlive its
+  // Offers `fast_path` to every stream whose first message is still to go
+  // and sends each Pause through it first (nullptr: stop). A stream whose
+  // sidecar has said hello gets the Pause as a datagram at once and on the
+  // stream kStreamCopyDelay later (a thread of the service's own waits for
+  // that), with remaining_ms reduced by the wait. `fast_path` must outlive its
   // use: clear it only once the gRPC server has shut down.
   void SetFastPath(FastPathServer* fast_path);
 

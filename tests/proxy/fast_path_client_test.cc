@@ -46,8 +46,18 @@ class Server {
     return "ipv4:127.0.0.1:" + std::to_string(offer_.port() + 1);
   }
 
-  // The next datagram from the sidecar within 5 s (its seq in `*seq`).
-  std::optional<FastPathBody> Receive(uint64_t* seq = nullptr) {
+  // The next datagram from the sidecar within 5 s, hellos skipped unless
+  // `hellos` (a hello is repeated every second until welcomed, and said
+  // once more after).
+  std::optional<FastPathBody> Receive(bool hellos = false) {
+    while (true) {
+      auto body = ReceiveAny();
+      if (!body || hellos || !body->has_hello()) return body;
+    }
+  }
+
+ private:
+  std::optional<FastPathBody> ReceiveAny() {
     pollfd p{fd_, POLLIN, 0};
     if (poll(&p, 1, 5000) != 1) return std::nullopt;
     char buf[2048];
@@ -61,9 +71,10 @@ class Server {
                              &body) != FastPathOpen::kOk) {
       return std::nullopt;
     }
-    if (seq) *seq = env->seq;
     return body;
   }
+
+ public:
   // Sends to where the last datagram came from.
   void Send(uint64_t seq, const FastPathBody& body,
             FastPathDirection dir = FastPathDirection::kDown) {
@@ -125,11 +136,17 @@ class FastPathClientTest : public ::testing::Test {
   // Use() the offer, read the hello, welcome it and wait until it counts.
   void Connect() {
     ASSERT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
-    auto hello = server_.Receive();
+    auto hello = server_.Receive(/*hellos=*/true);
     ASSERT_TRUE(hello.has_value());
     ASSERT_TRUE(hello->has_hello());
+    EXPECT_FALSE(hello->hello().welcomed());
     server_.Send(1, Welcome());
     ASSERT_TRUE(WaitUp());
+    // At once, a hello that says the welcome came.
+    auto confirm = server_.Receive(/*hellos=*/true);
+    ASSERT_TRUE(confirm.has_value());
+    ASSERT_TRUE(confirm->has_hello());
+    EXPECT_TRUE(confirm->hello().welcomed());
   }
 
   // The welcome is handled on the reader thread: poll for it (5 s).
@@ -173,7 +190,7 @@ TEST_F(FastPathClientTest, ForgedAndReplayedPausesAreDropped) {
 
 TEST_F(FastPathClientTest, ReportsGoAsDatagramsThenOnTheStreamOnceUp) {
   ASSERT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
-  ASSERT_TRUE(server_.Receive().has_value());  // hello
+  ASSERT_TRUE(server_.Receive(/*hellos=*/true).has_value());  // hello
   // Not welcomed yet: the datagram leaves, the caller sends on the stream.
   EXPECT_FALSE(client_.SendThrottle(Report(1)));
   auto first = server_.Receive();
@@ -213,6 +230,40 @@ TEST_F(FastPathClientTest, NothingIsSentWithoutAnOffer) {
   client_.Reset();
   EXPECT_FALSE(client_.stats().up);
   EXPECT_FALSE(client_.SendThrottle(Report(2)));
+}
+
+TEST_F(FastPathClientTest, AServerThatIsGoneDoesNotSpinTheReader) {
+  // Nothing listens on the offered port: the hello draws an ICMP error,
+  // which the reader must read off (POLLERR) rather than poll on forever.
+  sluice::v1::FastPathOffer gone = server_.offer();
+  {
+    Server closed;
+    gone.set_port(closed.offer().port());
+  }  // its socket is closed here
+  ASSERT_TRUE(client_.Use(server_.peer(), gone).ok());
+  // The error is read (and counted) as it comes, not when the next hello's
+  // send() fails a second later.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+  while (client_.stats().out_failed == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_GE(client_.stats().out_failed, 1u);
+  EXPECT_FALSE(client_.stats().up);
+}
+
+TEST_F(FastPathClientTest, AFullAckQueueFallsBackToTheStream) {
+  Connect();
+  sluice::v1::PauseAck ack;
+  // The reader sends some meanwhile if this thread stalls, so allow slack;
+  // what matters is that a full queue says no (the caller then acks on the
+  // stream) instead of dropping the ack.
+  const size_t most = 10 * FastPathClient::kMaxPendingAcks;
+  size_t queued = 0;
+  while (queued < most && client_.SendPauseAck(ack)) ++queued;
+  EXPECT_GE(queued, FastPathClient::kMaxPendingAcks);
+  EXPECT_LT(queued, most);
 }
 
 TEST_F(FastPathClientTest, PeersAndOffersAreChecked) {

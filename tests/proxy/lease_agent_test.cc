@@ -545,24 +545,26 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   p->set_remaining_ms(1000);
   ServerMessage other = m;
   other.mutable_pause()->mutable_bucket()->set_key_hash("nope");
-  bool handled = false;
-  EXPECT_FALSE(
-      agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10), &handled));
-  EXPECT_FALSE(handled);
+  const auto unknown =
+      agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10));
+  EXPECT_FALSE(unknown.known);
+  EXPECT_FALSE(unknown.ack.has_value());
   EXPECT_EQ(pauses, 0);
 
-  const auto ack =
-      agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10), &handled);
-  ASSERT_TRUE(ack.has_value());  // sent at once by the caller
-  EXPECT_TRUE(handled);
+  const auto now = agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(10));
+  EXPECT_TRUE(now.known);
+  EXPECT_TRUE(now.first);
+  ASSERT_TRUE(now.ack.has_value());  // sent at once by the caller
+  const auto& ack = now.ack;
   EXPECT_EQ(ack->pause_ack().pause_id(), 3u);
   EXPECT_EQ(ack->pause_ack().bucket().key_hash(), "k");
   EXPECT_EQ(pauses, 1);
-  // The other path's copy of the same pause: handled, not acked again.
-  handled = false;
-  EXPECT_FALSE(
-      agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(12), &handled));
-  EXPECT_TRUE(handled);
+  // The fast path's copy of the same pause, later: nothing more.
+  const auto late = agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(12),
+                                        LeaseAgent::PausePath::kDatagram);
+  EXPECT_TRUE(late.known);
+  EXPECT_FALSE(late.first);
+  EXPECT_FALSE(late.ack.has_value());
   EXPECT_EQ(pauses, 1);
   EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(11)));
   EXPECT_GT(pool->Held(kT0 + milliseconds(11)), 0);  // not the agent's yet
@@ -583,6 +585,47 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
   EXPECT_TRUE(acked);
 }
 
+// A pause that came first as a datagram is acked as one; its stream copy
+// applies nothing but is acked on the stream as well (the stream carries
+// an ack of every pause it carried), once.
+TEST_F(LeaseAgentTest, DatagramFirstThenTheStreamsCopy) {
+  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
+  int pauses = 0;
+  throttle->set_callbacks(nullptr,
+                          [&](bool remote, bool) { pauses += remote; });
+  ThrottledAgent t = AgentWithThrottle("k", throttle);
+  LeaseAgent& agent = *t.agent;
+  ServerMessage m;
+  m.set_protocol_version(1);
+  v1::Pause* p = m.mutable_pause();
+  p->mutable_bucket()->set_resource("c");
+  p->mutable_bucket()->set_key_hash("k");
+  p->set_pause_id(5);
+  p->set_remaining_ms(1000);
+
+  const auto by_datagram = agent.ApplyPauseNow(
+      m.pause(), kT0 + milliseconds(1), LeaseAgent::PausePath::kDatagram);
+  EXPECT_TRUE(by_datagram.first);
+  ASSERT_TRUE(by_datagram.ack.has_value());
+  EXPECT_EQ(pauses, 1);
+  EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(2)));
+  // The same datagram again (a replay the reader let through): nothing.
+  EXPECT_FALSE(agent
+                   .ApplyPauseNow(m.pause(), kT0 + milliseconds(3),
+                                  LeaseAgent::PausePath::kDatagram)
+                   .ack.has_value());
+
+  const auto by_stream = agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(21));
+  EXPECT_FALSE(by_stream.first);
+  ASSERT_TRUE(by_stream.ack.has_value());
+  EXPECT_EQ(pauses, 1);
+  agent.OnServerMessage(m, kT0 + milliseconds(22));
+  EXPECT_EQ(pauses, 1);
+  for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(23))) {
+    EXPECT_FALSE(s.has_pause_ack()) << "acked twice on the stream";
+  }
+}
+
 // Buckets added at run time are paused on read too; dropped ones are not.
 TEST_F(LeaseAgentTest, PauseOnReadFollowsAddedAndDroppedBindings) {
   auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
@@ -593,14 +636,14 @@ TEST_F(LeaseAgentTest, PauseOnReadFollowsAddedAndDroppedBindings) {
   p.mutable_bucket()->set_key_hash("k9");
   p.set_pause_id(1);
   p.set_remaining_ms(500);
-  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0).has_value());  // not bound yet
+  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0).known);  // not bound yet
   agent_->AddBinding(LeaseBinding{"d", "k9", limiter, pool, throttle}, kT0);
-  EXPECT_TRUE(agent_->ApplyPauseNow(p, kT0).has_value());
+  EXPECT_TRUE(agent_->ApplyPauseNow(p, kT0).known);
   EXPECT_FALSE(throttle->Allows(kT0 + milliseconds(1)));
   limiter.reset();  // the per-key limiter was evicted
   agent_->Poll(kT0 + milliseconds(10));
   p.set_pause_id(2);
-  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0 + milliseconds(10)).has_value());
+  EXPECT_FALSE(agent_->ApplyPauseNow(p, kT0 + milliseconds(10)).known);
 }
 
 }  // namespace

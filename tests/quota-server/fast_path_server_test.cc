@@ -61,9 +61,9 @@ class Sidecar {
   int fd_ = -1;
 };
 
-FastPathBody Hello() {
+FastPathBody Hello(bool welcomed = false) {
   FastPathBody b;
-  b.mutable_hello();
+  b.mutable_hello()->set_welcomed(welcomed);
   return b;
 }
 
@@ -103,13 +103,17 @@ class FastPathServerTest : public ::testing::Test {
                         [&] { return got_.size() >= n; });
   }
 
-  // Sends one hello and waits for the welcome, as a sidecar does.
+  // Sends one hello and waits for the welcome, as a sidecar does; then,
+  // with `confirm`, the hello that says the welcome came (seq + 1).
   void Register(Sidecar& sc, const sluice::v1::FastPathOffer& offer,
-                uint64_t seq) {
+                uint64_t seq, bool confirm = true) {
     sc.Send(offer, seq, Hello());
     auto welcome = sc.Receive(offer);
     ASSERT_TRUE(welcome.has_value());
     EXPECT_TRUE(welcome->has_welcome());
+    if (!confirm) return;
+    sc.Send(offer, seq + 1, Hello(true));
+    ASSERT_TRUE(sc.Receive(offer).has_value());  // welcomed again
   }
 
   std::unique_ptr<FastPathServer> server_;
@@ -131,18 +135,27 @@ TEST_F(FastPathServerTest, OffersAreFreshPerStream) {
 TEST_F(FastPathServerTest, PausesReachOnlySidecarsThatSaidHello) {
   const auto offer1 = server_->Open(1);
   server_->Open(2);  // never says hello
+  const auto offer3 = server_->Open(3);
   Sidecar sc(server_->port());
   Register(sc, offer1, 1);
-  EXPECT_EQ(server_->stats().registered, 1u);
-  const auto p1 = PauseOf(7);
-  const auto p2 = PauseOf(7);
-  const std::vector<bool> sent = server_->SendPauses({{1, &p1}, {2, &p2}});
-  EXPECT_EQ(sent, (std::vector<bool>{true, false}));
-  auto got = sc.Receive(offer1);
-  ASSERT_TRUE(got.has_value());
-  ASSERT_TRUE(got->has_pause());
-  EXPECT_EQ(got->pause().pause_id(), 7u);
-  EXPECT_EQ(got->pause().remaining_ms(), 1500u);
+  Sidecar unconfirmed(server_->port());
+  Register(unconfirmed, offer3, 1, /*confirm=*/false);
+  EXPECT_EQ(server_->stats().registered, 2u);
+  const auto p = PauseOf(7);
+  const std::vector<bool> sent =
+      server_->SendPauses({{1, &p}, {2, &p}, {3, &p}});
+  // Stream 3's datagram left too, but its sidecar has not said that
+  // datagrams reach it: its stream copy must not wait.
+  EXPECT_EQ(sent, (std::vector<bool>{true, false, false}));
+  for (auto [side, offer] :
+       {std::pair{&sc, &offer1}, {&unconfirmed, &offer3}}) {
+    auto got = side->Receive(*offer);
+    ASSERT_TRUE(got.has_value());
+    ASSERT_TRUE(got->has_pause());
+    EXPECT_EQ(got->pause().pause_id(), 7u);
+    EXPECT_EQ(got->pause().remaining_ms(), 1500u);
+  }
+  EXPECT_EQ(server_->stats().out_sent, 5u);  // 3 welcomes and 2 pauses
 }
 
 TEST_F(FastPathServerTest, ThrottleReportsAndAcksReachTheHandler) {
@@ -164,13 +177,13 @@ TEST_F(FastPathServerTest, ThrottleReportsAndAcksReachTheHandler) {
 TEST_F(FastPathServerTest, ForgedReplayedAndStrayDatagramsAreDropped) {
   const auto offer = server_->Open(1);
   Sidecar sc(server_->port());
-  Register(sc, offer, 10);
-  // Replayed: the same seq again, and an old one beyond the window.
+  Register(sc, offer, 10);  // seqs 10 and 11
+  // Replayed: the same seq again.
   sc.Send(offer, 10, Hello());
-  // Forged: another key.
+  // Forged: another key (with a fresh seq).
   sluice::v1::FastPathOffer forged = offer;
   forged.set_key(NewFastPathKey());
-  sc.Send(forged, 11, Throttle(1));
+  sc.Send(forged, 12, Throttle(1));
   // Reflected: a down datagram sent up.
   sc.SendRaw(SealFastPath(offer.key(), FastPathDirection::kDown, offer.token(),
                           12, Throttle(1)));
@@ -190,7 +203,7 @@ TEST_F(FastPathServerTest, ForgedReplayedAndStrayDatagramsAreDropped) {
   EXPECT_EQ(st.in_bad_mac, 2u);
   EXPECT_EQ(st.in_malformed, 2u);
   EXPECT_EQ(st.in_unknown_token, 1u);
-  EXPECT_EQ(st.in_ok, 2u);  // the hello and the last report
+  EXPECT_EQ(st.in_ok, 3u);  // the two hellos and the last report
   std::lock_guard lock(mu_);
   ASSERT_EQ(got_.size(), 1u);
   EXPECT_EQ(got_[0].second.throttle().report_id(), 2u);
