@@ -292,6 +292,17 @@ class UnavailableServerTest(h.ProxyTestCase):
         self.addCleanup(load.finish)
         self.assertTrue(h.wait_until(
             lambda: len(load.select(mode="leased")) >= R, 10))
+        # Steady state first: fallback_share keeps each sidecar's last share,
+        # so the shares must have converged to R / 4 before the kill (on a
+        # slow build the last sidecar to connect can still be on its way).
+        def converged():
+            st = self.quota.resource_status("share")
+            shares = [sc["share_per_second"] for sc in (st or {}).get(
+                "sidecars", []) if sc.get("connected")]
+            return (len(shares) == SIDECARS and
+                    min(shares) >= 0.9 * R / SIDECARS)
+        self.assertTrue(h.wait_until(converged, 10),
+                        self.quota.resource_status("share"))
 
         # --- The server dies. -------------------------------------------
         self.quota.kill()
