@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "common/socket_address.h"
 #include "proto/fast_path_codec.h"
 
 namespace sluice {
@@ -36,42 +37,17 @@ int64_t SteadyMs() { return SteadyUs() / 1000; }
 
 // "ipv4:127.0.0.1:7070", "ipv6:[::1]:7070" or "ipv6:%5B::1%5D:7070" with
 // `port` in place of the stream's.
-bool PeerAddress(const std::string& peer, uint16_t port, sockaddr_storage* ss,
-                 socklen_t* len) {
-  std::string_view rest = peer;
-  if (rest.starts_with("ipv4:")) {
-    rest.remove_prefix(5);
-  } else if (rest.starts_with("ipv6:")) {
-    rest.remove_prefix(5);
-  } else {
-    return false;
+std::optional<SocketAddress> PeerAddress(std::string_view peer, uint16_t port) {
+  if (!peer.starts_with("ipv4:") && !peer.starts_with("ipv6:")) {
+    return std::nullopt;
   }
-  auto pct = boost::urls::make_pct_string_view(rest);
-  if (!pct) return false;
+  auto pct = boost::urls::make_pct_string_view(peer.substr(5));
+  if (!pct) return std::nullopt;
   std::string text;
   for (char c : boost::urls::decode_view(*pct)) text.push_back(c);
   const size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  *ss = sockaddr_storage{};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    *len = sizeof(*v4);
-    return true;
-  }
-  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    *len = sizeof(*v6);
-    return true;
-  }
-  return false;
+  if (colon == std::string::npos) return std::nullopt;
+  return SocketAddressOf(std::string_view(text).substr(0, colon), port);
 }
 
 }  // namespace
@@ -97,22 +73,22 @@ void FastPathClient::Stop() {
 
 absl::Status FastPathClient::Use(const std::string& peer,
                                  const sluice::v1::FastPathOffer& offer) {
-  sockaddr_storage ss;
-  socklen_t len = 0;
   if (offer.port() == 0 || offer.port() > 65535 || offer.token() == 0 ||
       offer.key().size() != kFastPathKeyBytes) {
     Reset();
     return absl::InvalidArgumentError("fast path: malformed offer");
   }
-  if (!PeerAddress(peer, static_cast<uint16_t>(offer.port()), &ss, &len)) {
+  const std::optional<SocketAddress> to =
+      PeerAddress(peer, static_cast<uint16_t>(offer.port()));
+  if (!to) {
     Reset();
     return absl::InvalidArgumentError(
         absl::StrCat("fast path: peer ", peer, " is not an IP address"));
   }
   std::lock_guard lock(mu_);
-  const int fd = ss.ss_family == AF_INET ? fd4_ : fd6_;
+  const int fd = to->family() == AF_INET ? fd4_ : fd6_;
   // connect() also makes the kernel drop datagrams from anyone else.
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+  if (fd < 0 || connect(fd, to->get(), to->length) != 0) {
     key_.clear();
     fd_ = -1;
     return absl::UnavailableError(

@@ -79,7 +79,7 @@ class LeaseClient::Stream
     // held tokens on its next turn, within 100 ms. The stream's first
     // message always wakes it (it marks the stream connected).
     bool wake = !answered_;
-    if (!answered_ && in_.has_fast_path() && owner_->fast_path_) {
+    if (in_.has_fast_path() && owner_->fast_path_) {
       const absl::Status s =
           owner_->fast_path_->Use(context_.peer(), in_.fast_path());
       if (!s.ok()) spdlog::warn("{}", std::string(s.message()));

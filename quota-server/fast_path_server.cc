@@ -11,6 +11,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/socket_address.h"
 #include "proto/fast_path_codec.h"
 
 namespace sluice {
@@ -26,51 +27,33 @@ struct FastPathServer::Peer {
   std::string key;
   ReplayWindow seen;  // seq of the sidecar's datagrams
   uint64_t next_seq = 1;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;  // 0: no hello yet
+  SocketAddress addr;  // length 0: no hello yet
   // The sidecar said it got a welcome: datagrams reach it.
   bool confirmed = false;
 };
 
 absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
-    const std::string& host_in, uint16_t port, MessageHandler on_message) {
-  std::string host = host_in;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
+    const std::string& host, uint16_t port, MessageHandler on_message) {
+  std::optional<SocketAddress> at = SocketAddressOf(host, port);
+  if (!at) {
     return absl::InvalidArgumentError(
-        absl::StrCat("fast path: ", host_in, " is not an IP address"));
+        absl::StrCat("fast path: ", host, " is not an IP address"));
   }
-  const int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(at->family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("fast path: socket: ", std::strerror(errno)));
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+  if (bind(fd, at->get(), at->length) != 0) {
     const int err = errno;
     close(fd);
     return absl::UnavailableError(absl::StrCat(
-        "fast path: bind udp ", host_in, ":", port, ": ", std::strerror(err)));
+        "fast path: bind udp ", host, ":", port, ": ", std::strerror(err)));
   }
-  socklen_t got = sizeof(ss);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &got);
-  const uint16_t bound =
-      ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+  at->length = sizeof(at->storage);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&at->storage), &at->length);
   return std::unique_ptr<FastPathServer>(
-      new FastPathServer(fd, bound, std::move(on_message)));
+      new FastPathServer(fd, PortOf(*at), std::move(on_message)));
 }
 
 FastPathServer::FastPathServer(int fd, uint16_t port, MessageHandler on_message)
@@ -114,7 +97,7 @@ void FastPathServer::Close(uint64_t stream) {
   if (it == token_of_stream_.end()) return;
   auto peer = by_token_.find(it->second);
   if (peer != by_token_.end()) {
-    if (peer->second->addr_len != 0) --stats_.registered;
+    if (peer->second->addr.length != 0) --stats_.registered;
     by_token_.erase(peer);
   }
   token_of_stream_.erase(it);
@@ -134,7 +117,7 @@ std::vector<bool> FastPathServer::SendPauses(
     auto it = token_of_stream_.find(pauses[i].stream);
     if (it == token_of_stream_.end()) continue;
     Peer& peer = *by_token_.at(it->second);
-    if (peer.addr_len == 0) continue;
+    if (peer.addr.length == 0) continue;
     *body.mutable_pause() = *pauses[i].pause;
     std::string d = SealFastPath(peer.key, FastPathDirection::kDown, peer.token,
                                  peer.next_seq++, body);
@@ -151,8 +134,9 @@ std::vector<bool> FastPathServer::SendPauses(
   std::vector<iovec> iov(data.size());
   for (size_t k = 0; k < data.size(); ++k) {
     iov[k] = iovec{data[k].data(), data[k].size()};
-    msgs[k].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&to[k]->addr);
-    msgs[k].msg_hdr.msg_namelen = to[k]->addr_len;
+    msgs[k].msg_hdr.msg_name =
+        const_cast<sockaddr_storage*>(&to[k]->addr.storage);
+    msgs[k].msg_hdr.msg_namelen = to[k]->addr.length;
     msgs[k].msg_hdr.msg_iov = &iov[k];
     msgs[k].msg_hdr.msg_iovlen = 1;
   }
@@ -190,9 +174,8 @@ bool FastPathServer::SendLocked(Peer& peer,
     CountSent(0, 1);
     return false;
   }
-  const ssize_t n =
-      sendto(fd_, d.data(), d.size(), MSG_DONTWAIT,
-             reinterpret_cast<const sockaddr*>(&peer.addr), peer.addr_len);
+  const ssize_t n = sendto(fd_, d.data(), d.size(), MSG_DONTWAIT,
+                           peer.addr.get(), peer.addr.length);
   const bool ok = n == static_cast<ssize_t>(d.size());
   CountSent(ok ? 1 : 0, ok ? 0 : 1);  // a failure: the stream has it
   return ok;
@@ -265,9 +248,9 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
     if (body.has_hello()) {
       ++stats_.in_ok;
       // The sidecar's address as this host sees it (NAT included).
-      if (peer.addr_len == 0) ++stats_.registered;
-      std::memcpy(&peer.addr, from, from_len);
-      peer.addr_len = from_len;
+      if (peer.addr.length == 0) ++stats_.registered;
+      std::memcpy(&peer.addr.storage, from, from_len);
+      peer.addr.length = from_len;
       peer.confirmed = body.hello().welcomed();
       sluice::v1::FastPathBody welcome;
       welcome.mutable_welcome();

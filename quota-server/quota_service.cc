@@ -24,12 +24,7 @@ class QuotaService::Reactor
  public:
   Reactor(QuotaService* service, uint64_t id) : service_(service), id_(id) {}
 
-  // Whether the stream's first message is still to be queued: an offer
-  // rides on it. Called under the service's mu_, as every Enqueue is.
-  bool first_pending() {
-    std::lock_guard lock(wmu_);
-    return !sent_any_ && !offer_;
-  }
+  // Rides on the next message queued.
   void SetOffer(sluice::v1::FastPathOffer offer) {
     std::lock_guard lock(wmu_);
     offer_ = std::move(offer);
@@ -49,7 +44,6 @@ class QuotaService::Reactor
       return;
     }
     pending_.push_back(std::move(msg));
-    sent_any_ = true;
     if (offer_) {
       *pending_.back().mutable_fast_path() = std::move(*offer_);
       offer_.reset();
@@ -128,7 +122,11 @@ class QuotaService::Reactor
   bool writing_ = false;
   bool finishing_ = false;
   std::optional<sluice::v1::FastPathOffer> offer_;  // guarded by wmu_
-  bool sent_any_ = false;                           // guarded by wmu_
+
+ public:
+  // The stream has been offered the fast path (guarded by the service's
+  // mu_).
+  bool offered = false;
 };
 
 QuotaService::QuotaService(QuotaAllocator* allocator, Clock* clock)
@@ -274,10 +272,11 @@ void QuotaService::DispatchLocked(Outbox& out) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;  // closed meanwhile
     counters_.messages_out.fetch_add(1, std::memory_order_relaxed);
-    // The offer rides on the stream's first message (made then, not when
-    // the stream opened, so that streams opened before the fast path was
-    // set get one too).
-    if (fast_path_ && it->second->first_pending()) {
+    // The offer rides on the next message (made then, not when the stream
+    // opened, so that streams opened before the fast path was set get one
+    // too).
+    if (fast_path_ && !it->second->offered) {
+      it->second->offered = true;
       it->second->SetOffer(fast_path_->Open(id));
     }
     if (!sent.empty() && sent[i] && deferred_.size() < kMaxDeferred) {

@@ -54,10 +54,10 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
                           sluice::v1::ServerMessage>*
   Lease(grpc::CallbackServerContext* context) override;
 
-  // Offers `fast_path` to every stream whose first message is still to go
+  // Offers `fast_path` to every stream (on the next message it is sent)
   // and sends each Pause through it first (nullptr: stop). A stream whose
-  // sidecar has said hello gets the Pause as a datagram at once and on the
-  // stream kStreamCopyDelay later (a thread of the service's own waits for
+  // sidecar said it was welcomed gets the Pause as a datagram at once and on
+  // the stream kStreamCopyDelay later (a thread of the service's own waits for
   // that), with remaining_ms reduced by the wait. `fast_path` must outlive its
   // use: clear it only once the gRPC server has shut down.
   void SetFastPath(FastPathServer* fast_path);

@@ -1,11 +1,6 @@
 #include "proxy/fast_path_client.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +11,7 @@
 #include <vector>
 
 #include "proto/fast_path_codec.h"
+#include "tests/proto/fast_path_test_peer.h"
 
 namespace sluice {
 namespace {
@@ -28,18 +24,10 @@ using sluice::v1::SidecarMessage;
 class Server {
  public:
   Server() {
-    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    offer_.set_port(ntohs(a.sin_port));
+    offer_.set_port(peer_.port());
     offer_.set_key(NewFastPathKey());
     offer_.set_token(77);
   }
-  ~Server() { close(fd_); }
 
   const sluice::v1::FastPathOffer& offer() const { return offer_; }
   std::string peer() const {
@@ -51,44 +39,20 @@ class Server {
   // once more after).
   std::optional<FastPathBody> Receive(bool hellos = false) {
     while (true) {
-      auto body = ReceiveAny();
+      auto body = peer_.Receive(offer_, FastPathDirection::kUp);
       if (!body || hellos || !body->has_hello()) return body;
     }
   }
 
- private:
-  std::optional<FastPathBody> ReceiveAny() {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) return std::nullopt;
-    char buf[2048];
-    from_len_ = sizeof(from_);
-    const ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0,
-                               reinterpret_cast<sockaddr*>(&from_), &from_len_);
-    if (n <= 0) return std::nullopt;
-    auto env = ParseFastPath(std::string(buf, static_cast<size_t>(n)));
-    FastPathBody body;
-    if (!env || OpenFastPath(offer_.key(), FastPathDirection::kUp, *env,
-                             &body) != FastPathOpen::kOk) {
-      return std::nullopt;
-    }
-    return body;
-  }
-
- public:
   // Sends to where the last datagram came from.
   void Send(uint64_t seq, const FastPathBody& body,
             FastPathDirection dir = FastPathDirection::kDown) {
-    const std::string d =
-        SealFastPath(offer_.key(), dir, offer_.token(), seq, body);
-    sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&from_),
-           from_len_);
+    peer_.Send(offer_, dir, seq, body);
   }
 
  private:
-  int fd_ = -1;
+  FastPathTestPeer peer_;
   sluice::v1::FastPathOffer offer_;
-  sockaddr_storage from_{};
-  socklen_t from_len_ = 0;
 };
 
 FastPathBody Welcome() {

@@ -110,6 +110,25 @@ class LeaseAgentTest : public ::testing::Test {
     return t;
   }
 
+  // A throttle that counts the remote pauses it takes in `*remote`.
+  static std::shared_ptr<BucketThrottle> CountingThrottle(int* remote) {
+    auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
+    throttle->set_callbacks(nullptr, [remote](bool r, bool) { *remote += r; });
+    return throttle;
+  }
+
+  // Pause `id` of bucket ("c", `key`), 1 s long.
+  static ServerMessage PauseMessage(uint64_t id, const std::string& key) {
+    ServerMessage m;
+    m.set_protocol_version(1);
+    v1::Pause* p = m.mutable_pause();
+    p->mutable_bucket()->set_resource("c");
+    p->mutable_bucket()->set_key_hash(key);
+    p->set_pause_id(id);
+    p->set_remaining_ms(1000);
+    return m;
+  }
+
   // A limiter on a new pool, for bindings added at run time.
   static std::pair<std::shared_ptr<LeasePool>, std::shared_ptr<RateLimiter>>
   NewLeasedLimiter() {
@@ -526,25 +545,16 @@ TEST_F(LeaseAgentTest, ReportsCarryTheLatestStatedLimitOnce) {
 // held tokens, without a second pause or a second ack. Unknown buckets are
 // ignored.
 TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
-  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
   int pauses = 0;
-  throttle->set_callbacks(nullptr,
-                          [&](bool remote, bool) { pauses += remote; });
+  auto throttle = CountingThrottle(&pauses);
   ThrottledAgent t = AgentWithThrottle("k", throttle);
   LeaseAgent& agent = *t.agent;
   LeasePool* pool = t.pool.get();
   agent.OnServerMessage(Grant("c", 5, 1, 10, 2000, 10, 0, "k"), kT0);
   ASSERT_GT(pool->Held(kT0), 0);
 
-  ServerMessage m;
-  m.set_protocol_version(1);
-  v1::Pause* p = m.mutable_pause();
-  p->mutable_bucket()->set_resource("c");
-  p->mutable_bucket()->set_key_hash("k");
-  p->set_pause_id(3);
-  p->set_remaining_ms(1000);
-  ServerMessage other = m;
-  other.mutable_pause()->mutable_bucket()->set_key_hash("nope");
+  ServerMessage m = PauseMessage(3, "k");
+  const ServerMessage other = PauseMessage(3, "nope");
   const auto unknown =
       agent.ApplyPauseNow(other.pause(), kT0 + milliseconds(10));
   EXPECT_FALSE(unknown.known);
@@ -589,19 +599,11 @@ TEST_F(LeaseAgentTest, PauseAppliedOnReadThenCompletedByTheAgent) {
 // applies nothing but is acked on the stream as well (the stream carries
 // an ack of every pause it carried), once.
 TEST_F(LeaseAgentTest, DatagramFirstThenTheStreamsCopy) {
-  auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});
   int pauses = 0;
-  throttle->set_callbacks(nullptr,
-                          [&](bool remote, bool) { pauses += remote; });
+  auto throttle = CountingThrottle(&pauses);
   ThrottledAgent t = AgentWithThrottle("k", throttle);
   LeaseAgent& agent = *t.agent;
-  ServerMessage m;
-  m.set_protocol_version(1);
-  v1::Pause* p = m.mutable_pause();
-  p->mutable_bucket()->set_resource("c");
-  p->mutable_bucket()->set_key_hash("k");
-  p->set_pause_id(5);
-  p->set_remaining_ms(1000);
+  const ServerMessage m = PauseMessage(5, "k");
 
   const auto by_datagram = agent.ApplyPauseNow(
       m.pause(), kT0 + milliseconds(1), LeaseAgent::PausePath::kDatagram);

@@ -1,11 +1,6 @@
 #include "quota-server/fast_path_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -14,6 +9,7 @@
 #include <vector>
 
 #include "proto/fast_path_codec.h"
+#include "tests/proto/fast_path_test_peer.h"
 
 namespace sluice {
 namespace {
@@ -24,41 +20,20 @@ using sluice::v1::SidecarMessage;
 // A sidecar's UDP socket on loopback, talking to the server's port.
 class Sidecar {
  public:
-  explicit Sidecar(uint16_t server_port) {
-    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(server_port);
-    connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  }
-  ~Sidecar() { close(fd_); }
+  explicit Sidecar(uint16_t server_port) { peer_.Connect(server_port); }
 
-  void SendRaw(const std::string& d) { send(fd_, d.data(), d.size(), 0); }
+  void SendRaw(const std::string& d) { peer_.SendRaw(d); }
   void Send(const sluice::v1::FastPathOffer& offer, uint64_t seq,
             const FastPathBody& body) {
-    SendRaw(SealFastPath(offer.key(), FastPathDirection::kUp, offer.token(),
-                         seq, body));
+    peer_.Send(offer, FastPathDirection::kUp, seq, body);
   }
   // The next datagram within 5 s, opened with `offer`'s key.
   std::optional<FastPathBody> Receive(const sluice::v1::FastPathOffer& offer) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) return std::nullopt;
-    char buf[2048];
-    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) return std::nullopt;
-    auto env = ParseFastPath(std::string(buf, static_cast<size_t>(n)));
-    FastPathBody body;
-    if (!env || env->token != offer.token() ||
-        OpenFastPath(offer.key(), FastPathDirection::kDown, *env, &body) !=
-            FastPathOpen::kOk) {
-      return std::nullopt;
-    }
-    return body;
+    return peer_.Receive(offer, FastPathDirection::kDown);
   }
 
  private:
-  int fd_ = -1;
+  FastPathTestPeer peer_;
 };
 
 FastPathBody Hello(bool welcomed = false) {
