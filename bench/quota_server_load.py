@@ -15,7 +15,10 @@ server-CPU-second, grants per report and the clients' CPU per report.
 
 A scenario is PACE_MS:STREAMS[,STREAMS...]; pace 0 floods (each stream
 writes its next report as soon as the last one left), pace P sends one
-report per stream every P ms, like a sidecar. Binaries come from
+report per stream every P ms, like a sidecar. With --datagrams the paced
+streams lease over the fast path once welcomed, as sidecars do by default
+(reports and grants as UDP datagrams; docs/leasing.md); the server counts
+those messages in sluice_quota_messages_total too. Binaries come from
 $SLUICE_QUOTA_BIN and $SLUICE_QUOTA_BENCH (default build/...).
 """
 
@@ -112,7 +115,9 @@ def run_scenario(args, pace_ms, streams, config_path):
                SLUICE_QUOTA_STREAMS=streams,
                SLUICE_QUOTA_PACE_MS=str(pace_ms),
                SLUICE_QUOTA_WARMUP_S=str(args.warmup),
-               SLUICE_QUOTA_SECONDS=str(args.seconds))
+               SLUICE_QUOTA_SECONDS=str(args.seconds),
+               SLUICE_QUOTA_DATAGRAMS="1" if args.datagrams and pace_ms
+               else "0")
     bench = subprocess.Popen(
         pin(args.client_cpu) + [args.bench_bin, "--benchmark_format=json"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -149,6 +154,9 @@ def run_scenario(args, pace_ms, streams, config_path):
         cpu = c1 - c0
         rows.append({
             "pace_ms": pace_ms,
+            "path": "udp" if args.datagrams and pace_ms else "grpc",
+            "msgs_per_server_cpu_s": ((in1 - in0) + (out1 - out0)) / cpu
+            if cpu else float("inf"),
             "streams": n,
             "reports_per_s": reports / wall if wall else float("nan"),
             "server_cores": cpu / wall if wall else float("nan"),
@@ -170,6 +178,8 @@ def main():
     p.add_argument("--seconds", type=float, default=5.0,
                    help="measured window per stream count")
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--datagrams", action="store_true",
+                   help="paced streams lease over the fast path")
     p.add_argument("--server-cpu", default="0", help="taskset list, '' = none")
     p.add_argument("--client-cpu", default="1", help="taskset list, '' = none")
     p.add_argument("--server-bin", default=os.environ.get(
@@ -191,17 +201,17 @@ def main():
 
     print(f"server on cpu {args.server_cpu or 'any'}, clients on cpu "
           f"{args.client_cpu or 'any'}, {args.seconds:g} s per window")
-    head = ("pace_ms", "streams", "reports/s", "srv_cores", "srv_us/rep",
-            "rep/srv_cpu_s", "grants/rep", "out/rep", "srv_cs/rep",
-            "cli_us/rep")
-    print(("{:>8} {:>7} {:>10} {:>9} {:>10} {:>13} {:>10} {:>8} {:>10} {:>10}")
-          .format(*head))
+    head = ("path", "pace_ms", "streams", "reports/s", "srv_cores",
+            "srv_us/rep", "rep/srv_cpu_s", "grants/rep", "out/rep",
+            "msgs/srv_cpu_s", "srv_cs/rep", "cli_us/rep")
+    print(("{:>5} {:>8} {:>7} {:>10} {:>9} {:>10} {:>13} {:>10} {:>8} "
+           "{:>14} {:>10} {:>10}").format(*head))
     for r in rows:
-        print(("{pace_ms:>8} {streams:>7} {reports_per_s:>10.0f} "
+        print(("{path:>5} {pace_ms:>8} {streams:>7} {reports_per_s:>10.0f} "
                "{server_cores:>9.2f} {server_us_per_report:>10.2f} "
                "{reports_per_server_cpu_s:>13.0f} {grants_per_report:>10.4f} "
-               "{out_per_report:>8.4f} {switches_per_report:>10.2f} "
-               "{client_us_per_report:>10.2f}")
+               "{out_per_report:>8.4f} {msgs_per_server_cpu_s:>14.0f} "
+               "{switches_per_report:>10.2f} {client_us_per_report:>10.2f}")
               .format(**r))
 
 

@@ -19,6 +19,11 @@
 //    written is sent right after it.
 //  - SLUICE_QUOTA_WARMUP_S / SLUICE_QUOTA_SECONDS: warm-up (default 0.2)
 //    and window (default 1.5) lengths, rounded to whole 50 ms ticks.
+//  - SLUICE_QUOTA_DATAGRAMS=1 (external, paced only): lease over the fast
+//    path as a sidecar does once welcomed (docs/leasing.md): each stream
+//    takes its FastPathOffer, says hello from one UDP socket shared by all
+//    streams, and once welcomed sends its reports as signed datagrams; the
+//    grants come back as datagrams. Until welcomed a stream uses gRPC.
 //
 // Every report says the sidecar spent all it held (held = 0) and saw every
 // grant received so far (grant_seq_seen = last seq), so the server tops it
@@ -32,7 +37,10 @@
 
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,13 +50,17 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "common/process_setup.h"
+#include "common/socket_address.h"
+#include "proto/fast_path_codec.h"
 #include "quota-server/quota_allocator.h"
 #include "quota-server/quota_service.h"
 #include "sluice/v1/quota.grpc.pb.h"
@@ -83,6 +95,48 @@ double CpuSeconds() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
+class Sidecar;
+
+// The client end of the fast path for every stream of the benchmark: one
+// UDP socket, and a reader that demultiplexes datagrams by token, checks
+// their MAC and hands welcomes and grants to their stream.
+class DatagramHub {
+ public:
+  DatagramHub() : fd_(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    // One socket takes what thousands of sidecars' sockets would: a Tick's
+    // grants arrive together.
+    const int bytes = 8 << 20;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+    reader_ = std::thread([this] { Read(); });
+  }
+  ~DatagramHub() {
+    stop_.store(true);
+    reader_.join();
+    close(fd_);
+  }
+  // Registers stream `s` under its offer and says hello.
+  void Add(Sidecar* s, const sluice::v1::FastPathOffer& offer);
+  // Seals `body` for `s` and sends it.
+  void Send(Sidecar* s, const sluice::v1::FastPathBody& body);
+
+ private:
+  struct Peer {
+    Sidecar* sidecar;
+    std::string key;
+    uint64_t next_seq = 1;
+    bool welcomed = false;
+  };
+  void Read();
+  void Hello(uint64_t token, Peer& p, bool welcomed);
+
+  const int fd_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::optional<SocketAddress> server_;           // mu_
+  absl::flat_hash_map<uint64_t, Peer> by_token_;  // mu_
+  std::thread reader_;
+};
+
 // One sidecar stream on the callback API. Unpaced, the write chain sends the
 // next report as soon as the previous one was taken by the transport; paced,
 // Kick() sends one (or queues one behind a write in progress). The read
@@ -90,8 +144,8 @@ double CpuSeconds() {
 class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
  public:
   Sidecar(const std::string& target, int index, bool paced,
-          std::chrono::milliseconds pace)
-      : paced_(paced), pace_ms_(pace.count()) {
+          std::chrono::milliseconds pace, DatagramHub* hub)
+      : paced_(paced), pace_ms_(pace.count()), hub_(hub) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // own connection
     stub_ = sluice::v1::QuotaService::NewStub(grpc::CreateCustomChannel(
@@ -109,6 +163,12 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
 
   // Paced mode: send a report now, or right after the write in progress.
   void Kick() {
+    if (welcomed_.load(std::memory_order_acquire)) {
+      sluice::v1::FastPathBody body;
+      FillReport(body.mutable_demand());
+      hub_->Send(this, body);
+      return;
+    }
     {
       std::lock_guard lock(mu_);
       if (stop_) return;
@@ -139,6 +199,17 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
 
   uint64_t grants() const { return grants_.load(std::memory_order_relaxed); }
   uint64_t reports() const { return reports_.load(std::memory_order_relaxed); }
+  uint64_t token() const { return token_; }
+
+  // The hub's reader: a welcome, or a grant that came as a datagram.
+  void OnWelcome() { welcomed_.store(true, std::memory_order_release); }
+  void OnGrant(const sluice::v1::LeaseGrant& g) {
+    uint64_t seen = seq_.load(std::memory_order_relaxed);
+    while (g.seq() > seen && !seq_.compare_exchange_weak(
+                                 seen, g.seq(), std::memory_order_relaxed)) {
+    }
+    grants_.fetch_add(1, std::memory_order_relaxed);
+  }
 
   void OnWriteDone(bool ok) override {
     if (!ok) return;
@@ -162,6 +233,10 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
 
   void OnReadDone(bool ok) override {
     if (!ok) return;
+    if (in_.has_fast_path() && hub_ != nullptr && in_.fast_path().leases()) {
+      token_ = in_.fast_path().token();
+      hub_->Add(this, in_.fast_path());
+    }
     if (in_.has_grant()) {
       seq_.store(in_.grant().seq(), std::memory_order_relaxed);
       grants_.fetch_add(1, std::memory_order_relaxed);
@@ -179,18 +254,23 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
   // Spent everything it held: the server tops it up on the next Tick
   // unless grants are still in flight.
   void WriteReport() {
-    auto* d = out_.mutable_demand();
+    FillReport(out_.mutable_demand());
+    StartWrite(&out_);
+  }
+  void FillReport(sluice::v1::DemandReport* d) {
     d->mutable_bucket()->set_resource("api");
     d->set_allowed(10);
     d->set_elapsed_ms(paced_ ? pace_ms_ : 100);
     d->set_held(0);
     d->set_grant_seq_seen(seq_.load(std::memory_order_relaxed));
     reports_.fetch_add(1, std::memory_order_relaxed);
-    StartWrite(&out_);
   }
 
   const bool paced_;
   const int64_t pace_ms_;
+  DatagramHub* const hub_;  // null: gRPC only
+  uint64_t token_ = 0;      // set by the read chain before the hub knows it
+  std::atomic<bool> welcomed_{false};
   std::unique_ptr<sluice::v1::QuotaService::Stub> stub_;
   grpc::ClientContext ctx_;
   SidecarMessage out_;  // touched by the write chain only
@@ -206,6 +286,68 @@ class Sidecar : public grpc::ClientBidiReactor<SidecarMessage, ServerMessage> {
   bool writes_done_ = false;  // StartWritesDone called
   bool done_ = false;
 };
+
+void DatagramHub::Add(Sidecar* s, const sluice::v1::FastPathOffer& offer) {
+  std::lock_guard lock(mu_);
+  if (!server_) {
+    server_ = SocketAddressOf("127.0.0.1", static_cast<uint16_t>(offer.port()));
+  }
+  Peer& p = by_token_[offer.token()];
+  p = Peer{s, offer.key(), 1, false};
+  Hello(offer.token(), p, false);
+}
+
+void DatagramHub::Send(Sidecar* s, const sluice::v1::FastPathBody& body) {
+  std::lock_guard lock(mu_);
+  auto it = by_token_.find(s->token());
+  if (it == by_token_.end() || !server_) return;
+  const std::string d = SealFastPath(it->second.key, FastPathDirection::kUp,
+                                     it->first, it->second.next_seq++, body);
+  sendto(fd_, d.data(), d.size(), MSG_DONTWAIT, server_->get(),
+         server_->length);
+}
+
+void DatagramHub::Hello(uint64_t token, Peer& p, bool welcomed) {
+  sluice::v1::FastPathBody hello;
+  hello.mutable_hello()->set_welcomed(welcomed);
+  const std::string d =
+      SealFastPath(p.key, FastPathDirection::kUp, token, p.next_seq++, hello);
+  sendto(fd_, d.data(), d.size(), MSG_DONTWAIT, server_->get(),
+         server_->length);
+}
+
+void DatagramHub::Read() {
+  char buf[kFastPathMaxDatagram + 1];
+  while (!stop_.load()) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) continue;
+    std::optional<FastPathEnvelope> env =
+        ParseFastPath(std::string_view(buf, static_cast<size_t>(n)));
+    if (!env) continue;
+    sluice::v1::FastPathBody body;
+    Sidecar* s = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto it = by_token_.find(env->token);
+      if (it == by_token_.end() ||
+          OpenFastPath(it->second.key, FastPathDirection::kDown, *env, &body) !=
+              FastPathOpen::kOk) {
+        continue;
+      }
+      s = it->second.sidecar;
+      // The first welcome is answered once, as a sidecar does; answering
+      // every welcome would ping-pong.
+      if (body.has_welcome() && !it->second.welcomed) {
+        it->second.welcomed = true;
+        Hello(env->token, it->second, true);
+      }
+    }
+    if (body.has_welcome()) s->OnWelcome();
+    if (body.has_grant()) s->OnGrant(body.grant());
+  }
+}
 
 // Kicks each of `sidecars` once per `pace`, stream i at offset i/N of it.
 class Pacer {
@@ -262,6 +404,13 @@ void BM_LeaseThroughGrpc(benchmark::State& state) {
   const bool paced = pace.count() > 0;
   const int warmup_ticks = Ticks(EnvDouble("SLUICE_QUOTA_WARMUP_S", 0.2));
   const int measure_ticks = Ticks(EnvDouble("SLUICE_QUOTA_SECONDS", 1.5));
+  const bool datagrams = Env("SLUICE_QUOTA_DATAGRAMS") == "1";
+  if (datagrams && (external.empty() || !paced)) {
+    state.SkipWithError(
+        "SLUICE_QUOTA_DATAGRAMS needs SLUICE_QUOTA_TARGET "
+        "and SLUICE_QUOTA_PACE_MS");
+    return;
+  }
 
   SystemClock* clock = SystemClock::Get();
   std::unique_ptr<QuotaAllocator> allocator;
@@ -286,9 +435,12 @@ void BM_LeaseThroughGrpc(benchmark::State& state) {
   }
 
   for (auto _ : state) {
+    std::unique_ptr<DatagramHub> hub;
+    if (datagrams) hub = std::make_unique<DatagramHub>();
     std::vector<std::unique_ptr<Sidecar>> sidecars;
     for (int i = 0; i < streams; ++i) {
-      sidecars.push_back(std::make_unique<Sidecar>(target, i, paced, pace));
+      sidecars.push_back(
+          std::make_unique<Sidecar>(target, i, paced, pace, hub.get()));
     }
     std::unique_ptr<Pacer> pacer;
     if (paced) pacer = std::make_unique<Pacer>(&sidecars, pace);
@@ -335,6 +487,7 @@ void BM_LeaseThroughGrpc(benchmark::State& state) {
     pacer.reset();
     for (auto& s : sidecars) s->Stop();
     for (auto& s : sidecars) s->Await();
+    hub.reset();  // before the streams it points to
 
     const double reports = static_cast<double>(in1 - in0);
     state.SetIterationTime(wall);

@@ -26,6 +26,7 @@ namespace {
 constexpr int kPollMs = 100;
 constexpr int64_t kHelloRetryMs = 1000;  // until welcomed
 constexpr int64_t kHelloKeepMs = 10000;  // then, for NAT state
+constexpr int64_t kHelloLeaseMs = 1000;  // while leasing: liveness
 
 int64_t SteadyUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -52,8 +53,11 @@ std::optional<SocketAddress> PeerAddress(std::string_view peer, uint16_t port) {
 
 }  // namespace
 
-FastPathClient::FastPathClient(PauseHandler on_pause, StreamSender to_stream)
-    : on_pause_(std::move(on_pause)), to_stream_(std::move(to_stream)) {
+FastPathClient::FastPathClient(PauseHandler on_pause, StreamSender to_stream,
+                               GrantHandler on_grant)
+    : on_pause_(std::move(on_pause)),
+      to_stream_(std::move(to_stream)),
+      on_grant_(std::move(on_grant)) {
   fd4_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   fd6_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   reader_ = std::thread([this] { ReadLoop(); });
@@ -97,6 +101,8 @@ absl::Status FastPathClient::Use(const std::string& peer,
   fd_ = fd;
   key_ = offer.key();
   token_ = offer.token();
+  leases_ = offer.leases() && on_grant_ != nullptr;
+  last_heard_ms_ = 0;
   next_seq_ = 1;
   seen_ = ReplayWindow();
   stats_.up = false;
@@ -113,6 +119,7 @@ void FastPathClient::Reset() {
   acks_.clear();
   key_.clear();
   token_ = 0;
+  leases_ = false;
   fd_ = -1;
   stats_.up = false;
 }
@@ -127,6 +134,25 @@ bool FastPathClient::SendThrottle(const sluice::v1::SidecarMessage& msg) {
   }
   copies_.emplace_back(msg, SteadyUs() + kStreamCopyDelayUs);
   return true;
+}
+
+bool FastPathClient::SendDemand(const sluice::v1::SidecarMessage& msg) {
+  sluice::v1::FastPathBody body;
+  *body.mutable_demand() = msg.demand();
+  std::lock_guard lock(mu_);
+  if (!LeasingLocked() || !SendLocked(body)) return false;
+  ++stats_.demand_sent;
+  return true;
+}
+
+bool FastPathClient::LeasingLocked() const {
+  return leases_ && stats_.up && !key_.empty() &&
+         SteadyMs() - last_heard_ms_ <= lease_silence_ms_;
+}
+
+void FastPathClient::SetLeaseSilenceMs(int64_t ms) {
+  std::lock_guard lock(mu_);
+  lease_silence_ms_ = ms;
 }
 
 bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
@@ -151,7 +177,9 @@ bool FastPathClient::SendPauseAck(const sluice::v1::PauseAck& ack) {
 
 FastPathClient::Stats FastPathClient::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  Stats s = stats_;
+  s.leasing = LeasingLocked();
+  return s;
 }
 
 void FastPathClient::ReadLoop() {
@@ -181,10 +209,19 @@ void FastPathClient::ReadLoop() {
     {
       std::lock_guard lock(mu_);
       SendDueLocked(&copies);
-      if (!key_.empty() && SteadyMs() >= next_hello_ms_) {
-        SendHelloLocked();
-        next_hello_ms_ =
-            SteadyMs() + (stats_.up ? kHelloKeepMs : kHelloRetryMs);
+      const int64_t now_ms = SteadyMs();
+      if (!key_.empty() && now_ms >= next_hello_ms_) {
+        if (stats_.up && leases_ && now_ms - last_heard_ms_ < kHelloLeaseMs &&
+            now_ms - last_hello_ms_ < kHelloKeepMs) {
+          // Leasing, and the server spoke within the last second (grants):
+          // no hello needed for liveness yet.
+          next_hello_ms_ = last_heard_ms_ + kHelloLeaseMs;
+        } else {
+          SendHelloLocked();
+          next_hello_ms_ = now_ms + (!stats_.up ? kHelloRetryMs
+                                     : leases_  ? kHelloLeaseMs
+                                                : kHelloKeepMs);
+        }
       }
     }
     for (auto& msg : copies) to_stream_(std::move(msg));
@@ -192,6 +229,7 @@ void FastPathClient::ReadLoop() {
 }
 
 void FastPathClient::SendHelloLocked() {
+  last_hello_ms_ = SteadyMs();
   sluice::v1::FastPathBody hello;
   hello.mutable_hello()->set_welcomed(stats_.up);
   SendLocked(hello);
@@ -233,6 +271,7 @@ void FastPathClient::OnDatagram(const char* data, size_t size) {
   std::optional<FastPathEnvelope> env =
       ParseFastPath(std::string_view(data, size));
   sluice::v1::FastPathBody body;
+  uint64_t token = 0;
   {
     std::lock_guard lock(mu_);
     if (!env || key_.empty() || env->token != token_ ||
@@ -243,21 +282,30 @@ void FastPathClient::OnDatagram(const char* data, size_t size) {
       return;
     }
     ++stats_.in_ok;
+    last_heard_ms_ = SteadyMs();
     if (body.has_welcome()) {
       if (!stats_.up) {
         // Tell the server its datagrams arrive (it may then delay the
-        // stream's copies), then keep the NAT state alive.
+        // stream's copies, and send grants this way), then keep the NAT
+        // state alive.
         stats_.up = true;
         SendHelloLocked();
-        next_hello_ms_ = SteadyMs() + kHelloKeepMs;
+        next_hello_ms_ = SteadyMs() + (leases_ ? kHelloLeaseMs : kHelloKeepMs);
       }
       return;
     }
-    if (!body.has_pause()) {  // an up-only message sent down
+    if (body.has_grant() && leases_) {
+      ++stats_.grants_in;
+      token = token_;
+    } else if (!body.has_pause()) {  // an up-only message sent down
       --stats_.in_ok;
       ++stats_.in_rejected;
       return;
     }
+  }
+  if (body.has_grant()) {
+    on_grant_(token, body.grant());
+    return;
   }
   on_pause_(body.pause());
 }

@@ -32,6 +32,14 @@ namespace sluice {
 // hello every second until the server welcomes it, then once at once with
 // `welcomed` set and every 10 s (NAT state), and owns one socket per
 // address family for its whole life, connected to the current server.
+//
+// Leases (docs/leasing.md, "Leases over the fast path"): if the offer says
+// `leases`, SendDemand sends demand reports as datagrams while the server
+// is heard (a hello every second that brought no datagram from it, and
+// at least every 10 s; silent for kLeaseSilenceMs: the caller goes back to
+// the stream), and LeaseGrant
+// datagrams are handed to `on_grant` with the offer's token, so the caller
+// can tell a grant of the current stream from a late one of the last.
 class FastPathClient {
  public:
   struct Stats {
@@ -39,9 +47,14 @@ class FastPathClient {
     uint64_t in_rejected = 0;  // malformed, bad MAC, replayed, stale
     uint64_t out_sent = 0;
     uint64_t out_failed = 0;
-    bool up = false;  // the server welcomed this stream's hello
+    uint64_t demand_sent = 0;  // reports that went as datagrams
+    uint64_t grants_in = 0;    // grants that came as datagrams
+    bool up = false;           // the server welcomed this stream's hello
+    bool leasing = false;      // SendDemand would send now
   };
   using PauseHandler = std::function<void(const sluice::v1::Pause& pause)>;
+  using GrantHandler =
+      std::function<void(uint64_t token, const sluice::v1::LeaseGrant& grant)>;
   // Sends a message on the lease stream (the reader calls it, unlocked).
   using StreamSender = std::function<void(sluice::v1::SidecarMessage msg)>;
   static constexpr int64_t kAckDelayUs = 5000;
@@ -54,8 +67,13 @@ class FastPathClient {
   // at once. Well inside the server's de-duplication window, so that a
   // copy whose datagram was lost is never taken for a repeat.
   static constexpr size_t kMaxPendingCopies = ReplayWindow::kWidth / 2;
+  // Leasing by datagram stops when nothing came from the server for this
+  // long (the sidecar says hello after every silent second while it
+  // leases).
+  static constexpr int64_t kLeaseSilenceMs = 3500;
 
-  FastPathClient(PauseHandler on_pause, StreamSender to_stream);
+  FastPathClient(PauseHandler on_pause, StreamSender to_stream,
+                 GrantHandler on_grant = nullptr);
   ~FastPathClient();  // Stop()s
   // Stops and joins the reader; nothing is sent or handed on afterwards.
   // Idempotent.
@@ -80,6 +98,12 @@ class FastPathClient {
   // later. False if no offer is in use or the queue is full (the caller
   // uses the stream).
   bool SendPauseAck(const sluice::v1::PauseAck& ack);
+  // Sends `msg`'s demand report as a datagram if the offer took leases, the
+  // server welcomed this stream, and it was heard within kLeaseSilenceMs.
+  // False: the caller sends it on the stream. Any thread; never blocks.
+  bool SendDemand(const sluice::v1::SidecarMessage& msg);
+  // Replaces kLeaseSilenceMs (tests).
+  void SetLeaseSilenceMs(int64_t ms);
 
   Stats stats() const;
 
@@ -95,9 +119,11 @@ class FastPathClient {
   void SendDueLocked(std::vector<sluice::v1::SidecarMessage>* copies);
   // Milliseconds until the next queued item falls due (at most kPollMs).
   int NextTimeoutLocked() const;
+  bool LeasingLocked() const;
 
   const PauseHandler on_pause_;
   const StreamSender to_stream_;
+  const GrantHandler on_grant_;
   int fd4_ = -1;
   int fd6_ = -1;
   std::atomic<bool> stopping_{false};
@@ -107,6 +133,12 @@ class FastPathClient {
   int fd_ = -1;
   std::string key_;
   uint64_t token_ = 0;
+  bool leases_ = false;  // the offer's
+  // Steady clock: the last authentic datagram from the server, and the
+  // last hello sent.
+  int64_t last_heard_ms_ = 0;
+  int64_t last_hello_ms_ = 0;
+  int64_t lease_silence_ms_ = kLeaseSilenceMs;
   uint64_t next_seq_ = 1;
   ReplayWindow seen_;
   int64_t next_hello_ms_ = 0;  // steady clock

@@ -282,6 +282,15 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
   }
   if (msg.has_grant()) {
     const sluice::v1::LeaseGrant& g = msg.grant();
+    // A grant overtaken by a newer one (grants may come as datagrams, which
+    // reorder): once a report says the newer seq was seen, the server stops
+    // counting this one's tokens as in flight, and the held it reported did
+    // not include them. Dropping them keeps the server's bound; spending
+    // them could break it.
+    if (g.seq() != 0 && g.seq() <= grant_seq_seen_) {
+      ++stale_grants_;
+      return;
+    }
     grant_seq_seen_ = std::max(grant_seq_seen_, g.seq());
     for (auto& bp : buckets_) {
       Bucket& b = *bp;

@@ -128,6 +128,8 @@ class LeaseAgent {
   bool connected() const { return connected_; }
   uint64_t server_epoch() const { return server_epoch_; }
   size_t server_restarts_seen() const { return server_restarts_; }
+  // Grants dropped because a newer grant of the stream came first.
+  uint64_t stale_grants() const { return stale_grants_; }
 
  private:
   struct Bucket;
@@ -153,6 +155,7 @@ class LeaseAgent {
   uint64_t server_epoch_ = 0;
   size_t server_restarts_ = 0;
   uint64_t grant_seq_seen_ = 0;
+  uint64_t stale_grants_ = 0;
   // Messages to send with the next Poll (pause acknowledgements).
   std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.

@@ -20,6 +20,9 @@ constexpr auto kBackoffResetAfter = std::chrono::seconds(10);
 constexpr auto kMaxLoopWait = std::chrono::milliseconds(100);
 // Queued bindings beyond which expired ones are pruned on AddBinding.
 constexpr size_t kPruneQueuedBindings = 256;
+// Grant datagrams are not taken while this many messages wait for the client
+// thread.
+constexpr size_t kMaxInboxDatagrams = 1024;
 }  // namespace
 
 // One stream. Reactions run on gRPC's threads and only move data into or
@@ -80,6 +83,12 @@ class LeaseClient::Stream
     // message always wakes it (it marks the stream connected).
     bool wake = !answered_;
     if (in_.has_fast_path() && owner_->fast_path_) {
+      {
+        // Before Use(): grant datagrams carry this token, and only those
+        // are this stream's.
+        std::lock_guard lock(owner_->mu_);
+        fast_path_token_ = in_.fast_path().token();
+      }
       const absl::Status s =
           owner_->fast_path_->Use(context_.peer(), in_.fast_path());
       if (!s.ok()) spdlog::warn("{}", std::string(s.message()));
@@ -117,6 +126,7 @@ class LeaseClient::Stream
 
   // Guarded by owner_->mu_.
   std::deque<ServerMessage> inbox_;
+  uint64_t fast_path_token_ = 0;  // of the offer this stream took
   bool read_failed_ = false;
   bool done_ = false;
   grpc::Status status_;
@@ -143,6 +153,20 @@ LeaseClient::LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent,
           if (stats_.connected && stream_ != nullptr) {
             stream_->Send(std::move(msg));
           }
+        },
+        [this](uint64_t token, const sluice::v1::LeaseGrant& grant) {
+          // Into the stream's inbox, behind whatever the stream brought:
+          // the client thread applies grants in one place, and drops one
+          // that an already applied grant overtook (LeaseAgent).
+          std::lock_guard lock(mu_);
+          if (stream_ == nullptr || stream_->fast_path_token_ != token ||
+              stream_->inbox_.size() >= kMaxInboxDatagrams) {
+            return;  // a dropped grant costs its tokens, never safety
+          }
+          ServerMessage m;
+          *m.mutable_grant() = grant;
+          stream_->inbox_.push_back(std::move(m));
+          cv_.notify_all();
         });
   }
 }
@@ -322,6 +346,10 @@ bool LeaseClient::RunStream(const std::string& target) {
     for (const ServerMessage& msg : batch) {
       agent_->OnServerMessage(msg, now);
     }
+    if (!batch.empty()) {
+      std::lock_guard lock(mu_);
+      stats_.stale_grants = agent_->stale_grants();
+    }
     if (!batch.empty() && !connected) {
       connected = true;
       std::lock_guard lock(mu_);
@@ -342,7 +370,13 @@ bool LeaseClient::RunStream(const std::string& target) {
       std::lock_guard lock(mu_);
       stats_.messages_out += out.size();
     }
-    for (auto& msg : out) stream->Send(std::move(msg));
+    for (auto& msg : out) {
+      // Demand reports go as datagrams while the fast path leases.
+      if (msg.has_demand() && fast_path_ && fast_path_->SendDemand(msg)) {
+        continue;
+      }
+      stream->Send(std::move(msg));
+    }
   }
   stream->Shutdown();  // no reaction runs after this (no late Use())
   if (fast_path_) fast_path_->Reset();

@@ -58,6 +58,8 @@ class LeaseClient {
     // Pauses applied first from a fast-path datagram / from the stream.
     uint64_t pauses_by_datagram = 0;
     uint64_t pauses_by_stream = 0;
+    // Grants the agent dropped as overtaken (LeaseAgent::stale_grants).
+    uint64_t stale_grants = 0;
   };
 
   LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent, Clock* clock);

@@ -281,7 +281,25 @@ struct ProxyMetrics::LeaseSeries {
                       "first (datagram or stream).",
                       r)),
         by_datagram(delivered.Add({{"path", "datagram"}})),
-        by_stream(delivered.Add({{"path", "stream"}})) {}
+        by_stream(delivered.Add({{"path", "stream"}})),
+        leasing(Reg(prometheus::BuildGauge(), "sluice_proxy_fast_path_leasing",
+                    "1 while demand reports and grants go as fast-path "
+                    "datagrams instead of on the stream.",
+                    r)
+                    .Add({})),
+        lease_datagrams(Reg(prometheus::BuildCounter(),
+                            "sluice_proxy_lease_datagrams_total",
+                            "Demand reports sent and grants received as "
+                            "fast-path datagrams.",
+                            r)),
+        demand_datagrams(lease_datagrams.Add({{"kind", "demand"}})),
+        grant_datagrams(lease_datagrams.Add({{"kind", "grant"}})),
+        stale_grants(Reg(prometheus::BuildCounter(),
+                         "sluice_proxy_lease_stale_grants_total",
+                         "Grants dropped because a newer grant came first "
+                         "(datagrams reorder).",
+                         r)
+                         .Add({})) {}
 
   Family<Gauge>& mode;
   Family<Gauge>& held;
@@ -298,6 +316,11 @@ struct ProxyMetrics::LeaseSeries {
   Family<Counter>& delivered;
   Counter& by_datagram;
   Counter& by_stream;
+  Gauge& leasing;
+  Family<Counter>& lease_datagrams;
+  Counter& demand_datagrams;
+  Counter& grant_datagrams;
+  Counter& stale_grants;
   absl::flat_hash_map<std::string, PerLimit> limits;
 };
 
@@ -354,6 +377,10 @@ void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
   raise(lease_->out_failed, totals.datagrams_out_failed);
   raise(lease_->by_datagram, totals.pauses_by_datagram);
   raise(lease_->by_stream, totals.pauses_by_stream);
+  lease_->leasing.Set(totals.leasing_by_datagram ? 1 : 0);
+  raise(lease_->demand_datagrams, totals.demand_datagrams);
+  raise(lease_->grant_datagrams, totals.grant_datagrams);
+  raise(lease_->stale_grants, totals.stale_grants);
 }
 
 void ProxyMetrics::RegisterRoute(std::string_view route) { Route(route); }

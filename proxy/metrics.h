@@ -150,6 +150,11 @@ class ProxyMetrics {
     uint64_t datagrams_out_failed = 0;
     uint64_t pauses_by_datagram = 0;
     uint64_t pauses_by_stream = 0;
+    // Leases over the fast path (docs/leasing.md).
+    bool leasing_by_datagram = false;
+    uint64_t demand_datagrams = 0;
+    uint64_t grant_datagrams = 0;
+    uint64_t stale_grants = 0;
   };
   // lease_stream_connected = 0/1; lease_stream_{connects, disconnects,
   // failed_attempts}_total are raised to the given totals (never lowered),

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -19,6 +21,7 @@ namespace sluice {
 namespace {
 // How often the reader looks at stopping_ while no datagram comes.
 constexpr int kPollMs = 100;
+constexpr int kReceiveBufferBytes = 4 << 20;
 }  // namespace
 
 struct FastPathServer::Peer {
@@ -33,7 +36,8 @@ struct FastPathServer::Peer {
 };
 
 absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
-    const std::string& host, uint16_t port, MessageHandler on_message) {
+    const std::string& host, uint16_t port, MessageHandler on_message,
+    bool leases) {
   std::optional<SocketAddress> at = SocketAddressOf(host, port);
   if (!at) {
     return absl::InvalidArgumentError(
@@ -50,14 +54,23 @@ absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
     return absl::UnavailableError(absl::StrCat(
         "fast path: bind udp ", host, ":", port, ": ", std::strerror(err)));
   }
+  // Reports of a whole fleet land here; the kernel caps this at
+  // net.core.rmem_max (a datagram it cannot queue is dropped and counted by
+  // the kernel: a lost report costs freshness only).
+  const int bytes = kReceiveBufferBytes;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
   at->length = sizeof(at->storage);
   getsockname(fd, reinterpret_cast<sockaddr*>(&at->storage), &at->length);
   return std::unique_ptr<FastPathServer>(
-      new FastPathServer(fd, PortOf(*at), std::move(on_message)));
+      new FastPathServer(fd, PortOf(*at), std::move(on_message), leases));
 }
 
-FastPathServer::FastPathServer(int fd, uint16_t port, MessageHandler on_message)
-    : fd_(fd), port_(port), on_message_(std::move(on_message)) {
+FastPathServer::FastPathServer(int fd, uint16_t port, MessageHandler on_message,
+                               bool leases)
+    : fd_(fd),
+      port_(port),
+      on_message_(std::move(on_message)),
+      leases_(leases) {
   std::random_device seed;
   rng_.seed((uint64_t{seed()} << 32) ^ seed());
   reader_ = std::thread([this] { ReadLoop(); });
@@ -86,6 +99,7 @@ sluice::v1::FastPathOffer FastPathServer::Open(uint64_t stream) {
   offer.set_port(port_);
   offer.set_key(peer->key);
   offer.set_token(peer->token);
+  offer.set_leases(leases_);
   token_of_stream_[stream] = peer->token;
   by_token_[peer->token] = std::move(peer);
   return offer;
@@ -105,20 +119,52 @@ void FastPathServer::Close(uint64_t stream) {
 
 std::vector<bool> FastPathServer::SendPauses(
     const std::vector<Outgoing>& pauses) {
-  std::vector<bool> sent(pauses.size());
+  std::vector<uint64_t> streams;
+  streams.reserve(pauses.size());
+  for (const Outgoing& o : pauses) streams.push_back(o.stream);
+  return SendAll(
+      streams,
+      [&](size_t i, sluice::v1::FastPathBody* body) {
+        *body->mutable_pause() = *pauses[i].pause;
+      },
+      /*confirmed_only=*/false);
+}
+
+std::vector<bool> FastPathServer::SendGrants(
+    const std::vector<GrantOut>& grants) {
+  std::vector<uint64_t> streams;
+  streams.reserve(grants.size());
+  for (const GrantOut& g : grants) streams.push_back(g.stream);
+  std::vector<bool> sent = SendAll(
+      streams,
+      [&](size_t i, sluice::v1::FastPathBody* body) {
+        *body->mutable_grant() = *grants[i].grant;
+      },
+      /*confirmed_only=*/true);
+  std::lock_guard lock(mu_);
+  stats_.grants_out +=
+      static_cast<uint64_t>(std::count(sent.begin(), sent.end(), true));
+  return sent;
+}
+
+std::vector<bool> FastPathServer::SendAll(
+    const std::vector<uint64_t>& streams,
+    const std::function<void(size_t, sluice::v1::FastPathBody*)>& fill,
+    bool confirmed_only) {
+  std::vector<bool> sent(streams.size());
   std::vector<std::string> data;
   std::vector<const Peer*> to;
   std::vector<size_t> index;
   std::vector<bool> confirmed;
-  data.reserve(pauses.size());
+  data.reserve(streams.size());
   std::lock_guard lock(mu_);
   sluice::v1::FastPathBody body;
-  for (size_t i = 0; i < pauses.size(); ++i) {
-    auto it = token_of_stream_.find(pauses[i].stream);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    auto it = token_of_stream_.find(streams[i]);
     if (it == token_of_stream_.end()) continue;
     Peer& peer = *by_token_.at(it->second);
-    if (peer.addr.length == 0) continue;
-    *body.mutable_pause() = *pauses[i].pause;
+    if (peer.addr.length == 0 || (confirmed_only && !peer.confirmed)) continue;
+    fill(i, &body);
     std::string d = SealFastPath(peer.key, FastPathDirection::kDown, peer.token,
                                  peer.next_seq++, body);
     if (d.empty()) {
@@ -187,16 +233,37 @@ FastPathServer::Stats FastPathServer::stats() const {
 }
 
 void FastPathServer::ReadLoop() {
-  char buf[kFastPathMaxDatagram + 1];
+  // Drains the socket in batches (one system call for up to kBatch
+  // datagrams) before it polls again: under a fleet's steady reports the
+  // reader wakes once for several of them.
+  constexpr unsigned kBatch = 32;
+  std::vector<char> buf(kBatch * (kFastPathMaxDatagram + 1));
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  std::array<sockaddr_storage, kBatch> from{};
   while (!stopping_.load(std::memory_order_relaxed)) {
     pollfd p{fd_, POLLIN, 0};
     if (poll(&p, 1, kPollMs) <= 0) continue;
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof(from);
-    const ssize_t n = recvfrom(fd_, buf, sizeof(buf), MSG_DONTWAIT,
-                               reinterpret_cast<sockaddr*>(&from), &from_len);
-    if (n <= 0) continue;
-    OnDatagram(buf, static_cast<size_t>(n), &from, from_len);
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      for (unsigned k = 0; k < kBatch; ++k) {
+        iov[k] = iovec{buf.data() + k * (kFastPathMaxDatagram + 1),
+                       kFastPathMaxDatagram + 1};
+        msgs[k].msg_hdr = msghdr{};
+        msgs[k].msg_hdr.msg_name = &from[k];
+        msgs[k].msg_hdr.msg_namelen = sizeof(from[k]);
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+      }
+      // An ICMP error queued on the socket fails the call once and is
+      // cleared by it.
+      const int n = recvmmsg(fd_, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0) break;
+      for (int k = 0; k < n; ++k) {
+        OnDatagram(static_cast<const char*>(iov[k].iov_base), msgs[k].msg_len,
+                   &from[k], msgs[k].msg_hdr.msg_namelen);
+      }
+      if (static_cast<unsigned>(n) < kBatch) break;
+    }
   }
 }
 
@@ -259,6 +326,9 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
     }
     if (body.has_throttle()) {
       *msg.mutable_throttle() = std::move(*body.mutable_throttle());
+    } else if (body.has_demand() && leases_) {
+      *msg.mutable_demand() = std::move(*body.mutable_demand());
+      ++stats_.demand_in;
     } else if (body.has_pause_ack()) {
       *msg.mutable_pause_ack() = std::move(*body.mutable_pause_ack());
     } else {  // a down-only message sent up

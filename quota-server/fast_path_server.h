@@ -25,13 +25,16 @@ namespace sluice {
 // once, from the thread that decided it, ahead of its copy on the stream.
 // Throttle reports that arrive as datagrams are handed to `on_message` on
 // the reader thread, as are the PauseAcks of pauses that went as datagrams.
+// With `leases`, so are DemandReports, and SendGrants sends LeaseGrants
+// (docs/leasing.md, "Leases over the fast path").
 //
-// Nothing here is needed for correctness: the stream carries every message
-// too. A datagram that fails its MAC, repeats a seq (ReplayWindow), names an
-// unknown token or does not parse is dropped and counted. Memory is bounded
-// by the number of open streams. Plain POSIX sockets: sendto from any thread
-// runs alongside the reader's recvfrom, which an Asio socket does not allow
-// without a hop to its executor.
+// Nothing here is needed for correctness: the stream carries every pause
+// message too, and a lost report or grant costs freshness, never safety. A
+// datagram that fails its MAC, repeats a seq (ReplayWindow), names an unknown
+// token or does not parse is dropped and counted. Memory is bounded by the
+// number of open streams. Plain POSIX sockets: sendto from any thread runs
+// alongside the reader's recvfrom, which an Asio socket does not allow without
+// a hop to its executor.
 class FastPathServer {
  public:
   struct Stats {
@@ -43,6 +46,8 @@ class FastPathServer {
     uint64_t out_sent = 0;
     uint64_t out_failed = 0;
     uint64_t registered = 0;  // streams with a known sidecar address now
+    uint64_t demand_in = 0;   // DemandReports taken (leases)
+    uint64_t grants_out = 0;  // LeaseGrants sent
   };
   // An authentic throttle report or pause ack of stream `stream`.
   using MessageHandler = std::function<void(
@@ -50,8 +55,10 @@ class FastPathServer {
 
   // Binds UDP `host`:`port` (an IP literal; port 0 = any free port) and
   // starts the reader. Errors name the address.
+  // `leases`: offer leases over datagrams and take DemandReports.
   static absl::StatusOr<std::unique_ptr<FastPathServer>> Start(
-      const std::string& host, uint16_t port, MessageHandler on_message);
+      const std::string& host, uint16_t port, MessageHandler on_message,
+      bool leases = false);
   ~FastPathServer();  // stops and joins the reader
   FastPathServer(const FastPathServer&) = delete;
   FastPathServer& operator=(const FastPathServer&) = delete;
@@ -73,12 +80,27 @@ class FastPathServer {
     const sluice::v1::Pause* pause;
   };
   std::vector<bool> SendPauses(const std::vector<Outgoing>& pauses);
+  // Sends each grant whose stream's sidecar said it was welcomed, all in one
+  // system call. Returns, per grant, whether it left; false: send it on the
+  // stream. Any thread; never blocks.
+  struct GrantOut {
+    uint64_t stream;
+    const sluice::v1::LeaseGrant* grant;
+  };
+  std::vector<bool> SendGrants(const std::vector<GrantOut>& grants);
 
   Stats stats() const;
 
  private:
   struct Peer;
-  FastPathServer(int fd, uint16_t port, MessageHandler on_message);
+  FastPathServer(int fd, uint16_t port, MessageHandler on_message, bool leases);
+  // Seals body(i) for streams[i]'s sidecar (only a confirmed one if
+  // `confirmed_only`) and sends them all; per stream, whether its datagram
+  // left and its sidecar is confirmed.
+  std::vector<bool> SendAll(
+      const std::vector<uint64_t>& streams,
+      const std::function<void(size_t, sluice::v1::FastPathBody*)>& body,
+      bool confirmed_only);
   void ReadLoop();
   void OnDatagram(const char* data, size_t size, const void* from,
                   uint32_t from_len);
@@ -90,6 +112,7 @@ class FastPathServer {
   const int fd_;
   const uint16_t port_;
   const MessageHandler on_message_;
+  const bool leases_;
   std::atomic<bool> stopping_{false};
   std::thread reader_;
   mutable std::mutex mu_;

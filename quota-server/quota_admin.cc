@@ -76,6 +76,7 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                    {"connected_streams", status.connected_streams},
                    {"ignored_reports", status.ignored_reports},
                    {"duplicate_reports", status.duplicate_reports},
+                   {"stale_reports", status.stale_reports},
                    {"resources", std::move(resources)}});
 }
 
@@ -215,7 +216,14 @@ struct QuotaMetrics::State {
                    "Buckets of a resource by pause phase", r)),
         datagrams(Reg(prometheus::BuildCounter(),
                       "sluice_quota_fast_path_datagrams_total",
-                      "Pause fast-path datagrams by direction and result", r)),
+                      "Fast-path datagrams by direction and result", r)),
+        lease_datagrams(Reg(prometheus::BuildCounter(),
+                            "sluice_quota_lease_datagrams_total",
+                            "Demand reports taken and grants sent as "
+                            "fast-path datagrams",
+                            r)),
+        demand_datagrams(lease_datagrams.Add({{"kind", "demand"}})),
+        grant_datagrams(lease_datagrams.Add({{"kind", "grant"}})),
         fast_path_sidecars(Reg(prometheus::BuildGauge(),
                                "sluice_quota_fast_path_sidecars",
                                "Streams whose sidecar said hello on the "
@@ -228,6 +236,12 @@ struct QuotaMetrics::State {
                               "other path (stream or fast path)",
                               r)
                               .Add({})),
+        stale_reports(Reg(prometheus::BuildCounter(),
+                          "sluice_quota_stale_reports_total",
+                          "Demand reports dropped because a newer one of "
+                          "their stream came first (datagrams reorder)",
+                          r)
+                          .Add({})),
         propagation(
             Reg(prometheus::BuildHistogram(),
                 "sluice_quota_pause_propagation_seconds",
@@ -262,8 +276,12 @@ struct QuotaMetrics::State {
   Family<Counter>& pauses;
   Family<Gauge>& paused;
   Family<Counter>& datagrams;
+  Family<Counter>& lease_datagrams;
+  Counter& demand_datagrams;
+  Counter& grant_datagrams;
   Gauge& fast_path_sidecars;
   Counter& duplicate_reports;
+  Counter& stale_reports;
   prometheus::Histogram& propagation;
   PropagationHistogram propagation_seen;  // what `propagation` holds
   std::map<std::string, std::set<std::string>> reasons;  // pauses series
@@ -350,7 +368,8 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
 }
 
 void QuotaMetrics::UpdateFastPath(const FastPathServer::Stats& f,
-                                  uint64_t duplicate_reports) {
+                                  uint64_t duplicate_reports,
+                                  uint64_t stale_reports) {
   State& s = *state_;
   const std::pair<const char*, uint64_t> in[] = {
       {"ok", f.in_ok},
@@ -366,7 +385,10 @@ void QuotaMetrics::UpdateFastPath(const FastPathServer::Stats& f,
   CatchUp(s.datagrams.Add({{"direction", "out"}, {"result", "failed"}}),
           f.out_failed);
   s.fast_path_sidecars.Set(static_cast<double>(f.registered));
+  CatchUp(s.demand_datagrams, f.demand_in);
+  CatchUp(s.grant_datagrams, f.grants_out);
   CatchUp(s.duplicate_reports, duplicate_reports);
+  CatchUp(s.stale_reports, stale_reports);
 }
 
 void QuotaMetrics::CountReload(bool ok) {

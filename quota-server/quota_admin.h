@@ -41,10 +41,10 @@ class QuotaMetrics {
   void Update(const QuotaAllocator::Status& status, uint64_t streams_opened,
               uint64_t messages_in, uint64_t messages_out,
               uint64_t streams_rejected);
-  // The pause fast path's datagram counters and the throttle reports that
-  // came over both paths and counted once.
+  // The fast path's datagram counters, the throttle reports that came over
+  // both paths and counted once, and the demand reports dropped as stale.
   void UpdateFastPath(const FastPathServer::Stats& stats,
-                      uint64_t duplicate_reports);
+                      uint64_t duplicate_reports, uint64_t stale_reports);
   void CountReload(bool ok);
   void CountLimitChange();
   // Prometheus text exposition format.

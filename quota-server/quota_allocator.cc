@@ -64,6 +64,15 @@ class QuotaAllocator::Impl {
     }
     if (!s.hello) return;
     if (msg.has_demand()) {
+      // grant_seq_seen only grows on a stream, so a report that says less
+      // than one already taken was overtaken (datagrams may reorder). Its
+      // held predates grants the newer report acknowledged: taking it would
+      // undercount what the sidecar may spend.
+      if (msg.demand().grant_seq_seen() < s.max_seq_seen) {
+        ++stale_reports_;
+        return;
+      }
+      s.max_seq_seen = msg.demand().grant_seq_seen();
       OnReport(id, s, msg.demand(), now, out);
     } else if (msg.has_throttle()) {
       const uint64_t rid = msg.throttle().report_id();
@@ -277,6 +286,7 @@ class QuotaAllocator::Impl {
     std::string pod;
     double weight = 1;
     uint64_t next_seq = 1;
+    uint64_t max_seq_seen = 0;           // in the reports taken
     std::vector<StreamId> predecessors;  // older streams of this sidecar
     // Resource name -> version of the last LimitUpdate sent for it.
     absl::flat_hash_map<std::string, uint64_t> limit_sent;
@@ -578,6 +588,7 @@ class QuotaAllocator::Impl {
   bool limits_dirty_ = false;
   uint64_t ignored_reports_ = 0;
   uint64_t duplicate_reports_ = 0;
+  uint64_t stale_reports_ = 0;
   PropagationHistogram propagation_;
   TimePoint rate_at_;
   std::vector<StreamId> removed_;  // scratch
@@ -589,6 +600,7 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
   status.config_version = config_version_;
   status.ignored_reports = ignored_reports_;
   status.duplicate_reports = duplicate_reports_;
+  status.stale_reports = stale_reports_;
   status.pause_propagation = propagation_;
   for (const auto& [id, s] : streams_) {
     if (s->open && s->hello && !s->superseded) ++status.connected_streams;

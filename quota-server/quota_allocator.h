@@ -162,6 +162,9 @@ class QuotaAllocator {
     uint64_t ignored_reports = 0;
     // Throttle reports whose report_id was already taken (fast-path copy).
     uint64_t duplicate_reports = 0;
+    // Demand reports overtaken by a newer one of their stream (datagrams),
+    // dropped.
+    uint64_t stale_reports = 0;
     std::vector<ResourceStatus> resources;
     // Time from a throttle report to the last Pause acknowledgement.
     PropagationHistogram pause_propagation;

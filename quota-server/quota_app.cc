@@ -96,7 +96,7 @@ AdminHandlers QuotaApp::Impl::Handlers() {
                    c.messages_out.load(), c.streams_rejected.load());
     metrics.UpdateFastPath(
         fast_path ? fast_path->stats() : FastPathServer::Stats{},
-        snap.duplicate_reports);
+        snap.duplicate_reports, snap.stale_reports);
     return metrics.Serialize();
   };
   h.ready = [] { return true; };
@@ -207,6 +207,7 @@ absl::Status QuotaApp::Start() {
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   m.grpc_server = builder.BuildAndStart();
   if (!m.grpc_server || m.grpc_port == 0) {
     return absl::UnavailableError(
@@ -251,11 +252,11 @@ absl::Status QuotaApp::StartFastPath(const std::string& host) {
   };
   const uint16_t port =
       fc.port != 0 ? fc.port : static_cast<uint16_t>(m.grpc_port);
-  auto fp = FastPathServer::Start(host, port, handler);
+  auto fp = FastPathServer::Start(host, port, handler, fc.leases);
   if (!fp.ok() && fc.port == 0) {
     spdlog::warn("{}; the fast path takes any free UDP port instead",
                  std::string(fp.status().message()));
-    fp = FastPathServer::Start(host, 0, handler);
+    fp = FastPathServer::Start(host, 0, handler, fc.leases);
   }
   if (!fp.ok()) {
     return absl::Status(

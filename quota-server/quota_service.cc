@@ -127,6 +127,9 @@ class QuotaService::Reactor
   // The stream has been offered the fast path (guarded by the service's
   // mu_).
   bool offered = false;
+  // Its last DemandReport came as a datagram: its grants go as datagrams
+  // too, while its sidecar is confirmed (guarded by the service's mu_).
+  bool leases_by_datagram = false;
 };
 
 QuotaService::QuotaService(QuotaAllocator* allocator, Clock* clock)
@@ -153,6 +156,13 @@ grpc::ServerBidiReactor<SidecarMessage, ServerMessage>* QuotaService::Lease(
 void QuotaService::OnRead(uint64_t id, const SidecarMessage& msg) {
   counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
+  if (msg.has_demand()) {
+    // The sidecar went back to the stream (it stopped hearing welcomes):
+    // so do its grants.
+    if (auto it = streams_.find(id); it != streams_.end()) {
+      it->second->leases_by_datagram = false;
+    }
+  }
   Outbox out;
   allocator_->OnMessage(id, msg, clock_->Now(), &out);
   DispatchLocked(out);
@@ -206,6 +216,12 @@ void QuotaService::DeferLoop() {
 
 void QuotaService::OnFastPathMessage(uint64_t id, const SidecarMessage& msg) {
   std::lock_guard lock(mu_);
+  if (msg.has_demand()) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;  // closed meanwhile
+    counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
+    it->second->leases_by_datagram = true;
+  }
   Outbox out;
   allocator_->OnMessage(id, msg, clock_->Now(), &out);
   DispatchLocked(out);
@@ -250,20 +266,38 @@ size_t QuotaService::live_streams() const {
 void QuotaService::DispatchLocked(Outbox& out) {
   // Every pause datagram leaves before any stream write starts: a write
   // may run the transport inline, and the datagrams are the fast copy.
-  std::vector<bool> sent;
+  // Then the grants of streams that lease by datagram.
+  std::vector<bool> sent;    // a pause's datagram reached a confirmed peer
+  std::vector<bool> by_udp;  // a grant left as a datagram (and only so)
   if (fast_path_) {
     std::vector<FastPathServer::Outgoing> pauses;
+    std::vector<FastPathServer::GrantOut> grants;
     std::vector<size_t> at;
+    std::vector<size_t> grant_at;
     for (size_t i = 0; i < out.messages.size(); ++i) {
       const auto& [id, msg] = out.messages[i];
-      if (!msg.has_pause()) continue;
-      pauses.push_back({id, &msg.pause()});
-      at.push_back(i);
+      if (msg.has_pause()) {
+        pauses.push_back({id, &msg.pause()});
+        at.push_back(i);
+      } else if (msg.has_grant()) {
+        auto it = streams_.find(id);
+        if (it == streams_.end() || !it->second->leases_by_datagram ||
+            !it->second->offered) {
+          continue;
+        }
+        grants.push_back({id, &msg.grant()});
+        grant_at.push_back(i);
+      }
     }
     if (!pauses.empty()) {
       sent.resize(out.messages.size());
       const std::vector<bool> ok = fast_path_->SendPauses(pauses);
       for (size_t k = 0; k < at.size(); ++k) sent[at[k]] = ok[k];
+    }
+    if (!grants.empty()) {
+      by_udp.resize(out.messages.size());
+      const std::vector<bool> ok = fast_path_->SendGrants(grants);
+      for (size_t k = 0; k < grant_at.size(); ++k) by_udp[grant_at[k]] = ok[k];
     }
   }
   const TimePoint due = clock_->Now() + kStreamCopyDelay;
@@ -272,6 +306,7 @@ void QuotaService::DispatchLocked(Outbox& out) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;  // closed meanwhile
     counters_.messages_out.fetch_add(1, std::memory_order_relaxed);
+    if (!by_udp.empty() && by_udp[i]) continue;
     // The offer rides on the next message (made then, not when the stream
     // opened, so that streams opened before the fast path was set get one
     // too).

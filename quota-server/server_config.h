@@ -71,6 +71,9 @@ struct FastPathConfig {
   // 0: the gRPC listener's port number (UDP and TCP ports are distinct), or
   // any free port if that one is taken. Another value must bind.
   uint16_t port = 0;
+  // Offer leases over datagrams too (docs/leasing.md, "Leases over the fast
+  // path"): demand reports and grants skip gRPC while UDP works.
+  bool leases = true;
   bool operator==(const FastPathConfig&) const = default;
 };
 

@@ -165,11 +165,14 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
         if (key == "learning") return ReadBool(value, field, &config.learning);
         if (key == "fast_path") {
           return ForEachField(
-              value, field, {"enabled", "port"},
+              value, field, {"enabled", "port", "leases"},
               [&](absl::string_view k, const YAML::Node& v,
                   const std::string& f) -> absl::Status {
                 if (k == "enabled") {
                   return ReadBool(v, f, &config.fast_path.enabled);
+                }
+                if (k == "leases") {
+                  return ReadBool(v, f, &config.fast_path.leases);
                 }
                 return ReadInt(v, f, 0, 65535, &config.fast_path.port);
               });

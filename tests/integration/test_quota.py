@@ -227,6 +227,31 @@ class SharedLimitTest(h.ProxyTestCase):
         self.assertIsNotNone(
             metric(p, "sluice_proxy_lease_held_tokens", '{limit="api"}'))
 
+    def test_leases_travel_as_datagrams(self):
+        # The server offers leases over the fast path by default: once
+        # welcomed, every sidecar sends its reports and gets its grants as
+        # datagrams (docs/leasing.md), and the limit test above held with
+        # them. Idle sidecars still report every refresh interval.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if all((metric(p, "sluice_proxy_lease_datagrams_total",
+                           '{kind="demand"}') or 0) > 0 and
+                   metric(p, "sluice_proxy_fast_path_leasing") == 1
+                   for p in self.proxies):
+                break
+            time.sleep(0.05)
+        for p in self.proxies:
+            self.assertEqual(metric(p, "sluice_proxy_fast_path_leasing"), 1)
+            self.assertGreater(metric(p, "sluice_proxy_lease_datagrams_total",
+                                      '{kind="demand"}'), 0)
+        _, _, text = h.admin_get(self.quota.admin_port, "/metrics")
+        taken = re.search(r'^sluice_quota_lease_datagrams_total'
+                          r'\{kind="demand"\} (\S+)$', text, re.M)
+        self.assertIsNotNone(taken, text)
+        self.assertGreater(float(taken.group(1)), 0)
+        self.assertNotRegex(text, r'fast_path_datagrams_total\{direction="in",'
+                                  r'result="bad_mac"\} [1-9]')
+
 
 POLICY_LIMITS = [("share", "share", "/share"), ("closed", "closed", "/closed"),
                  ("open", "open", "/open")]

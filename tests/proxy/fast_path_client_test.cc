@@ -30,6 +30,7 @@ class Server {
   }
 
   const sluice::v1::FastPathOffer& offer() const { return offer_; }
+  void OfferLeases() { offer_.set_leases(true); }
   std::string peer() const {
     return "ipv4:127.0.0.1:" + std::to_string(offer_.port() + 1);
   }
@@ -89,6 +90,11 @@ class FastPathClientTest : public ::testing::Test {
               std::lock_guard lock(mu_);
               to_stream_.push_back(std::move(m));
               cv_.notify_all();
+            },
+            [this](uint64_t token, const sluice::v1::LeaseGrant& g) {
+              std::lock_guard lock(mu_);
+              grants_.emplace_back(token, g.seq());
+              cv_.notify_all();
             }) {}
 
   template <typename Pred>
@@ -128,6 +134,7 @@ class FastPathClientTest : public ::testing::Test {
   std::condition_variable cv_;
   std::vector<uint64_t> pauses_;
   std::vector<SidecarMessage> to_stream_;
+  std::vector<std::pair<uint64_t, uint64_t>> grants_;  // token, seq
   FastPathClient client_;  // last: its reader uses the members above
 };
 
@@ -172,6 +179,75 @@ TEST_F(FastPathClientTest, ReportsGoAsDatagramsThenOnTheStreamOnceUp) {
   EXPECT_GE(std::chrono::steady_clock::now() - sent_at,
             std::chrono::microseconds(FastPathClient::kStreamCopyDelayUs));
   EXPECT_EQ(to_stream_[0].throttle().report_id(), 2u);
+}
+
+SidecarMessage DemandMsg(uint64_t seen) {
+  SidecarMessage m;
+  m.mutable_demand()->mutable_bucket()->set_resource("api");
+  m.mutable_demand()->set_grant_seq_seen(seen);
+  return m;
+}
+
+FastPathBody GrantBody(uint64_t seq) {
+  FastPathBody b;
+  b.mutable_grant()->mutable_bucket()->set_resource("api");
+  b.mutable_grant()->set_tokens(3);
+  b.mutable_grant()->set_seq(seq);
+  return b;
+}
+
+TEST_F(FastPathClientTest, ReportsGoAsDatagramsOnlyWhileLeasing) {
+  server_.OfferLeases();
+  EXPECT_FALSE(client_.SendDemand(DemandMsg(1)));  // no offer
+  ASSERT_TRUE(client_.Use(server_.peer(), server_.offer()).ok());
+  ASSERT_TRUE(server_.Receive(/*hellos=*/true).has_value());  // hello
+  EXPECT_FALSE(client_.SendDemand(DemandMsg(1)));  // not welcomed yet
+  EXPECT_FALSE(client_.stats().leasing);
+  server_.Send(1, Welcome());
+  ASSERT_TRUE(WaitUp());
+  EXPECT_TRUE(client_.stats().leasing);
+  EXPECT_TRUE(client_.SendDemand(DemandMsg(7)));
+  auto got = server_.Receive();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->has_demand());
+  EXPECT_EQ(got->demand().grant_seq_seen(), 7u);
+  EXPECT_EQ(client_.stats().demand_sent, 1u);
+}
+
+TEST_F(FastPathClientTest, GrantsReachTheHandlerWithTheOffersToken) {
+  server_.OfferLeases();
+  Connect();
+  server_.Send(2, GrantBody(12));
+  ASSERT_TRUE(WaitFor([&] { return !grants_.empty(); }));
+  EXPECT_EQ(grants_[0], (std::pair<uint64_t, uint64_t>{77, 12}));
+  EXPECT_EQ(client_.stats().grants_in, 1u);
+}
+
+TEST_F(FastPathClientTest, WithoutLeasesReportsStayOnTheStream) {
+  Connect();  // the offer does not say leases
+  EXPECT_FALSE(client_.stats().leasing);
+  EXPECT_FALSE(client_.SendDemand(DemandMsg(1)));
+  server_.Send(2, GrantBody(1));  // refused
+  server_.Send(3, PauseBody(4));  // handled after it
+  ASSERT_TRUE(WaitFor([&] { return !pauses_.empty(); }));
+  EXPECT_TRUE(grants_.empty());
+  EXPECT_EQ(client_.stats().in_rejected, 1u);
+}
+
+TEST_F(FastPathClientTest, SilenceFromTheServerEndsLeasing) {
+  server_.OfferLeases();
+  client_.SetLeaseSilenceMs(100);
+  Connect();  // hellos from now on go unanswered
+  EXPECT_TRUE(client_.SendDemand(DemandMsg(1)));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (client_.stats().leasing &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(client_.stats().leasing);
+  EXPECT_FALSE(client_.SendDemand(DemandMsg(2)));  // the stream's now
+  EXPECT_TRUE(client_.stats().up);  // pauses still try datagrams first
 }
 
 TEST_F(FastPathClientTest, AcksLeaveAfterTheirDelayWithTheWaitInside) {

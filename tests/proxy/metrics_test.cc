@@ -541,6 +541,34 @@ TEST(ProxyMetricsTest, LeaseStreamCountersFollowTotalsAndNeverDrop) {
             5);
 }
 
+TEST(ProxyMetricsTest, FastPathAndLeaseDatagramCounters) {
+  ProxyMetrics m;
+  m.RegisterLeasedLimit("api");
+  ProxyMetrics::LeaseStreamTotals t;
+  t.fast_path_up = true;
+  t.pauses_by_datagram = 2;
+  t.leasing_by_datagram = true;
+  t.demand_datagrams = 30;
+  t.grant_datagrams = 25;
+  t.stale_grants = 1;
+  m.SetLeaseStream(t);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_fast_path_up"), 1);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_fast_path_leasing"), 1);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_datagrams_total",
+                         {{"kind", "demand"}}),
+            30);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_datagrams_total",
+                         {{"kind", "grant"}}),
+            25);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_lease_stale_grants_total"), 1);
+  EXPECT_EQ(CounterValue(m, "sluice_proxy_pause_delivered_total",
+                         {{"path", "datagram"}}),
+            2);
+  t.leasing_by_datagram = false;  // went back to the stream
+  m.SetLeaseStream(t);
+  EXPECT_EQ(GaugeValue(m, "sluice_proxy_fast_path_leasing"), 0);
+}
+
 TEST(ProxyAppMetricsTest, StartupRegistersRoutesAndVersions) {
   const ProxyConfig config = ConfigWithRoutes();
   auto app = ProxyApp::Create(config);

@@ -42,6 +42,14 @@ FastPathBody Hello(bool welcomed = false) {
   return b;
 }
 
+FastPathBody Demand(uint64_t seen) {
+  FastPathBody b;
+  b.mutable_demand()->mutable_bucket()->set_resource("api");
+  b.mutable_demand()->set_allowed(3);
+  b.mutable_demand()->set_grant_seq_seen(seen);
+  return b;
+}
+
 FastPathBody Throttle(uint64_t report_id) {
   FastPathBody b;
   b.mutable_throttle()->mutable_bucket()->set_resource("api");
@@ -60,13 +68,18 @@ sluice::v1::Pause PauseOf(uint64_t id) {
 
 class FastPathServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { StartServer(/*leases=*/false); }
+
+  void StartServer(bool leases) {
+    server_.reset();
     auto s = FastPathServer::Start(
-        "127.0.0.1", 0, [this](uint64_t stream, const SidecarMessage& msg) {
+        "127.0.0.1", 0,
+        [this](uint64_t stream, const SidecarMessage& msg) {
           std::lock_guard lock(mu_);
           got_.emplace_back(stream, msg);
           cv_.notify_all();
-        });
+        },
+        leases);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
   }
@@ -147,6 +160,56 @@ TEST_F(FastPathServerTest, ThrottleReportsAndAcksReachTheHandler) {
   EXPECT_EQ(got_[0].second.throttle().report_id(), 5u);
   EXPECT_EQ(got_[1].second.pause_ack().pause_id(), 9u);
   EXPECT_EQ(got_[1].second.pause_ack().held_us(), 5000u);
+}
+
+TEST_F(FastPathServerTest, LeasesTakeReportsAndSendGrantsToConfirmedSidecars) {
+  StartServer(/*leases=*/true);
+  const auto offer1 = server_->Open(1);
+  const auto offer2 = server_->Open(2);
+  server_->Open(3);  // never says hello
+  EXPECT_TRUE(offer1.leases());
+  Sidecar sc(server_->port());
+  Register(sc, offer1, 1);
+  Sidecar unconfirmed(server_->port());
+  Register(unconfirmed, offer2, 1, /*confirm=*/false);
+  sc.Send(offer1, 3, Demand(17));
+  ASSERT_TRUE(WaitForMessages(1));
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(got_[0].first, 1u);
+    EXPECT_EQ(got_[0].second.demand().grant_seq_seen(), 17u);
+  }
+  sluice::v1::LeaseGrant g;
+  g.mutable_bucket()->set_resource("api");
+  g.set_tokens(5);
+  g.set_seq(18);
+  // Only a sidecar that said the welcome came gets grants this way: the
+  // others' go on the stream (false), as nothing would copy them there.
+  EXPECT_EQ(server_->SendGrants({{1, &g}, {2, &g}, {3, &g}}),
+            (std::vector<bool>{true, false, false}));
+  auto got = sc.Receive(offer1);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->has_grant());
+  EXPECT_EQ(got->grant().seq(), 18u);
+  EXPECT_DOUBLE_EQ(got->grant().tokens(), 5);
+  const auto st = server_->stats();
+  EXPECT_EQ(st.demand_in, 1u);
+  EXPECT_EQ(st.grants_out, 1u);
+  EXPECT_EQ(st.out_sent, 4u);  // 3 welcomes and the one grant
+}
+
+TEST_F(FastPathServerTest, WithoutLeasesAReportIsRefused) {
+  const auto offer = server_->Open(1);
+  EXPECT_FALSE(offer.leases());
+  Sidecar sc(server_->port());
+  sc.Send(offer, 1, Demand(1));
+  sc.Send(offer, 2, Throttle(4));  // handled after the report
+  ASSERT_TRUE(WaitForMessages(1));
+  EXPECT_EQ(server_->stats().in_malformed, 1u);
+  EXPECT_EQ(server_->stats().demand_in, 0u);
+  std::lock_guard lock(mu_);
+  ASSERT_EQ(got_.size(), 1u);
+  EXPECT_TRUE(got_[0].second.has_throttle());
 }
 
 TEST_F(FastPathServerTest, ForgedReplayedAndStrayDatagramsAreDropped) {

@@ -54,6 +54,7 @@ QuotaAllocator::Status SampleStatus() {
   s.connected_streams = 2;
   s.ignored_reports = 3;
   s.duplicate_reports = 4;
+  s.stale_reports = 5;
   QuotaAllocator::ResourceStatus a = Resource("openai", 0);
   a.sidecars.push_back(Sidecar("sc-1", 0));
   a.sidecars.push_back(Sidecar("sc-\"2\"</script>", 30));
@@ -144,7 +145,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   const json::value v = json::parse(text, ec);
   ASSERT_FALSE(ec) << ec.message() << ": " << text;
   const json::object& root = v.as_object();
-  EXPECT_EQ(root.size(), 7u) << text;
+  EXPECT_EQ(root.size(), 8u) << text;
   const json::array& recent = root.at("pause_propagation_ms_recent").as_array();
   ASSERT_EQ(recent.size(), 2u);
   EXPECT_DOUBLE_EQ(recent[0].to_number<double>(), 1.5);
@@ -154,6 +155,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   EXPECT_EQ(root.at("connected_streams").to_number<uint64_t>(), 2u);
   EXPECT_EQ(root.at("ignored_reports").to_number<uint64_t>(), 3u);
   EXPECT_EQ(root.at("duplicate_reports").to_number<uint64_t>(), 4u);
+  EXPECT_EQ(root.at("stale_reports").to_number<uint64_t>(), 5u);
   const json::array& resources = root.at("resources").as_array();
   ASSERT_EQ(resources.size(), 2u);
   ExpectResource(resources[0], status.resources[0]);
@@ -314,6 +316,33 @@ TEST(QuotaMetricsTest, CountersCatchUpToTotals) {
   EXPECT_THAT(Sample(text, "sluice_quota_streams_opened_total"), Optional(5.0));
   EXPECT_THAT(Sample(text, "sluice_quota_streams_rejected_total"),
               Optional(1.0));
+}
+
+TEST(QuotaMetricsTest, FastPathCountersIncludingLeases) {
+  QuotaMetrics m;
+  FastPathServer::Stats f;
+  f.in_ok = 9;
+  f.in_bad_mac = 2;
+  f.out_sent = 11;
+  f.registered = 3;
+  f.demand_in = 6;
+  f.grants_out = 7;
+  m.UpdateFastPath(f, /*duplicate_reports=*/4, /*stale_reports=*/1);
+  const std::string text = m.Serialize();
+  EXPECT_THAT(Sample(text,
+                     "sluice_quota_fast_path_datagrams_total{"
+                     "direction=\"in\",result=\"bad_mac\"}"),
+              Optional(2.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_fast_path_sidecars"), Optional(3.0));
+  EXPECT_THAT(
+      Sample(text, "sluice_quota_lease_datagrams_total{kind=\"demand\"}"),
+      Optional(6.0));
+  EXPECT_THAT(
+      Sample(text, "sluice_quota_lease_datagrams_total{kind=\"grant\"}"),
+      Optional(7.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_duplicate_throttle_reports_total"),
+              Optional(4.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_stale_reports_total"), Optional(1.0));
 }
 
 TEST(QuotaMetricsTest, ReloadsAndLimitChangesAreCounted) {

@@ -110,6 +110,26 @@ TEST_F(QuotaAllocatorTest, LostGrantCountsAsInFlight) {
               3 + (Res(At(200)).sidecars[0].granted_total - granted), 1e-9);
 }
 
+TEST_F(QuotaAllocatorTest, AnOvertakenReportIsDropped) {
+  // Reports may come as datagrams, which reorder. One that says less than a
+  // report already taken predates grants that one acknowledged: taking its
+  // held would undercount what the sidecar may spend.
+  Make(Config(100, 50));
+  Connect(1, "a", At(0));
+  ASSERT_THAT(GrantsTo(Send(1, Report({.queued = 5}), At(100)), 1), SizeIs(1));
+  Send(1, Report({.held = 9, .seen = 1}), At(150));
+  const double before = Outstanding(At(150));
+  EXPECT_NEAR(before, 9 + (Res(At(150)).sidecars[0].granted_total - 10), 1e-9);
+  // The older report (held 2, nothing seen yet) arrives late.
+  Send(1, Report({.held = 2, .seen = 0}), At(160));
+  EXPECT_NEAR(Outstanding(At(160)), before, 1e-9);
+  EXPECT_EQ(alloc_->Snapshot(At(160)).stale_reports, 1u);
+  // A report that says as much as the last one is taken (same seen).
+  Send(1, Report({.held = 4, .seen = 1}), At(170));
+  EXPECT_EQ(alloc_->Snapshot(At(170)).stale_reports, 1u);
+  EXPECT_LT(Outstanding(At(170)), before);
+}
+
 TEST_F(QuotaAllocatorTest, UnseenGrantIsForgottenOnceItsTokensAreDead) {
   Make(Config(100, 50));
   Connect(1, "a", At(0));

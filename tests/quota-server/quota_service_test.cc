@@ -19,6 +19,7 @@
 #include "proxy/lease_client.h"
 #include "proxy/lease_pool.h"
 #include "proxy/rate_limiter.h"
+#include "quota-server/fast_path_server.h"
 
 namespace sluice {
 namespace {
@@ -370,6 +371,53 @@ TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
   EXPECT_TRUE(pool_->TryTake(1, SystemClock::Get()->Now()));
   client->Stop();
   EXPECT_FALSE(client->stats().connected);
+}
+
+TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
+  auto fp = FastPathServer::Start(
+      "127.0.0.1", 0,
+      [this](uint64_t id, const SidecarMessage& m) {
+        service_.OnFastPathMessage(id, m);
+      },
+      /*leases=*/true);
+  ASSERT_TRUE(fp.ok()) << fp.status();
+  service_.SetFastPath(fp->get());
+  auto client = MakeClient({Target()});
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return Leased(); }));
+  ASSERT_TRUE(WaitFor([&] { return client->stats().fast_path.leasing; }));
+  // Spend everything held (and let the server's level accrue): the reports
+  // now go as datagrams and the top-ups come back as datagrams.
+  const uint64_t streamed_in = service_.counters().messages_in.load();
+  ASSERT_TRUE(WaitFor([&] {
+    const TimePoint now = SystemClock::Get()->Now();
+    while (pool_->TryTake(1, now)) {
+    }
+    clock_.Advance(milliseconds(100));
+    service_.Tick();  // as the server's ticker does
+    const LeaseClient::Stats s = client->stats();
+    return s.fast_path.grants_in >= 2 && s.fast_path.demand_sent >= 2;
+  })) << "demand sent "
+      << client->stats().fast_path.demand_sent << ", grants in "
+      << client->stats().fast_path.grants_in << ", server demand "
+      << (*fp)->stats().demand_in << ", grants out "
+      << (*fp)->stats().grants_out << ", messages out "
+      << service_.counters().messages_out.load();
+  const FastPathServer::Stats st = (*fp)->stats();
+  EXPECT_GE(st.demand_in, 2u);
+  EXPECT_GE(st.grants_out, 2u);
+  // The service counts datagram reports with the stream's.
+  EXPECT_GE(service_.counters().messages_in.load(), streamed_in + 2);
+  // The grants that came as datagrams fill the pool again.
+  EXPECT_TRUE(WaitFor([&] {
+    clock_.Advance(milliseconds(100));
+    service_.Tick();
+    return Leased();
+  }));
+  EXPECT_EQ(client->stats().stale_grants, 0u);
+  client->Stop();
+  server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+  service_.SetFastPath(nullptr);  // only once the gRPC server is down
 }
 
 TEST_F(LeaseClientAgainstServiceTest, ReconnectsAfterFinishAll) {

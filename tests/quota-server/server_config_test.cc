@@ -78,7 +78,7 @@ TEST(ServerConfigTest, ReadsEveryField) {
 listen: "[::1]:0"
 admin_listen: "off"
 learning: false
-fast_path: {enabled: false, port: 7071}
+fast_path: {enabled: false, port: 7071, leases: false}
 resources:
   a:
     rate: 5
@@ -94,6 +94,7 @@ resources:
   EXPECT_FALSE(c.learning);
   EXPECT_FALSE(c.fast_path.enabled);
   EXPECT_EQ(c.fast_path.port, 7071);
+  EXPECT_FALSE(c.fast_path.leases);
   ASSERT_EQ(c.resources.size(), 1u);
   const ResourceConfig& r = c.resources[0];
   EXPECT_DOUBLE_EQ(r.RatePerSecond(), 10);
@@ -182,6 +183,8 @@ TEST(ServerConfigTest, BadValuesNameTheirPath) {
   EXPECT_THAT(ErrorOf("fast_path: {port: 70000}"),
               HasSubstr("fast_path.port: must be an integer in 0..65535"));
   EXPECT_THAT(ErrorOf("fast_path: {udp: 1}"), HasSubstr("fast_path.udp"));
+  EXPECT_THAT(ErrorOf("fast_path: {leases: sometimes}"),
+              HasSubstr("fast_path.leases"));
   EXPECT_THAT(ErrorOf("resources:\n  a: {rate: 1}\n  a: {rate: 2}\n"),
               HasSubstr("resources.a: duplicate field"));
   EXPECT_THAT(ErrorOf("[unclosed"), HasSubstr("not valid YAML"));

@@ -104,8 +104,16 @@ class Fleet {
       }
       now_ = step_end;
       for (size_t i = 0; i < sidecars_.size(); ++i) StepSidecar(i);
+      if (cfg_.check_accounting && now_ >= next_check_) {
+        CheckAccounting();
+        next_check_ = now_ + std::chrono::milliseconds(10);
+      }
     }
     std::sort(result_.arrivals.begin(), result_.arrivals.end());
+    for (const Sidecar& s : sidecars_) {
+      result_.stale_grants += s.agent->stale_grants();
+    }
+    result_.stale_reports = server_->Snapshot(now_).stale_reports;
     return std::move(result_);
   }
 
@@ -126,6 +134,29 @@ class Fleet {
     std::uniform_int_distribution<int64_t> d(lo.count(), hi.count());
     return Duration(d(rng_));
   }
+  // What the server counts for each sidecar against what its pool holds.
+  void CheckAccounting() {
+    const QuotaAllocator::Status st = server_->Snapshot(now_);
+    if (st.resources.empty()) return;
+    bool under = false;
+    for (const auto& sc : st.resources[0].sidecars) {
+      if (!sc.connected) continue;
+      const size_t i = std::stoul(sc.sidecar_id.substr(8));  // "sidecar-i"
+      if (i >= sidecars_.size() || !sidecars_[i].alive) continue;
+      const double excess = sidecars_[i].pool->Held(now_) - sc.outstanding;
+      if (excess > 1e-6) {
+        under = true;
+        result_.max_undercount = std::max(result_.max_undercount, excess);
+      }
+    }
+    if (under) ++result_.undercounted;
+  }
+
+  bool Reordered() {
+    if (cfg_.reorder <= 0) return false;
+    return std::uniform_real_distribution<double>(0, 1)(rng_) < cfg_.reorder;
+  }
+
   bool Lost() {
     if (cfg_.loss <= 0) return false;
     return std::uniform_real_distribution<double>(0, 1)(rng_) < cfg_.loss;
@@ -203,9 +234,14 @@ class Fleet {
       ++result_.messages_up;
       if (!(first_is_hello && k == 0) && Lost()) continue;
       Stream& st = streams_[id];
-      const TimePoint at = std::max(
-          st.last_up, now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max));
-      st.last_up = at;
+      const TimePoint own =
+          now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max);
+      TimePoint at = std::max(st.last_up, own);
+      if (msgs[k].has_demand() && Reordered()) {
+        at = own;  // a datagram: may be overtaken, or overtake
+      } else {
+        st.last_up = at;
+      }
       Push(at, [this, id, m = std::move(msgs[k])] {
         auto it = streams_.find(id);
         if (it == streams_.end() || !it->second.server_open) return;
@@ -225,9 +261,14 @@ class Fleet {
       if (it == streams_.end() || !it->second.server_open) continue;
       if (Lost()) continue;
       Stream& st = it->second;
-      const TimePoint at = std::max(
-          st.last_down, now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max));
-      st.last_down = at;
+      const TimePoint own =
+          now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max);
+      TimePoint at = std::max(st.last_down, own);
+      if (msg.has_grant() && Reordered()) {
+        at = own;
+      } else {
+        st.last_down = at;
+      }
       Push(at, [this, id, m = std::move(msg)] {
         auto it2 = streams_.find(id);
         if (it2 == streams_.end() || !it2->second.sidecar_open) return;
@@ -366,6 +407,7 @@ class Fleet {
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   uint64_t next_seq_ = 0;
   SimResult result_;
+  TimePoint next_check_{};
 };
 
 }  // namespace

@@ -43,6 +43,15 @@ struct SimConfig {
   Duration net_delay_min = std::chrono::microseconds(200);
   Duration net_delay_max = std::chrono::milliseconds(2);
   double loss = 0;
+  // Probability that a demand report (up) or a grant (down) takes its own
+  // delay in the range instead of keeping its stream's order, as datagrams
+  // of the fast path may (docs/leasing.md, "Leases over the fast path").
+  double reorder = 0;
+  // Every 10 ms, compare what each connected sidecar can spend (its pool)
+  // with what the server counts for it (O_i, docs/leasing.md): the ledger
+  // must never count less. Costs a server snapshot per check (off for
+  // speed only).
+  bool check_accounting = true;
   // Sidecar -> upstream delay range (its spread is the bound's `j`).
   Duration upstream_delay_min = std::chrono::microseconds(100);
   Duration upstream_delay_max = std::chrono::milliseconds(1);
@@ -88,6 +97,14 @@ struct SimResult {
   std::vector<int64_t> throttled;
   uint64_t messages_up = 0;
   uint64_t messages_down = 0;
+  // Overtaken grants the sidecars dropped, and overtaken reports the (last)
+  // server dropped.
+  uint64_t stale_grants = 0;
+  uint64_t stale_reports = 0;
+  // check_accounting: checks in which some sidecar held more than its O_i,
+  // and the largest excess seen (tokens).
+  uint64_t undercounted = 0;
+  double max_undercount = 0;
 
   // Most arrivals in any window (t - w, t].
   uint64_t MaxInWindow(Duration w) const;
