@@ -270,7 +270,8 @@ struct QuotaClientConfig {
   Duration backoff_initial = std::chrono::milliseconds(100);
   Duration backoff_max = std::chrono::seconds(5);
   Duration connect_timeout = std::chrono::seconds(2);
-  // Take the server's UDP pause fast path when offered (docs/pause.md).
+  // Take the server's UDP fast path when offered: pauses (docs/pause.md)
+  // and, if the offer says so, reports and grants (docs/leasing.md).
   bool fast_path = true;
   bool operator==(const QuotaClientConfig&) const = default;
 };

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -102,7 +103,7 @@ absl::Status FastPathClient::Use(const std::string& peer,
   key_ = offer.key();
   token_ = offer.token();
   leases_ = offer.leases() && on_grant_ != nullptr;
-  last_heard_ms_ = 0;
+  last_welcome_ms_ = 0;
   next_seq_ = 1;
   seen_ = ReplayWindow();
   stats_.up = false;
@@ -147,7 +148,7 @@ bool FastPathClient::SendDemand(const sluice::v1::SidecarMessage& msg) {
 
 bool FastPathClient::LeasingLocked() const {
   return leases_ && stats_.up && !key_.empty() &&
-         SteadyMs() - last_heard_ms_ <= lease_silence_ms_;
+         SteadyMs() - last_welcome_ms_ <= lease_silence_ms_;
 }
 
 void FastPathClient::SetLeaseSilenceMs(int64_t ms) {
@@ -211,17 +212,10 @@ void FastPathClient::ReadLoop() {
       SendDueLocked(&copies);
       const int64_t now_ms = SteadyMs();
       if (!key_.empty() && now_ms >= next_hello_ms_) {
-        if (stats_.up && leases_ && now_ms - last_heard_ms_ < kHelloLeaseMs &&
-            now_ms - last_hello_ms_ < kHelloKeepMs) {
-          // Leasing, and the server spoke within the last second (grants):
-          // no hello needed for liveness yet.
-          next_hello_ms_ = last_heard_ms_ + kHelloLeaseMs;
-        } else {
-          SendHelloLocked();
-          next_hello_ms_ = now_ms + (!stats_.up ? kHelloRetryMs
-                                     : leases_  ? kHelloLeaseMs
-                                                : kHelloKeepMs);
-        }
+        SendHelloLocked();
+        next_hello_ms_ = now_ms + (!stats_.up ? kHelloRetryMs
+                                   : leases_  ? kHelloLeaseMs
+                                              : kHelloKeepMs);
       }
     }
     for (auto& msg : copies) to_stream_(std::move(msg));
@@ -229,7 +223,6 @@ void FastPathClient::ReadLoop() {
 }
 
 void FastPathClient::SendHelloLocked() {
-  last_hello_ms_ = SteadyMs();
   sluice::v1::FastPathBody hello;
   hello.mutable_hello()->set_welcomed(stats_.up);
   SendLocked(hello);
@@ -282,8 +275,10 @@ void FastPathClient::OnDatagram(const char* data, size_t size) {
       return;
     }
     ++stats_.in_ok;
-    last_heard_ms_ = SteadyMs();
     if (body.has_welcome()) {
+      // A welcome answers a hello: the round trip works both ways. (Grants
+      // alone would not show that reports still arrive.)
+      last_welcome_ms_ = SteadyMs();
       if (!stats_.up) {
         // Tell the server its datagrams arrive (it may then delay the
         // stream's copies, and send grants this way), then keep the NAT

@@ -16,8 +16,8 @@
 
 namespace sluice {
 
-// The sidecar end of the pause fast path (docs/pause.md, "Fast path"): UDP
-// beside the lease stream. Use() takes the stream's FastPathOffer; from
+// The sidecar end of the fast path (docs/pause.md, "Fast path"): UDP beside
+// the lease stream. Use() takes the stream's FastPathOffer; from
 // then on a throttle report leaves as a datagram too (SendThrottle), and a
 // Pause datagram from the server is handed to `on_pause` on the reader
 // thread, ahead of its copy on the stream.
@@ -25,19 +25,18 @@ namespace sluice {
 // A pause that came as a datagram is acked as one, kAckDelayUs later (with
 // the wait in held_us), so that the acks of a fleet do not compete with
 // the pause's datagrams to the other sidecars. Best effort by design: the
-// stream carries every message as well, so a lost, late or rejected
-// datagram costs only latency. The sockets are connected to the server, so
-// the kernel drops datagrams from anyone else; one with a bad MAC, a
-// repeated seq or an old token is dropped and counted. The reader says
-// hello every second until the server welcomes it, then once at once with
-// `welcomed` set and every 10 s (NAT state), and owns one socket per
+// stream carries every pause message as well, so a lost, late or rejected
+// one costs only latency (leases, below, have no stream copy). The sockets are
+// connected to the server, so the kernel drops datagrams from anyone else; one
+// with a bad MAC, a repeated seq or an old token is dropped and counted. The
+// reader says hello every second until the server welcomes it, then once at
+// once with `welcomed` set and every 10 s (NAT state), and owns one socket per
 // address family for its whole life, connected to the current server.
 //
 // Leases (docs/leasing.md, "Leases over the fast path"): if the offer says
 // `leases`, SendDemand sends demand reports as datagrams while the server
-// is heard (a hello every second that brought no datagram from it, and
-// at least every 10 s; silent for kLeaseSilenceMs: the caller goes back to
-// the stream), and LeaseGrant
+// answers hellos (one every second then; no welcome for kLeaseSilenceMs:
+// the caller goes back to the stream), and LeaseGrant
 // datagrams are handed to `on_grant` with the offer's token, so the caller
 // can tell a grant of the current stream from a late one of the last.
 class FastPathClient {
@@ -67,9 +66,9 @@ class FastPathClient {
   // at once. Well inside the server's de-duplication window, so that a
   // copy whose datagram was lost is never taken for a repeat.
   static constexpr size_t kMaxPendingCopies = ReplayWindow::kWidth / 2;
-  // Leasing by datagram stops when nothing came from the server for this
-  // long (the sidecar says hello after every silent second while it
-  // leases).
+  // Leasing by datagram stops when no welcome came for this long (the
+  // sidecar says hello every second while it leases; a welcome proves the
+  // path works both ways).
   static constexpr int64_t kLeaseSilenceMs = 3500;
 
   FastPathClient(PauseHandler on_pause, StreamSender to_stream,
@@ -98,8 +97,8 @@ class FastPathClient {
   // later. False if no offer is in use or the queue is full (the caller
   // uses the stream).
   bool SendPauseAck(const sluice::v1::PauseAck& ack);
-  // Sends `msg`'s demand report as a datagram if the offer took leases, the
-  // server welcomed this stream, and it was heard within kLeaseSilenceMs.
+  // Sends `msg`'s demand report as a datagram if the offer took leases and
+  // a welcome came within kLeaseSilenceMs.
   // False: the caller sends it on the stream. Any thread; never blocks.
   bool SendDemand(const sluice::v1::SidecarMessage& msg);
   // Replaces kLeaseSilenceMs (tests).
@@ -133,11 +132,8 @@ class FastPathClient {
   int fd_ = -1;
   std::string key_;
   uint64_t token_ = 0;
-  bool leases_ = false;  // the offer's
-  // Steady clock: the last authentic datagram from the server, and the
-  // last hello sent.
-  int64_t last_heard_ms_ = 0;
-  int64_t last_hello_ms_ = 0;
+  bool leases_ = false;          // the offer's
+  int64_t last_welcome_ms_ = 0;  // steady clock
   int64_t lease_silence_ms_ = kLeaseSilenceMs;
   uint64_t next_seq_ = 1;
   ReplayWindow seen_;

@@ -287,17 +287,27 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
     // counting this one's tokens as in flight, and the held it reported did
     // not include them. Dropping them keeps the server's bound; spending
     // them could break it.
-    if (g.seq() != 0 && g.seq() <= grant_seq_seen_) {
-      ++stale_grants_;
-      return;
-    }
+    // Its target still applies downwards (holding less is always safe):
+    // an overtaken shrink or revoke is not lost.
+    const bool stale = g.seq() != 0 && g.seq() <= grant_seq_seen_;
+    if (stale) ++stale_grants_;
     grant_seq_seen_ = std::max(grant_seq_seen_, g.seq());
     for (auto& bp : buckets_) {
       Bucket& b = *bp;
       if (!b.Is(g.bucket())) continue;
       LeasePool* pool = b.binding.pool.get();
-      if (pool != nullptr) {
-        if (g.target() < pool->Held(now)) pool->ShrinkTo(g.target(), now);
+      if (pool != nullptr && g.target() < pool->Held(now)) {
+        pool->ShrinkTo(g.target(), now);
+      }
+      if (stale) break;
+      // Tokens that come while the bucket is paused would all be spent the
+      // instant it resumes, past the probe and the ramp (a grant datagram
+      // can come after the pause that stopped grants): drop them. The
+      // server counts them until the next report says they are gone.
+      const bool paused =
+          b.binding.throttle != nullptr &&
+          b.binding.throttle->PhaseAt(now) == PauseSchedule::Phase::kPaused;
+      if (pool != nullptr && !paused) {
         pool->AddGrant(g.tokens(), now + std::chrono::milliseconds(g.ttl_ms()),
                        g.share_per_second(), now);
       }

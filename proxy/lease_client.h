@@ -41,8 +41,9 @@ class LeaseClient {
     Duration backoff_initial = std::chrono::milliseconds(100);
     Duration backoff_max = std::chrono::seconds(5);
     Duration connect_timeout = std::chrono::seconds(2);
-    // Take the server's pause fast path when it offers one (UDP beside the
-    // stream; docs/pause.md, "Fast path").
+    // Take the server's fast path when it offers one (UDP beside the
+    // stream): pauses (docs/pause.md, "Fast path") and, if offered, reports
+    // and grants (docs/leasing.md, "Leases over the fast path").
     bool fast_path = true;
   };
   struct Stats {

@@ -264,7 +264,7 @@ struct ProxyMetrics::LeaseSeries {
                    .Add({})),
         fast_path_up(Reg(prometheus::BuildGauge(), "sluice_proxy_fast_path_up",
                          "1 while the quota server has welcomed this "
-                         "sidecar on the UDP pause fast path.",
+                         "sidecar on the UDP fast path.",
                          r)
                          .Add({})),
         datagrams(Reg(prometheus::BuildCounter(),

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +60,15 @@ absl::StatusOr<std::unique_ptr<FastPathServer>> FastPathServer::Start(
   // the kernel: a lost report costs freshness only).
   const int bytes = kReceiveBufferBytes;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+  int got = 0;
+  socklen_t got_len = sizeof(got);
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &got_len);
+  if (got < bytes) {  // Linux reports twice what it was asked for
+    spdlog::info(
+        "fast path: UDP receive buffer {} bytes (asked for {}; raise "
+        "net.core.rmem_max for larger fleets)",
+        got, bytes);
+  }
   at->length = sizeof(at->storage);
   getsockname(fd, reinterpret_cast<sockaddr*>(&at->storage), &at->length);
   return std::unique_ptr<FastPathServer>(
@@ -323,6 +333,12 @@ void FastPathServer::OnDatagram(const char* data, size_t size, const void* from,
       welcome.mutable_welcome();
       SendLocked(peer, welcome);
       return;
+    }
+    if (peer.addr.length != 0) {
+      // Authentic and fresh: where the sidecar is now (a NAT may have
+      // moved it since its hello), so grants follow it at once.
+      std::memcpy(&peer.addr.storage, from, from_len);
+      peer.addr.length = from_len;
     }
     if (body.has_throttle()) {
       *msg.mutable_throttle() = std::move(*body.mutable_throttle());

@@ -18,7 +18,7 @@
 
 namespace sluice {
 
-// The server end of the pause fast path (docs/pause.md, "Fast path"): one
+// The server end of the fast path (docs/pause.md, "Fast path"): one
 // UDP socket and one reader thread. Each lease stream is offered a token and
 // its own key (Open); the sidecar's FastPathHello tells the server where to
 // send, and from then on a Pause for that stream leaves as a datagram at
@@ -49,7 +49,8 @@ class FastPathServer {
     uint64_t demand_in = 0;   // DemandReports taken (leases)
     uint64_t grants_out = 0;  // LeaseGrants sent
   };
-  // An authentic throttle report or pause ack of stream `stream`.
+  // An authentic throttle report, pause ack or (with leases) demand report
+  // of stream `stream`.
   using MessageHandler = std::function<void(
       uint64_t stream, const sluice::v1::SidecarMessage& msg)>;
 

@@ -52,17 +52,18 @@ class QuotaAllocator::Impl {
     if (inserted) it->second = NewStream(id);
   }
 
-  void OnMessage(StreamId id, const sluice::v1::SidecarMessage& msg,
+  bool OnMessage(StreamId id, const sluice::v1::SidecarMessage& msg,
                  TimePoint now, Outbox* out) {
     auto it = streams_.find(id);
-    if (it == streams_.end()) return;  // never opened, or closed and gone
+    if (it == streams_.end()) return false;  // never opened, or closed
     Stream& s = *it->second;
-    if (!s.open || s.superseded) return;
+    if (!s.open || s.superseded) return false;
     if (msg.has_hello()) {
-      if (!s.hello) OnHello(id, s, msg.hello(), now);
-      return;
+      if (s.hello) return false;
+      OnHello(id, s, msg.hello(), now);
+      return true;
     }
-    if (!s.hello) return;
+    if (!s.hello) return false;
     if (msg.has_demand()) {
       // grant_seq_seen only grows on a stream, so a report that says less
       // than one already taken was overtaken (datagrams may reorder). Its
@@ -70,7 +71,7 @@ class QuotaAllocator::Impl {
       // undercount what the sidecar may spend.
       if (msg.demand().grant_seq_seen() < s.max_seq_seen) {
         ++stale_reports_;
-        return;
+        return false;
       }
       s.max_seq_seen = msg.demand().grant_seq_seen();
       OnReport(id, s, msg.demand(), now, out);
@@ -78,7 +79,7 @@ class QuotaAllocator::Impl {
       const uint64_t rid = msg.throttle().report_id();
       if (rid != 0 && !s.throttle_reports.Accept(rid)) {
         ++duplicate_reports_;  // the other path's copy came first
-        return;
+        return false;
       }
       OnThrottle(id, s, msg.throttle(), now, out);
     } else if (msg.has_probe_result()) {
@@ -96,6 +97,7 @@ class QuotaAllocator::Impl {
         }
       }
     }
+    return true;
   }
 
   void Close(StreamId id, TimePoint now) {
@@ -678,10 +680,10 @@ void QuotaAllocator::Open(StreamId stream, TimePoint now) {
   impl_->Open(stream);
 }
 
-void QuotaAllocator::OnMessage(StreamId stream,
+bool QuotaAllocator::OnMessage(StreamId stream,
                                const sluice::v1::SidecarMessage& msg,
                                TimePoint now, Outbox* out) {
-  impl_->OnMessage(stream, msg, now, out);
+  return impl_->OnMessage(stream, msg, now, out);
 }
 
 void QuotaAllocator::Close(StreamId stream, TimePoint now) {

@@ -83,8 +83,10 @@ class QuotaAllocator {
   // on a stream that was not Open()ed or is closed are ignored. Demand for a
   // resource the config does not know is ignored (counted in status). Replies
   // go to `out`: LimitUpdate the first time a stream reports a resource, then
-  // grants and shrinks.
-  void OnMessage(StreamId stream, const sluice::v1::SidecarMessage& msg,
+  // grants and shrinks. Returns false if the message was dropped: any of the
+  // above, a repeated throttle report, or a demand report overtaken by one
+  // already taken (its grant_seq_seen is lower).
+  bool OnMessage(StreamId stream, const sluice::v1::SidecarMessage& msg,
                  TimePoint now, Outbox* out);
 
   // The stream ended (cleanly or not). Its ledger is kept until its

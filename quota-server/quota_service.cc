@@ -156,15 +156,15 @@ grpc::ServerBidiReactor<SidecarMessage, ServerMessage>* QuotaService::Lease(
 void QuotaService::OnRead(uint64_t id, const SidecarMessage& msg) {
   counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
-  if (msg.has_demand()) {
+  Outbox out;
+  const bool taken = allocator_->OnMessage(id, msg, clock_->Now(), &out);
+  if (msg.has_demand() && taken) {
     // The sidecar went back to the stream (it stopped hearing welcomes):
     // so do its grants.
     if (auto it = streams_.find(id); it != streams_.end()) {
       it->second->leases_by_datagram = false;
     }
   }
-  Outbox out;
-  allocator_->OnMessage(id, msg, clock_->Now(), &out);
   DispatchLocked(out);
 }
 
@@ -216,14 +216,16 @@ void QuotaService::DeferLoop() {
 
 void QuotaService::OnFastPathMessage(uint64_t id, const SidecarMessage& msg) {
   std::lock_guard lock(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;  // closed meanwhile
   if (msg.has_demand()) {
-    auto it = streams_.find(id);
-    if (it == streams_.end()) return;  // closed meanwhile
     counters_.messages_in.fetch_add(1, std::memory_order_relaxed);
-    it->second->leases_by_datagram = true;
   }
   Outbox out;
-  allocator_->OnMessage(id, msg, clock_->Now(), &out);
+  const bool taken = allocator_->OnMessage(id, msg, clock_->Now(), &out);
+  // Only a report that was taken moves the grants: a late datagram sent
+  // before the sidecar went back to the stream must not move them back.
+  if (msg.has_demand() && taken) it->second->leases_by_datagram = true;
   DispatchLocked(out);
 }
 
@@ -279,7 +281,10 @@ void QuotaService::DispatchLocked(Outbox& out) {
       if (msg.has_pause()) {
         pauses.push_back({id, &msg.pause()});
         at.push_back(i);
-      } else if (msg.has_grant()) {
+      } else if (msg.has_grant() && msg.grant().tokens() > 0) {
+        // A shrink or revoke alone (no tokens) goes on the stream: it has
+        // no other copy, and a lost one would leave tokens held until they
+        // expire.
         auto it = streams_.find(id);
         if (it == streams_.end() || !it->second->leases_by_datagram ||
             !it->second->offered) {

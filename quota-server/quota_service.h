@@ -56,14 +56,17 @@ class QuotaService final : public sluice::v1::QuotaService::CallbackService {
 
   // Offers `fast_path` to every stream (on the next message it is sent)
   // and sends each Pause through it first (nullptr: stop). A stream whose
+  // last demand report came through it gets its grants through it too (only
+  // those with tokens, and only while its sidecar is confirmed; a shrink or
+  // revoke alone goes on the stream). A stream whose
   // sidecar said it was welcomed gets the Pause as a datagram at once and on
   // the stream kStreamCopyDelay later (a thread of the service's own waits for
   // that), with remaining_ms reduced by the wait. `fast_path` must outlive its
   // use: clear it only once the gRPC server has shut down.
   void SetFastPath(FastPathServer* fast_path);
 
-  // A throttle report or pause ack that came as a datagram for stream `id`
-  // (FastPathServer's handler). Any thread.
+  // A throttle report, pause ack or demand report that came as a datagram
+  // for stream `id` (FastPathServer's handler). Any thread.
   void OnFastPathMessage(uint64_t id, const sluice::v1::SidecarMessage& msg);
 
   // Runs the allocator's periodic work and sends what it produced. Call at

@@ -64,8 +64,8 @@ struct ResourceConfig {
   bool operator==(const ResourceConfig&) const = default;
 };
 
-// The pause fast path (docs/pause.md, "Fast path"): UDP beside the gRPC
-// listener, on the same host.
+// The fast path (docs/pause.md, "Fast path"; docs/leasing.md, "Leases over
+// the fast path"): UDP beside the gRPC listener, on the same host.
 struct FastPathConfig {
   bool enabled = true;
   // 0: the gRPC listener's port number (UDP and TCP ports are distinct), or

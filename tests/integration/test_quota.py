@@ -162,6 +162,11 @@ class SharedLimitTest(h.ProxyTestCase):
         cls.proxies = start_fleet(cls, cls.quota, [("api", "api", "/api")])
 
     def test_fleet_stays_inside_the_limit_and_uses_it(self):
+        # The server offers leases over the fast path by default: once
+        # welcomed, every sidecar sends its reports and gets its grants as
+        # datagrams (docs/leasing.md). This test holds the limit with them.
+        grants_before = [self.lease_datagrams(p, "grant")
+                         for p in self.proxies]
         load = Load()
         for i, p in enumerate(self.proxies):
             load.add(p, i, self.up.url + "/api/%d" % i, threads=THREADS[i])
@@ -209,6 +214,26 @@ class SharedLimitTest(h.ProxyTestCase):
         self.assertLessEqual(shares, R * (1 + 1e-9))
         self.assertGreater(shares, R * 0.5)
 
+        # Every sidecar leased over the fast path meanwhile, and the server
+        # took reports that way, with no datagram failing its MAC.
+        for i, p in enumerate(self.proxies):
+            self.assertEqual(metric(p, "sluice_proxy_fast_path_leasing"), 1)
+            self.assertGreater(self.lease_datagrams(p, "grant"),
+                               grants_before[i], "sidecar %d" % i)
+            self.assertGreater(self.lease_datagrams(p, "demand"), 0)
+        _, _, text = h.admin_get(self.quota.admin_port, "/metrics")
+        taken = re.search(r'^sluice_quota_lease_datagrams_total'
+                          r'\{kind="demand"\} (\S+)$', text, re.M)
+        self.assertIsNotNone(taken, text)
+        self.assertGreater(float(taken.group(1)), 0)
+        self.assertNotRegex(text, r'fast_path_datagrams_total\{direction="in",'
+                                  r'result="bad_mac"\} [1-9]')
+
+    @staticmethod
+    def lease_datagrams(proxy, kind):
+        return metric(proxy, "sluice_proxy_lease_datagrams_total",
+                      '{kind="%s"}' % kind) or 0
+
     def test_readyz_and_metrics_show_the_lease(self):
         p = self.proxies[0]
         status, body = readyz(p)
@@ -226,31 +251,6 @@ class SharedLimitTest(h.ProxyTestCase):
             metric(p, "sluice_proxy_lease_stream_connects_total"), 1)
         self.assertIsNotNone(
             metric(p, "sluice_proxy_lease_held_tokens", '{limit="api"}'))
-
-    def test_leases_travel_as_datagrams(self):
-        # The server offers leases over the fast path by default: once
-        # welcomed, every sidecar sends its reports and gets its grants as
-        # datagrams (docs/leasing.md), and the limit test above held with
-        # them. Idle sidecars still report every refresh interval.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if all((metric(p, "sluice_proxy_lease_datagrams_total",
-                           '{kind="demand"}') or 0) > 0 and
-                   metric(p, "sluice_proxy_fast_path_leasing") == 1
-                   for p in self.proxies):
-                break
-            time.sleep(0.05)
-        for p in self.proxies:
-            self.assertEqual(metric(p, "sluice_proxy_fast_path_leasing"), 1)
-            self.assertGreater(metric(p, "sluice_proxy_lease_datagrams_total",
-                                      '{kind="demand"}'), 0)
-        _, _, text = h.admin_get(self.quota.admin_port, "/metrics")
-        taken = re.search(r'^sluice_quota_lease_datagrams_total'
-                          r'\{kind="demand"\} (\S+)$', text, re.M)
-        self.assertIsNotNone(taken, text)
-        self.assertGreater(float(taken.group(1)), 0)
-        self.assertNotRegex(text, r'fast_path_datagrams_total\{direction="in",'
-                                  r'result="bad_mac"\} [1-9]')
 
 
 POLICY_LIMITS = [("share", "share", "/share"), ("closed", "closed", "/closed"),

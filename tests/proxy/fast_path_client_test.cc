@@ -236,9 +236,9 @@ TEST_F(FastPathClientTest, WithoutLeasesReportsStayOnTheStream) {
 
 TEST_F(FastPathClientTest, SilenceFromTheServerEndsLeasing) {
   server_.OfferLeases();
-  client_.SetLeaseSilenceMs(100);
   Connect();  // hellos from now on go unanswered
   EXPECT_TRUE(client_.SendDemand(DemandMsg(1)));
+  client_.SetLeaseSilenceMs(100);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (client_.stats().leasing &&

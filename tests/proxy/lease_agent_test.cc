@@ -633,6 +633,42 @@ TEST_F(LeaseAgentTest, DatagramFirstThenTheStreamsCopy) {
   }
 }
 
+// A grant datagram may come after the pause that stopped the server's
+// grants: its tokens would all be spent the instant the pause ends, past the
+// probe and the ramp, so they are dropped.
+TEST_F(LeaseAgentTest, AGrantThatComesDuringAPauseAddsNoTokens) {
+  int pauses = 0;
+  ThrottledAgent t = AgentWithThrottle("k", CountingThrottle(&pauses));
+  LeaseAgent& agent = *t.agent;
+  agent.OnServerMessage(Grant("c", 4, 1, 10, 2000, 10, 0, "k"), kT0);
+  EXPECT_DOUBLE_EQ(t.pool->Held(kT0), 4);
+  const ServerMessage m = PauseMessage(5, "k");
+  agent.ApplyPauseNow(m.pause(), kT0 + milliseconds(1),
+                      LeaseAgent::PausePath::kDatagram);
+  agent.OnServerMessage(m, kT0 + milliseconds(2));  // the stream's copy
+  EXPECT_DOUBLE_EQ(t.pool->Held(kT0 + milliseconds(2)), 0);
+  agent.OnServerMessage(Grant("c", 6, 2, 10, 2000, 10, 0, "k"),
+                        kT0 + milliseconds(30));
+  EXPECT_DOUBLE_EQ(t.pool->Held(kT0 + milliseconds(30)), 0);
+  // It was received all the same: the next report says so, and the server
+  // stops counting its tokens.
+  for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(200))) {
+    if (s.has_demand()) EXPECT_EQ(s.demand().grant_seq_seen(), 2u);
+  }
+  EXPECT_EQ(pauses, 1);
+}
+
+// An overtaken grant brings no tokens, but its target still lowers what the
+// pool holds (an overtaken shrink or revoke is not lost).
+TEST_F(LeaseAgentTest, AnOvertakenShrinkStillShrinks) {
+  agent_->OnConnected(kT0);
+  agent_->OnServerMessage(Grant("a", 8, 1, 10), kT0);
+  agent_->OnServerMessage(Grant("a", 1, 3, 10), kT0);  // 9 held
+  agent_->OnServerMessage(Grant("a", 0, 2, 2), kT0);   // a revoke to 2, late
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0), 2);
+  EXPECT_EQ(agent_->stale_grants(), 1u);
+}
+
 // Buckets added at run time are paused on read too; dropped ones are not.
 TEST_F(LeaseAgentTest, PauseOnReadFollowsAddedAndDroppedBindings) {
   auto throttle = std::make_shared<BucketThrottle>(BucketThrottle::Options{});

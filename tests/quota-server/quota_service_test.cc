@@ -13,13 +13,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/fast_path_codec.h"
 #include "proxy/lease_agent.h"
 #include "proxy/lease_client.h"
 #include "proxy/lease_pool.h"
 #include "proxy/rate_limiter.h"
 #include "quota-server/fast_path_server.h"
+#include "tests/proto/fast_path_test_peer.h"
 
 namespace sluice {
 namespace {
@@ -204,6 +207,103 @@ TEST_F(QuotaServiceTest, HelloThenReportGetsLimitAndFirstGrant) {
   EXPECT_EQ(service_.counters().streams_rejected.load(), 0u);
 }
 
+// Leases over the fast path (docs/leasing.md): a stream's grants go as
+// datagrams after a report taken from a datagram, on the stream after a
+// report taken from the stream, and a late datagram report (overtaken,
+// dropped) does not move them back.
+TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
+  auto fp = FastPathServer::Start(
+      "127.0.0.1", 0,
+      [this](uint64_t id, const SidecarMessage& m) {
+        service_.OnFastPathMessage(id, m);
+      },
+      /*leases=*/true);
+  ASSERT_TRUE(fp.ok()) << fp.status();
+  service_.SetFastPath(fp->get());
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto stream = stub->Lease(&ctx);
+  absl::Cleanup stop = [&] {
+    ctx.TryCancel();
+    stream->Finish().ok();
+    server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    service_.SetFastPath(nullptr);
+  };
+  ASSERT_TRUE(stream->Write(Hello("sc-1")));
+  ASSERT_TRUE(stream->Write(Report(/*queued=*/5)));
+  ServerMessage msg;
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_fast_path()) << msg.DebugString();
+  const sluice::v1::FastPathOffer offer = msg.fast_path();
+  EXPECT_TRUE(offer.leases());
+  ASSERT_TRUE(stream->Read(&msg));
+  ASSERT_TRUE(msg.has_grant());
+  uint64_t seen = msg.grant().seq();
+
+  FastPathTestPeer peer;
+  peer.Connect(static_cast<uint16_t>(offer.port()));
+  sluice::v1::FastPathBody body;
+  body.mutable_hello();
+  peer.Send(offer, FastPathDirection::kUp, 1, body);
+  ASSERT_TRUE(peer.Receive(offer, FastPathDirection::kDown).has_value());
+  body.mutable_hello()->set_welcomed(true);
+  peer.Send(offer, FastPathDirection::kUp, 2, body);
+  ASSERT_TRUE(peer.Receive(offer, FastPathDirection::kDown).has_value());
+
+  // A report as a datagram: the next grant comes as one.
+  *body.mutable_demand() = Report(5, 0, seen).demand();
+  peer.Send(offer, FastPathDirection::kUp, 3, body);
+  ASSERT_TRUE(WaitFor([&] { return (*fp)->stats().demand_in == 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    clock_.Advance(milliseconds(100));
+    service_.Tick();
+    return (*fp)->stats().grants_out >= 1;
+  }));
+  auto got = peer.Receive(offer, FastPathDirection::kDown);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->has_grant()) << got->DebugString();
+  EXPECT_GT(got->grant().seq(), seen);
+  const uint64_t stale_seen = seen;
+  seen = got->grant().seq();
+
+  // A report on the stream: grants go back to the stream.
+  auto taken = [&](uint64_t n) {
+    return WaitFor([&] { return service_.counters().messages_in.load() >= n; });
+  };
+  uint64_t in = service_.counters().messages_in.load();
+  ASSERT_TRUE(stream->Write(Report(5, 0, seen)));
+  ASSERT_TRUE(taken(in + 1));
+  auto next_stream_grant = [&] {
+    while (stream->Read(&msg)) {
+      if (msg.has_grant() && msg.grant().tokens() > 0) return true;
+    }
+    return false;
+  };
+  const uint64_t udp_grants = (*fp)->stats().grants_out;
+  clock_.Advance(milliseconds(100));
+  service_.Tick();
+  ASSERT_TRUE(next_stream_grant());
+  seen = msg.grant().seq();
+
+  // A late report datagram, overtaken by the stream's: dropped, and the
+  // grants stay on the stream.
+  in = service_.counters().messages_in.load();
+  ASSERT_TRUE(stream->Write(Report(5, 0, seen)));
+  ASSERT_TRUE(taken(in + 1));
+  *body.mutable_demand() = Report(5, 0, stale_seen).demand();
+  peer.Send(offer, FastPathDirection::kUp, 4, body);
+  ASSERT_TRUE(WaitFor([&] { return (*fp)->stats().demand_in == 2; }));
+  QuotaAllocator::Status snap;
+  service_.WithAllocator(
+      [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
+  EXPECT_EQ(snap.stale_reports, 1u);
+  clock_.Advance(milliseconds(100));
+  service_.Tick();
+  ASSERT_TRUE(next_stream_grant());
+  EXPECT_EQ((*fp)->stats().grants_out, udp_grants);
+}
+
 TEST_F(QuotaServiceTest, TickAndAdminChangesReachTheStream) {
   auto stub = Stub();
   grpc::ClientContext ctx;
@@ -383,6 +483,13 @@ TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
   ASSERT_TRUE(fp.ok()) << fp.status();
   service_.SetFastPath(fp->get());
   auto client = MakeClient({Target()});
+  // Whatever fails below: the client, then the gRPC server, stop before the
+  // fast path goes (streams that close call into it).
+  absl::Cleanup stop = [&] {
+    client->Stop();
+    server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    service_.SetFastPath(nullptr);
+  };
   client->Start();
   ASSERT_TRUE(WaitFor([&] { return Leased(); }));
   ASSERT_TRUE(WaitFor([&] { return client->stats().fast_path.leasing; }));
@@ -415,9 +522,6 @@ TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
     return Leased();
   }));
   EXPECT_EQ(client->stats().stale_grants, 0u);
-  client->Stop();
-  server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
-  service_.SetFastPath(nullptr);  // only once the gRPC server is down
 }
 
 TEST_F(LeaseClientAgainstServiceTest, ReconnectsAfterFinishAll) {
