@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/socket_address.h"
+#include "common/thread_latency.h"
 #include "proto/fast_path_codec.h"
 
 namespace sluice {
@@ -28,6 +29,8 @@ constexpr int kPollMs = 100;
 constexpr int64_t kHelloRetryMs = 1000;  // until welcomed
 constexpr int64_t kHelloKeepMs = 10000;  // then, for NAT state
 constexpr int64_t kHelloLeaseMs = 1000;  // while leasing: liveness
+// The reader's scheduling slice (common/thread_latency.h).
+constexpr std::chrono::microseconds kReaderSlice(100);
 
 int64_t SteadyUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -184,6 +187,11 @@ FastPathClient::Stats FastPathClient::stats() const {
 }
 
 void FastPathClient::ReadLoop() {
+  // Asleep almost always; when a pause comes it must run at once, ahead of
+  // the proxy's workers (common/thread_latency.h).
+  if (absl::Status s = RequestShortSlice(kReaderSlice); !s.ok()) {
+    spdlog::warn("fast path reader: {}", std::string(s.message()));
+  }
   char buf[kFastPathMaxDatagram + 1];
   while (!stopping_.load(std::memory_order_relaxed)) {
     int timeout_ms;

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/socket_address.h"
+#include "common/thread_latency.h"
 #include "proto/fast_path_codec.h"
 
 namespace sluice {
@@ -23,6 +24,8 @@ namespace {
 // How often the reader looks at stopping_ while no datagram comes.
 constexpr int kPollMs = 100;
 constexpr int kReceiveBufferBytes = 4 << 20;
+// The reader's scheduling slice (common/thread_latency.h).
+constexpr std::chrono::microseconds kReaderSlice(100);
 }  // namespace
 
 struct FastPathServer::Peer {
@@ -243,6 +246,11 @@ FastPathServer::Stats FastPathServer::stats() const {
 }
 
 void FastPathServer::ReadLoop() {
+  // This thread sleeps almost always and, when a throttle report comes,
+  // sends the fleet's pauses: ask to preempt whatever runs when it wakes.
+  if (absl::Status s = RequestShortSlice(kReaderSlice); !s.ok()) {
+    spdlog::warn("fast path reader: {}", std::string(s.message()));
+  }
   // Drains the socket in batches (one system call for up to kBatch
   // datagrams) before it polls again: under a fleet's steady reports the
   // reader wakes once for several of them.
