@@ -143,6 +143,23 @@ class QuotaServiceTest : public ::testing::Test {
         grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials()));
   }
 
+  // A fast path offering leases, wired to the service. The caller clears it
+  // (SetFastPath(nullptr)) once the gRPC server is down.
+  std::unique_ptr<FastPathServer> StartFastPath() {
+    auto fp = FastPathServer::Start(
+        "127.0.0.1", 0,
+        [this](uint64_t id, const SidecarMessage& m) {
+          service_.OnFastPathMessage(id, m);
+        },
+        /*leases=*/true);
+    if (!fp.ok()) {
+      ADD_FAILURE() << fp.status();
+      return nullptr;
+    }
+    service_.SetFastPath(fp->get());
+    return *std::move(fp);
+  }
+
   static void SetDeadline(grpc::ClientContext* ctx) {
     ctx->set_deadline(std::chrono::system_clock::now() + kDeadline);
   }
@@ -212,14 +229,8 @@ TEST_F(QuotaServiceTest, HelloThenReportGetsLimitAndFirstGrant) {
 // report taken from the stream, and a late datagram report (overtaken,
 // dropped) does not move them back.
 TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
-  auto fp = FastPathServer::Start(
-      "127.0.0.1", 0,
-      [this](uint64_t id, const SidecarMessage& m) {
-        service_.OnFastPathMessage(id, m);
-      },
-      /*leases=*/true);
-  ASSERT_TRUE(fp.ok()) << fp.status();
-  service_.SetFastPath(fp->get());
+  std::unique_ptr<FastPathServer> fp = StartFastPath();
+  ASSERT_NE(fp, nullptr);
   auto stub = Stub();
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
@@ -254,11 +265,11 @@ TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
   // A report as a datagram: the next grant comes as one.
   *body.mutable_demand() = Report(5, 0, seen).demand();
   peer.Send(offer, FastPathDirection::kUp, 3, body);
-  ASSERT_TRUE(WaitFor([&] { return (*fp)->stats().demand_in == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return fp->stats().demand_in == 1; }));
   ASSERT_TRUE(WaitFor([&] {
     clock_.Advance(milliseconds(100));
     service_.Tick();
-    return (*fp)->stats().grants_out >= 1;
+    return fp->stats().grants_out >= 1;
   }));
   auto got = peer.Receive(offer, FastPathDirection::kDown);
   ASSERT_TRUE(got.has_value());
@@ -280,7 +291,7 @@ TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
     }
     return false;
   };
-  const uint64_t udp_grants = (*fp)->stats().grants_out;
+  const uint64_t udp_grants = fp->stats().grants_out;
   clock_.Advance(milliseconds(100));
   service_.Tick();
   ASSERT_TRUE(next_stream_grant());
@@ -293,7 +304,7 @@ TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
   ASSERT_TRUE(taken(in + 1));
   *body.mutable_demand() = Report(5, 0, stale_seen).demand();
   peer.Send(offer, FastPathDirection::kUp, 4, body);
-  ASSERT_TRUE(WaitFor([&] { return (*fp)->stats().demand_in == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return fp->stats().demand_in == 2; }));
   QuotaAllocator::Status snap;
   service_.WithAllocator(
       [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock_.Now()); });
@@ -301,7 +312,7 @@ TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
   clock_.Advance(milliseconds(100));
   service_.Tick();
   ASSERT_TRUE(next_stream_grant());
-  EXPECT_EQ((*fp)->stats().grants_out, udp_grants);
+  EXPECT_EQ(fp->stats().grants_out, udp_grants);
 }
 
 TEST_F(QuotaServiceTest, TickAndAdminChangesReachTheStream) {
@@ -474,14 +485,8 @@ TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
 }
 
 TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
-  auto fp = FastPathServer::Start(
-      "127.0.0.1", 0,
-      [this](uint64_t id, const SidecarMessage& m) {
-        service_.OnFastPathMessage(id, m);
-      },
-      /*leases=*/true);
-  ASSERT_TRUE(fp.ok()) << fp.status();
-  service_.SetFastPath(fp->get());
+  std::unique_ptr<FastPathServer> fp = StartFastPath();
+  ASSERT_NE(fp, nullptr);
   auto client = MakeClient({Target()});
   // Whatever fails below: the client, then the gRPC server, stop before the
   // fast path goes (streams that close call into it).
@@ -507,10 +512,9 @@ TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
   })) << "demand sent "
       << client->stats().fast_path.demand_sent << ", grants in "
       << client->stats().fast_path.grants_in << ", server demand "
-      << (*fp)->stats().demand_in << ", grants out "
-      << (*fp)->stats().grants_out << ", messages out "
-      << service_.counters().messages_out.load();
-  const FastPathServer::Stats st = (*fp)->stats();
+      << fp->stats().demand_in << ", grants out " << fp->stats().grants_out
+      << ", messages out " << service_.counters().messages_out.load();
+  const FastPathServer::Stats st = fp->stats();
   EXPECT_GE(st.demand_in, 2u);
   EXPECT_GE(st.grants_out, 2u);
   // The service counts datagram reports with the stream's.
