@@ -349,13 +349,12 @@ bool LeaseClient::RunStream(const std::string& target) {
     if (!batch.empty()) {
       std::lock_guard lock(mu_);
       stats_.stale_grants = agent_->stale_grants();
-    }
-    if (!batch.empty() && !connected) {
-      connected = true;
-      std::lock_guard lock(mu_);
-      ++stats_.connects;
-      stats_.connected = true;
-      spdlog::info("lease stream to {} established", target);
+      if (!connected) {
+        connected = true;
+        ++stats_.connects;
+        stats_.connected = true;
+        spdlog::info("lease stream to {} established", target);
+      }
     }
     batch.clear();
     if (ended) break;

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -148,22 +147,18 @@ std::vector<bool> FastPathServer::SendGrants(
   std::vector<uint64_t> streams;
   streams.reserve(grants.size());
   for (const GrantOut& g : grants) streams.push_back(g.stream);
-  std::vector<bool> sent = SendAll(
+  return SendAll(
       streams,
       [&](size_t i, sluice::v1::FastPathBody* body) {
         *body->mutable_grant() = *grants[i].grant;
       },
-      /*confirmed_only=*/true);
-  std::lock_guard lock(mu_);
-  stats_.grants_out +=
-      static_cast<uint64_t>(std::count(sent.begin(), sent.end(), true));
-  return sent;
+      /*confirmed_only=*/true, &Stats::grants_out);
 }
 
 std::vector<bool> FastPathServer::SendAll(
     const std::vector<uint64_t>& streams,
     const std::function<void(size_t, sluice::v1::FastPathBody*)>& fill,
-    bool confirmed_only) {
+    bool confirmed_only, uint64_t Stats::*delivered) {
   std::vector<bool> sent(streams.size());
   std::vector<std::string> data;
   std::vector<const Peer*> to;
@@ -213,6 +208,7 @@ std::vector<bool> FastPathServer::SendAll(
     }
     for (int k = 0; k < n; ++k) {
       sent[index[done + k]] = confirmed[done + k];
+      if (delivered != nullptr && confirmed[done + k]) ++(stats_.*delivered);
     }
     CountSent(static_cast<size_t>(n), 0);
     done += static_cast<size_t>(n);

@@ -97,11 +97,12 @@ class FastPathServer {
   FastPathServer(int fd, uint16_t port, MessageHandler on_message, bool leases);
   // Seals body(i) for streams[i]'s sidecar (only a confirmed one if
   // `confirmed_only`) and sends them all; per stream, whether its datagram
-  // left and its sidecar is confirmed.
+  // left and its sidecar is confirmed. Counts those in stats_.*delivered
+  // if given.
   std::vector<bool> SendAll(
       const std::vector<uint64_t>& streams,
       const std::function<void(size_t, sluice::v1::FastPathBody*)>& body,
-      bool confirmed_only);
+      bool confirmed_only, uint64_t Stats::*delivered = nullptr);
   void ReadLoop();
   void OnDatagram(const char* data, size_t size, const void* from,
                   uint32_t from_len);
