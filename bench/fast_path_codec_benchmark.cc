@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "proto/fast_path_codec.h"
+#include "common/protocol/fast_path_codec.h"
 
 namespace {
 

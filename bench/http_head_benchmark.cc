@@ -1,7 +1,7 @@
 // Header processing on the request path: parse + checks + target + strip.
 #include <benchmark/benchmark.h>
 
-#include "proxy/http_head.h"
+#include "proxy/http/http_head.h"
 
 namespace {
 

@@ -11,11 +11,11 @@
 #include <memory>
 #include <string>
 
-#include "common/gcra.h"
-#include "common/token_bucket.h"
-#include "common/token_source_factory.h"
-#include "proxy/keyed_limiter.h"
-#include "proxy/rate_limiter.h"
+#include "common/rate/gcra.h"
+#include "common/rate/token_bucket.h"
+#include "common/rate/token_source_factory.h"
+#include "proxy/limit/keyed_limiter.h"
+#include "proxy/limit/rate_limiter.h"
 
 namespace sluice {
 namespace {

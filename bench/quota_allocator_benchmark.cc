@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "quota-server/quota_allocator.h"
+#include "quota-server/core/quota_allocator.h"
 
 namespace sluice {
 namespace {

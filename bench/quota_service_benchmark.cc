@@ -57,12 +57,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "common/clock.h"
-#include "common/process_setup.h"
-#include "common/socket_address.h"
-#include "proto/fast_path_codec.h"
-#include "quota-server/quota_allocator.h"
-#include "quota-server/quota_service.h"
+#include "common/protocol/fast_path_codec.h"
+#include "common/sys/process_setup.h"
+#include "common/sys/socket_address.h"
+#include "common/time/clock.h"
+#include "quota-server/core/quota_allocator.h"
+#include "quota-server/server/quota_service.h"
 #include "sluice/v1/quota.grpc.pb.h"
 
 namespace sluice {

@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <string>
 
-#include "common/cli_args.h"
-#include "common/process_setup.h"
-#include "proxy/config_loader.h"
-#include "proxy/proxy_app.h"
+#include "common/config/cli_args.h"
+#include "common/sys/process_setup.h"
+#include "proxy/app/proxy_app.h"
+#include "proxy/config/config_loader.h"
 
 namespace {
 

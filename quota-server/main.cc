@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <string>
 
-#include "common/cli_args.h"
-#include "common/process_setup.h"
-#include "quota-server/quota_app.h"
-#include "quota-server/server_config.h"
+#include "common/config/cli_args.h"
+#include "common/sys/process_setup.h"
+#include "quota-server/config/server_config.h"
+#include "quota-server/server/quota_app.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/config_loader.h"
-#include "proxy/router.h"
+#include "proxy/config/config_loader.h"
+#include "proxy/http/router.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "proto/fast_path_codec.h"
+#include "common/protocol/fast_path_codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kKey(sluice::kFastPathKeyBytes, 'k');

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/ip_address.h"
-#include "proxy/ssrf_guard.h"
+#include "proxy/egress/ip_address.h"
+#include "proxy/egress/ssrf_guard.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "proxy/http_head.h"
+#include "proxy/http/http_head.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view head(reinterpret_cast<const char*>(data), size);

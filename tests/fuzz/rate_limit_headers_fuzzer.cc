@@ -10,8 +10,8 @@
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
-#include "common/rate_limit_headers.h"
-#include "common/structured_field.h"
+#include "common/headers/rate_limit_headers.h"
+#include "common/headers/structured_field.h"
 
 namespace {
 

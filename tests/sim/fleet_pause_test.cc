@@ -1,7 +1,7 @@
 // The fleet-wide pause over many seeds (docs/pause.md): propagation with and
 // without message loss, overlapping throttles, an upstream that
 // under-reports its ban, and a resume that must not trip an upstream that
-// has recovered. The real allocator, lease agent, limiter and BucketThrottle
+// has recovered. The real allocator, lease agent, limiter and BucketPause
 // run on fake time against a simulated upstream that answers 429.
 #include <gtest/gtest.h>
 

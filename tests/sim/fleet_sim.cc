@@ -9,13 +9,13 @@
 #include <unordered_map>
 #include <utility>
 
-#include "common/token_bucket.h"
-#include "proxy/bucket_throttle.h"
-#include "proxy/lease_agent.h"
-#include "proxy/lease_pool.h"
-#include "proxy/paused_token_source.h"
-#include "proxy/rate_limiter.h"
-#include "quota-server/quota_allocator.h"
+#include "common/rate/token_bucket.h"
+#include "proxy/lease/lease_agent.h"
+#include "proxy/lease/lease_pool.h"
+#include "proxy/limit/rate_limiter.h"
+#include "proxy/pause/bucket_pause.h"
+#include "proxy/pause/paused_token_source.h"
+#include "quota-server/core/quota_allocator.h"
 
 namespace sluice::sim {
 
@@ -25,7 +25,7 @@ constexpr int64_t kBucketNs = 100'000'000;  // 100 ms result buckets
 
 struct Sidecar {
   std::shared_ptr<LeasePool> pool;
-  std::shared_ptr<BucketThrottle> throttle;
+  std::shared_ptr<BucketPause> throttle;
   std::shared_ptr<RateLimiter> limiter;
   std::unique_ptr<LeaseAgent> agent;
   bool alive = false;
@@ -180,14 +180,14 @@ class Fleet {
     s.pool = std::make_shared<LeasePool>(po);
     RateLimiterOptions lo;
     lo.max_queue = cfg_.max_queue;
-    BucketThrottle::Options to;
+    BucketPause::Options to;
     to.schedule = cfg_.pause;
     to.full_rate_per_second = cfg_.rate_per_second;
     to.resume_jitter = cfg_.resume_jitter;
     to.seed = cfg_.seed * 7919 + i;
-    s.throttle = std::make_shared<BucketThrottle>(to);
+    s.throttle = std::make_shared<BucketPause>(to);
     s.throttle->set_callbacks(
-        [this, i](const BucketThrottle::Event& e) {
+        [this, i](const BucketPause::Event& e) {
           Sidecar& sc = sidecars_[i];
           if (sc.stream != 0) {
             SendUp(sc.stream, {LeaseAgent::EventMessage("api", "", e)});

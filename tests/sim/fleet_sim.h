@@ -15,8 +15,8 @@
 #include <memory>
 #include <vector>
 
-#include "common/clock.h"
-#include "quota-server/server_config.h"
+#include "common/time/clock.h"
+#include "quota-server/config/server_config.h"
 
 namespace sluice::sim {
 
@@ -79,7 +79,7 @@ struct SimConfig {
   PauseSchedule::Options pause;
   // Learned limits on the server (docs/pause.md).
   bool learn = false;
-  LimitLearner::Options learn_options;
+  LearnOptions learn_options;
   Duration resume_jitter = std::chrono::milliseconds(20);
   // How long the server takes to notice a crashed sidecar's stream.
   Duration crash_detect = std::chrono::seconds(1);

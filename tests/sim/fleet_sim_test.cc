@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "quota-server/fair_share.h"
+#include "quota-server/core/fair_share.h"
 
 namespace sluice::sim {
 namespace {

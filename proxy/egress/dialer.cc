@@ -1,0 +1,123 @@
+#include "proxy/egress/dialer.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <vector>
+
+#include "proxy/io/await.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+IpAddress FromAsio(const asio::ip::address& a) {
+  if (a.is_v4()) return IpAddress::V4(a.to_v4().to_uint());
+  return IpAddress::V6(a.to_v6().to_bytes());
+}
+
+asio::ip::address ToAsio(const IpAddress& ip) {
+  if (ip.v4) {
+    asio::ip::address_v4::bytes_type b;
+    std::copy_n(ip.bytes.begin(), 4, b.begin());
+    return asio::ip::address_v4(b);
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::copy_n(ip.bytes.begin(), 16, b.begin());
+  return asio::ip::address_v6(b);
+}
+
+DialResult Fail(unsigned status, std::string reason, std::string detail) {
+  DialResult r;
+  r.status = status;
+  r.reason = std::move(reason);
+  r.detail = std::move(detail);
+  return r;
+}
+
+}  // namespace
+
+asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
+                                       const SsrfGuard& guard,
+                                       Duration timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+
+  std::vector<tcp::endpoint> candidates;
+  HostLiteral literal = ParseHostLiteral(host);
+  if (literal.kind == HostKind::kInvalid) {
+    co_return Fail(400, "bad_host",
+                   "the host looks numeric but is not a valid address");
+  }
+  if (literal.kind == HostKind::kAddress) {
+    candidates.emplace_back(ToAsio(literal.address), port);
+  } else {
+    tcp::resolver resolver(ex);
+    asio::steady_timer timer(ex, deadline);
+    auto which = co_await (
+        resolver.async_resolve(host, std::to_string(port), kNoThrow) ||
+        timer.async_wait(kNoThrow));
+    if (which.index() == 1) {
+      co_return Fail(504, "dns_timeout", "timed out resolving " + host);
+    }
+    auto [ec, results] = std::get<0>(std::move(which));
+    if (ec) {
+      co_return Fail(502, "dns",
+                     "could not resolve " + host + ": " + ec.message());
+    }
+    for (const auto& entry : results) candidates.push_back(entry.endpoint());
+  }
+
+  // Classify every address; dial only the ones that passed.
+  std::vector<tcp::endpoint> allowed;
+  DenyReason first_denial = DenyReason::kNone;
+  for (const auto& ep : candidates) {
+    DenyReason why = guard.Check(FromAsio(ep.address()), ep.port());
+    if (why == DenyReason::kNone) {
+      allowed.push_back(ep);
+    } else if (first_denial == DenyReason::kNone) {
+      first_denial = why;
+    }
+  }
+  if (allowed.empty()) {
+    if (first_denial == DenyReason::kNone) {
+      co_return Fail(502, "dns", "no addresses for " + host);
+    }
+    DialResult r = Fail(403, std::string(DenyReasonName(first_denial)),
+                        "destination address is not allowed");
+    co_return r;
+  }
+
+  auto stream = std::make_unique<beast::tcp_stream>(ex);
+  auto remaining = deadline - std::chrono::steady_clock::now();
+  if (remaining <= decltype(remaining)::zero()) {
+    co_return Fail(504, "connect_timeout", "timed out connecting to " + host);
+  }
+  stream->expires_after(remaining);
+  auto [ec, ep] = co_await stream->async_connect(allowed, kNoThrow);
+  if (ec == beast::error::timeout) {
+    co_return Fail(504, "connect_timeout", "timed out connecting to " + host);
+  }
+  if (ec) {
+    co_return Fail(
+        502, ec == asio::error::connection_refused ? "refused" : "connect",
+        "could not connect to " + host + ": " + ec.message());
+  }
+  stream->expires_never();
+  boost::system::error_code ignored;
+  stream->socket().set_option(tcp::no_delay(true), ignored);
+  DialResult ok;
+  ok.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  ok.stream = std::move(stream);
+  co_return ok;
+}
+
+}  // namespace sluice

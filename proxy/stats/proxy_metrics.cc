@@ -1,0 +1,560 @@
+#include "proxy/stats/proxy_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/time/duration.h"
+#include "proxy/config/config.h"
+#include "proxy/config/config_loader.h"
+#include "proxy/egress/ssrf_guard.h"
+#include "proxy/http/router.h"
+
+namespace sluice {
+
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+constexpr std::array<std::string_view, kRequestOutcomeCount> kOutcomeNames = {
+    "forwarded",          "limited_wait_exceeded",
+    "limited_queue_full", "limited_key_overflow",
+    "limited_too_costly", "denied_ssrf",
+    "denied_port",        "bad_request",
+    "upstream_error",     "upstream_timeout",
+    "client_timeout",     "tunnel",
+};
+
+// limiter_rejected_total reasons; the last one absorbs unknown reasons.
+constexpr std::array<std::string_view, 5> kRejectReasons = {
+    "wait_exceeded", "queue_full", "key_overflow", "too_costly", "other"};
+
+// upstream_connect_errors_total reasons; the last one absorbs the rest.
+constexpr std::array<std::string_view, 5> kConnectReasons = {
+    "dns", "refused", "timeout", "denied", "other"};
+enum ConnectReason { kDns, kRefused, kTimeout, kDenied, kOtherConnect };
+
+constexpr std::string_view kOtherName = "_other";
+
+const Histogram::BucketBoundaries& WaitBuckets() {
+  static const Histogram::BucketBoundaries b = {
+      0, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30};
+  return b;
+}
+
+const Histogram::BucketBoundaries& ConnectBuckets() {
+  static const Histogram::BucketBoundaries b = {
+      .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+  return b;
+}
+
+std::string S(std::string_view v) { return std::string(v); }
+
+template <typename Builder>
+auto& Reg(Builder b, std::string_view name, std::string_view help,
+          prometheus::Registry& registry) {
+  return b.Name(S(name)).Help(S(help)).Register(registry);
+}
+
+ConnectReason ClassifyConnectFailure(std::string_view reason) {
+  if (reason == "dns") return kDns;
+  if (reason == "refused") return kRefused;
+  if (reason == "dns_timeout" || reason == "connect_timeout" ||
+      reason == "timeout") {
+    return kTimeout;
+  }
+  // The dialler reports SSRF denials with the rule's name.
+  if (reason == "denied") return kDenied;
+  static const std::vector<std::string_view> kDenials = [] {
+    std::vector<std::string_view> names;
+    for (int i = static_cast<int>(DenyReason::kNone) + 1; i < 256; ++i) {
+      std::string_view n = DenyReasonName(static_cast<DenyReason>(i));
+      if (n == "unknown") break;
+      names.push_back(n);
+    }
+    return names;
+  }();
+  for (std::string_view d : kDenials) {
+    if (reason == d) return kDenied;
+  }
+  return kOtherConnect;
+}
+
+}  // namespace
+
+std::string_view OutcomeName(RequestOutcome outcome) {
+  const auto i = static_cast<size_t>(outcome);
+  return i < kOutcomeNames.size() ? kOutcomeNames[i] : "unknown";
+}
+
+struct ProxyMetrics::RouteSeries {
+  std::array<Counter*, kRequestOutcomeCount> by_outcome{};
+};
+
+struct ProxyMetrics::LimitSeries {
+  Gauge* queue_depth = nullptr;
+  Histogram* wait = nullptr;
+  Counter* admitted = nullptr;
+  std::array<Counter*, kRejectReasons.size()> rejected{};
+};
+
+struct ProxyMetrics::State {
+  explicit State(prometheus::Registry& r)
+      : requests(Reg(prometheus::BuildCounter(), "sluice_proxy_requests_total",
+                     "Client requests by route and how they ended.", r)),
+        queue_depth(Reg(prometheus::BuildGauge(),
+                        "sluice_proxy_limiter_queue_depth",
+                        "Requests waiting in a limit's queue.", r)),
+        wait(Reg(prometheus::BuildHistogram(),
+                 "sluice_proxy_limiter_wait_seconds",
+                 "Time admitted requests waited for their limit.", r)),
+        admitted(Reg(prometheus::BuildCounter(),
+                     "sluice_proxy_limiter_admitted_total",
+                     "Requests a limit let through.", r)),
+        rejected(Reg(prometheus::BuildCounter(),
+                     "sluice_proxy_limiter_rejected_total",
+                     "Requests a limit answered with 429, by reason.", r)),
+        responses(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_upstream_responses_total",
+                      "Origin responses by status code.", r)),
+        connect(Reg(prometheus::BuildHistogram(),
+                    "sluice_proxy_upstream_connect_seconds",
+                    "Time to resolve and connect to an origin.", r)),
+        connect_errors(Reg(prometheus::BuildCounter(),
+                           "sluice_proxy_upstream_connect_errors_total",
+                           "Failed dials to origins, by reason.", r)),
+        bytes(Reg(prometheus::BuildCounter(), "sluice_proxy_bytes_total",
+                  "Bytes relayed, by direction.", r)),
+        config_info(Reg(prometheus::BuildGauge(), "sluice_proxy_config_info",
+                        "Always 1; labelled with the config version.", r)),
+        build_info(Reg(prometheus::BuildGauge(), "sluice_proxy_build_info",
+                       "Always 1; labelled with the build version.", r)),
+        connections(Reg(prometheus::BuildGauge(),
+                        "sluice_proxy_client_connections",
+                        "Open client connections.", r)
+                        .Add({})),
+        connections_total(Reg(prometheus::BuildCounter(),
+                              "sluice_proxy_client_connections_total",
+                              "Client connections accepted.", r)
+                              .Add({})),
+        connections_rejected(
+            Reg(prometheus::BuildCounter(),
+                "sluice_proxy_client_connections_rejected_total",
+                "Client connections refused over limits.max_connections.", r)
+                .Add({})),
+        tunnels(Reg(prometheus::BuildGauge(), "sluice_proxy_tunnels_active",
+                    "Open CONNECT tunnels.", r)
+                    .Add({})),
+        pool_idle(Reg(prometheus::BuildGauge(),
+                      "sluice_proxy_pool_idle_connections",
+                      "Idle origin connections in the pool.", r)
+                      .Add({})),
+        pool_reused(Reg(prometheus::BuildCounter(),
+                        "sluice_proxy_pool_reused_total",
+                        "Requests sent on a pooled origin connection.", r)
+                        .Add({})),
+        pool_new(Reg(prometheus::BuildCounter(), "sluice_proxy_pool_new_total",
+                     "New origin connections dialled.", r)
+                     .Add({})),
+        connect_seconds(connect.Add({}, ConnectBuckets())),
+        bytes_in(bytes.Add({{"direction", "client_to_upstream"}})),
+        bytes_out(bytes.Add({{"direction", "upstream_to_client"}})) {
+    for (size_t i = 0; i < kConnectReasons.size(); ++i) {
+      connect_error[i] =
+          &connect_errors.Add({{"reason", S(kConnectReasons[i])}});
+    }
+  }
+
+  Family<Counter>& requests;
+  Family<Gauge>& queue_depth;
+  Family<Histogram>& wait;
+  Family<Counter>& admitted;
+  Family<Counter>& rejected;
+  Family<Counter>& responses;
+  Family<Histogram>& connect;
+  Family<Counter>& connect_errors;
+  Family<Counter>& bytes;
+  Family<Gauge>& config_info;
+  Family<Gauge>& build_info;
+  Gauge& connections;
+  Counter& connections_total;
+  Counter& connections_rejected;
+  Gauge& tunnels;
+  Gauge& pool_idle;
+  Counter& pool_reused;
+  Counter& pool_new;
+  Histogram& connect_seconds;
+  Counter& bytes_in;
+  Counter& bytes_out;
+  std::array<Counter*, kConnectReasons.size()> connect_error{};
+
+  // Series cached per label value; entries are never removed, so pointers
+  // stay valid for the life of the ProxyMetrics.
+  std::shared_mutex names_mu;
+  absl::flat_hash_map<std::string, std::unique_ptr<RouteSeries>> routes;
+  absl::flat_hash_map<std::string, std::unique_ptr<LimitSeries>> limits;
+
+  // upstream_responses_total series, created on first use; index = code.
+  std::array<std::atomic<Counter*>, 600> status_counters{};
+  Counter* status_other = nullptr;
+
+  std::mutex config_mu;
+  Gauge* config_info_series = nullptr;
+};
+
+ProxyMetrics::ProxyMetrics(std::string_view build_version)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      s_(std::make_unique<State>(*registry_)) {
+  s_->build_info.Add({{"version", S(build_version)}}).Set(1);
+  s_->status_other =
+      &s_->responses.Add({{"code_class", "other"}, {"code", "other"}});
+  RegisterRoute(kUnmatchedRoute);
+}
+
+ProxyMetrics::~ProxyMetrics() = default;
+
+// Leased-mode series, created with the first leased limit so standalone
+// proxies do not show them.
+struct ProxyMetrics::LeaseSeries {
+  static constexpr std::array<LeaseMode, 4> kModes = {
+      LeaseMode::kLeased, LeaseMode::kFallbackShare, LeaseMode::kFailClosed,
+      LeaseMode::kFailOpen};
+  struct PerLimit {
+    std::array<Gauge*, kModes.size()> mode{};
+    Gauge* held = nullptr;
+  };
+  explicit LeaseSeries(prometheus::Registry& r)
+      : mode(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_mode",
+                 "1 for the lease mode a leased limit is in now (per-key "
+                 "limits: the number of keys in that mode).",
+                 r)),
+        held(Reg(prometheus::BuildGauge(), "sluice_proxy_lease_held_tokens",
+                 "Leased tokens held (unspent, unexpired) per limit.", r)),
+        connected(Reg(prometheus::BuildGauge(),
+                      "sluice_proxy_lease_stream_connected",
+                      "1 while the quota server stream is connected.", r)
+                      .Add({})),
+        connects(Reg(prometheus::BuildCounter(),
+                     "sluice_proxy_lease_stream_connects_total",
+                     "Quota server streams that got a first answer.", r)
+                     .Add({})),
+        disconnects(Reg(prometheus::BuildCounter(),
+                        "sluice_proxy_lease_stream_disconnects_total",
+                        "Quota server streams that ended after connecting.", r)
+                        .Add({})),
+        failed(Reg(prometheus::BuildCounter(),
+                   "sluice_proxy_lease_stream_failed_attempts_total",
+                   "Attempts to reach a quota server that got no answer.", r)
+                   .Add({})),
+        fast_path_up(Reg(prometheus::BuildGauge(), "sluice_proxy_fast_path_up",
+                         "1 while the quota server has welcomed this "
+                         "sidecar on the UDP fast path.",
+                         r)
+                         .Add({})),
+        datagrams(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_fast_path_datagrams_total",
+                      "Pause fast-path datagrams by direction and result.", r)),
+        in_ok(datagrams.Add({{"direction", "in"}, {"result", "ok"}})),
+        in_rejected(
+            datagrams.Add({{"direction", "in"}, {"result", "rejected"}})),
+        out_sent(datagrams.Add({{"direction", "out"}, {"result", "sent"}})),
+        out_failed(datagrams.Add({{"direction", "out"}, {"result", "failed"}})),
+        delivered(Reg(prometheus::BuildCounter(),
+                      "sluice_proxy_pause_delivered_total",
+                      "Fleet pauses by the path whose copy was applied "
+                      "first (datagram or stream).",
+                      r)),
+        by_datagram(delivered.Add({{"path", "datagram"}})),
+        by_stream(delivered.Add({{"path", "stream"}})),
+        leasing(Reg(prometheus::BuildGauge(), "sluice_proxy_fast_path_leasing",
+                    "1 while demand reports and grants go as fast-path "
+                    "datagrams instead of on the stream.",
+                    r)
+                    .Add({})),
+        lease_datagrams(Reg(prometheus::BuildCounter(),
+                            "sluice_proxy_lease_datagrams_total",
+                            "Demand reports sent and grants received as "
+                            "fast-path datagrams.",
+                            r)),
+        demand_datagrams(lease_datagrams.Add({{"kind", "demand"}})),
+        grant_datagrams(lease_datagrams.Add({{"kind", "grant"}})),
+        stale_grants(Reg(prometheus::BuildCounter(),
+                         "sluice_proxy_lease_stale_grants_total",
+                         "Grants dropped because a newer grant came first "
+                         "(datagrams reorder).",
+                         r)
+                         .Add({})) {}
+
+  Family<Gauge>& mode;
+  Family<Gauge>& held;
+  Gauge& connected;
+  Counter& connects;
+  Counter& disconnects;
+  Counter& failed;
+  Gauge& fast_path_up;
+  Family<Counter>& datagrams;
+  Counter& in_ok;
+  Counter& in_rejected;
+  Counter& out_sent;
+  Counter& out_failed;
+  Family<Counter>& delivered;
+  Counter& by_datagram;
+  Counter& by_stream;
+  Gauge& leasing;
+  Family<Counter>& lease_datagrams;
+  Counter& demand_datagrams;
+  Counter& grant_datagrams;
+  Counter& stale_grants;
+  absl::flat_hash_map<std::string, PerLimit> limits;
+};
+
+void ProxyMetrics::RegisterLeasedLimit(std::string_view limit) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) lease_ = std::make_unique<LeaseSeries>(*registry_);
+  const absl::string_view key(limit.data(), limit.size());
+  if (lease_->limits.contains(key)) return;
+  LeaseSeries::PerLimit& p = lease_->limits[key];
+  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
+    p.mode[i] =
+        &lease_->mode.Add({{"limit", S(limit)},
+                           {"mode", S(LeaseModeName(LeaseSeries::kModes[i]))}});
+  }
+  p.held = &lease_->held.Add({{"limit", S(limit)}});
+}
+
+void ProxyMetrics::SetLeaseKeys(std::string_view limit,
+                                const std::array<size_t, 4>& keys_by_mode,
+                                double held) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) return;
+  auto it = lease_->limits.find(absl::string_view(limit.data(), limit.size()));
+  if (it == lease_->limits.end()) return;
+  for (size_t i = 0; i < LeaseSeries::kModes.size(); ++i) {
+    it->second.mode[i]->Set(static_cast<double>(
+        keys_by_mode[static_cast<size_t>(LeaseSeries::kModes[i])]));
+  }
+  it->second.held->Set(held);
+}
+
+void ProxyMetrics::SetLeaseState(std::string_view limit, LeaseMode mode,
+                                 double held) {
+  std::array<size_t, 4> one{};
+  one[static_cast<size_t>(mode)] = 1;
+  SetLeaseKeys(limit, one, held);
+}
+
+void ProxyMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
+  std::lock_guard lock(lease_mu_);
+  if (!lease_) return;
+  lease_->connected.Set(totals.connected ? 1 : 0);
+  const auto raise = [](Counter& c, uint64_t total) {
+    const double d = static_cast<double>(total) - c.Value();
+    if (d > 0) c.Increment(d);
+  };
+  raise(lease_->connects, totals.connects);
+  raise(lease_->disconnects, totals.disconnects);
+  raise(lease_->failed, totals.failed_attempts);
+  lease_->fast_path_up.Set(totals.fast_path_up ? 1 : 0);
+  raise(lease_->in_ok, totals.datagrams_in_ok);
+  raise(lease_->in_rejected, totals.datagrams_in_rejected);
+  raise(lease_->out_sent, totals.datagrams_out_sent);
+  raise(lease_->out_failed, totals.datagrams_out_failed);
+  raise(lease_->by_datagram, totals.pauses_by_datagram);
+  raise(lease_->by_stream, totals.pauses_by_stream);
+  lease_->leasing.Set(totals.leasing_by_datagram ? 1 : 0);
+  raise(lease_->demand_datagrams, totals.demand_datagrams);
+  raise(lease_->grant_datagrams, totals.grant_datagrams);
+  raise(lease_->stale_grants, totals.stale_grants);
+}
+
+void ProxyMetrics::RegisterRoute(std::string_view route) { Route(route); }
+
+void ProxyMetrics::RegisterLimit(std::string_view limit) { Limit(limit); }
+
+ProxyMetrics::RouteSeries* ProxyMetrics::Route(std::string_view name) {
+  if (name.empty()) name = kUnmatchedRoute;
+  const absl::string_view key(name.data(), name.size());
+  {
+    std::shared_lock lock(s_->names_mu);
+    auto it = s_->routes.find(key);
+    if (it != s_->routes.end()) return it->second.get();
+  }
+  std::unique_lock lock(s_->names_mu);
+  auto it = s_->routes.find(key);
+  if (it != s_->routes.end()) return it->second.get();
+  if (s_->routes.size() >= kMaxNames) {
+    auto other = s_->routes.find(
+        absl::string_view(kOtherName.data(), kOtherName.size()));
+    if (other != s_->routes.end()) return other->second.get();
+    name = kOtherName;
+  }
+  auto series = std::make_unique<RouteSeries>();
+  for (size_t i = 0; i < kRequestOutcomeCount; ++i) {
+    series->by_outcome[i] = &s_->requests.Add(
+        {{"route", S(name)}, {"outcome", S(kOutcomeNames[i])}});
+  }
+  RouteSeries* raw = series.get();
+  s_->routes.emplace(S(name), std::move(series));
+  return raw;
+}
+
+ProxyMetrics::LimitSeries* ProxyMetrics::Limit(std::string_view name) {
+  const absl::string_view key(name.data(), name.size());
+  {
+    std::shared_lock lock(s_->names_mu);
+    auto it = s_->limits.find(key);
+    if (it != s_->limits.end()) return it->second.get();
+  }
+  std::unique_lock lock(s_->names_mu);
+  auto it = s_->limits.find(key);
+  if (it != s_->limits.end()) return it->second.get();
+  if (s_->limits.size() >= kMaxNames) {
+    auto other = s_->limits.find(
+        absl::string_view(kOtherName.data(), kOtherName.size()));
+    if (other != s_->limits.end()) return other->second.get();
+    name = kOtherName;
+  }
+  auto series = std::make_unique<LimitSeries>();
+  const prometheus::Labels labels = {{"limit", S(name)}};
+  series->queue_depth = &s_->queue_depth.Add(labels);
+  series->wait = &s_->wait.Add(labels, WaitBuckets());
+  series->admitted = &s_->admitted.Add(labels);
+  for (size_t i = 0; i < kRejectReasons.size(); ++i) {
+    series->rejected[i] = &s_->rejected.Add(
+        {{"limit", S(name)}, {"reason", S(kRejectReasons[i])}});
+  }
+  LimitSeries* raw = series.get();
+  s_->limits.emplace(S(name), std::move(series));
+  return raw;
+}
+
+void ProxyMetrics::SetConfigVersion(std::string_view version) {
+  std::lock_guard lock(s_->config_mu);
+  if (s_->config_info_series) s_->config_info.Remove(s_->config_info_series);
+  s_->config_info_series = &s_->config_info.Add({{"version", S(version)}});
+  s_->config_info_series->Set(1);
+}
+
+void ProxyMetrics::OnRequest(std::string_view route, RequestOutcome outcome) {
+  const auto i = static_cast<size_t>(outcome);
+  if (i >= kRequestOutcomeCount) return;
+  Route(route)->by_outcome[i]->Increment();
+}
+
+void ProxyMetrics::OnBytes(uint64_t client_to_upstream,
+                           uint64_t upstream_to_client) {
+  if (client_to_upstream) {
+    s_->bytes_in.Increment(static_cast<double>(client_to_upstream));
+  }
+  if (upstream_to_client) {
+    s_->bytes_out.Increment(static_cast<double>(upstream_to_client));
+  }
+}
+
+void ProxyMetrics::OnQueueDepth(std::string_view limit, size_t depth) {
+  Limit(limit)->queue_depth->Set(static_cast<double>(depth));
+}
+
+void ProxyMetrics::ObserveWait(std::string_view limit, Duration waited) {
+  Limit(limit)->wait->Observe(ToSeconds(std::max(waited, Duration::zero())));
+}
+
+void ProxyMetrics::OnAdmitted(std::string_view limit, Duration waited) {
+  LimitSeries* s = Limit(limit);
+  s->admitted->Increment();
+  s->wait->Observe(ToSeconds(std::max(waited, Duration::zero())));
+}
+
+void ProxyMetrics::OnRejected(std::string_view limit, std::string_view reason) {
+  size_t i = 0;
+  while (i + 1 < kRejectReasons.size() && kRejectReasons[i] != reason) ++i;
+  Limit(limit)->rejected[i]->Increment();
+}
+
+Counter* ProxyMetrics::StatusCounter(int code) {
+  if (code < 100 || code > 599) return s_->status_other;
+  auto& slot = s_->status_counters[static_cast<size_t>(code)];
+  if (Counter* c = slot.load(std::memory_order_acquire)) return c;
+  // Family::Add returns the existing series when two threads race here.
+  const std::string text = std::to_string(code);
+  Counter* c = &s_->responses.Add(
+      {{"code_class", text.substr(0, 1) + "xx"}, {"code", text}});
+  slot.store(c, std::memory_order_release);
+  return c;
+}
+
+void ProxyMetrics::OnUpstreamStatus(int code) {
+  StatusCounter(code)->Increment();
+}
+
+void ProxyMetrics::ObserveConnect(Duration took, std::string_view failure) {
+  if (failure.empty()) {
+    s_->connect_seconds.Observe(ToSeconds(std::max(took, Duration::zero())));
+    return;
+  }
+  s_->connect_error[ClassifyConnectFailure(failure)]->Increment();
+}
+
+void ProxyMetrics::OnConnectionOpened() {
+  s_->connections.Increment();
+  s_->connections_total.Increment();
+}
+void ProxyMetrics::OnConnectionClosed() { s_->connections.Decrement(); }
+void ProxyMetrics::OnConnectionRejected() {
+  s_->connections_rejected.Increment();
+}
+void ProxyMetrics::OnTunnelOpened() { s_->tunnels.Increment(); }
+void ProxyMetrics::OnTunnelClosed() { s_->tunnels.Decrement(); }
+void ProxyMetrics::SetPoolIdle(size_t idle) {
+  s_->pool_idle.Set(static_cast<double>(idle));
+}
+void ProxyMetrics::OnPoolReuse() { s_->pool_reused.Increment(); }
+void ProxyMetrics::OnPoolNew() { s_->pool_new.Increment(); }
+
+std::string ProxyMetrics::Serialize() const {
+  // Sorted families and series give a stable, readable exposition.
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  std::sort(families.begin(), families.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  const auto label_key = [](const prometheus::ClientMetric& m) {
+    std::vector<std::pair<std::string_view, std::string_view>> key;
+    key.reserve(m.label.size());
+    for (const auto& l : m.label) key.emplace_back(l.name, l.value);
+    return key;
+  };
+  for (auto& family : families) {
+    std::sort(family.metric.begin(), family.metric.end(),
+              [&](const auto& a, const auto& b) {
+                return label_key(a) < label_key(b);
+              });
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void RegisterConfigSeries(ProxyMetrics& metrics, const ProxyConfig& config) {
+  for (const auto& [name, limit] : config.rate_limits) {
+    metrics.RegisterLimit(name);
+  }
+  for (const RouteConfig& route : config.routes) {
+    metrics.RegisterRoute(RouteLabel(route));
+  }
+  metrics.SetConfigVersion(ConfigVersion(config));
+}
+
+}  // namespace sluice

@@ -1,0 +1,407 @@
+#include "quota-server/server/quota_admin.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <map>
+#include <set>
+
+namespace sluice {
+
+namespace json = boost::json;
+
+std::string StatusJson(const QuotaAllocator::Status& status) {
+  json::array resources;
+  for (const auto& r : status.resources) {
+    json::array sidecars;
+    for (const auto& s : r.sidecars) {
+      sidecars.push_back(
+          json::object{{"id", s.sidecar_id},
+                       {"pod", s.pod},
+                       {"connected", s.connected},
+                       {"weight", s.weight},
+                       {"demand_per_second", s.demand_per_second},
+                       {"share_per_second", s.share_per_second},
+                       {"outstanding", s.outstanding},
+                       {"granted_total", s.granted_total}});
+    }
+    json::array pauses;
+    for (const auto& p : r.pauses) {
+      pauses.push_back(json::object{
+          {"key_hash", p.key_hash},
+          {"phase", std::string(PausePhaseName(p.phase))},
+          {"pause_id", p.pause_id},
+          {"remaining_ms",
+           std::chrono::duration<double, std::milli>(p.remaining).count()},
+          {"rate_fraction", p.rate_fraction},
+          {"origin_sidecar", p.origin_sidecar},
+          {"reason", p.reason}});
+    }
+    json::object pauses_total;
+    for (const auto& [reason, n] : r.pauses_by_reason) {
+      pauses_total[reason] = n;
+    }
+    resources.push_back(
+        json::object{{"name", r.name},
+                     {"rate_per_second", r.rate_per_second},
+                     {"burst", r.burst},
+                     {"level", r.level},
+                     {"outstanding", r.outstanding},
+                     {"granted_per_second", r.granted_per_second},
+                     {"utilisation", r.utilisation},
+                     {"learning", r.learning},
+                     {"learn_limit", r.learning_limit},
+                     {"learned_rate_per_second", r.learned_rate_per_second},
+                     {"effective_rate_per_second", r.effective_rate_per_second},
+                     {"stated_rate_per_second", r.stated_rate_per_second},
+                     {"sidecars", std::move(sidecars)},
+                     {"pauses", std::move(pauses)},
+                     {"pauses_total", std::move(pauses_total)}});
+  }
+  json::array recent;  // oldest first
+  const auto& ring = status.pause_propagation.recent;
+  for (size_t k = 0; k < ring.size(); ++k) {
+    const size_t i = (status.pause_propagation.recent_next + k) % ring.size();
+    recent.push_back(ring[i] * 1e3);
+  }
+  return json::serialize(
+      json::object{{"epoch", status.epoch},
+                   {"pause_propagation_ms_recent", std::move(recent)},
+                   {"config_version", status.config_version},
+                   {"connected_streams", status.connected_streams},
+                   {"ignored_reports", status.ignored_reports},
+                   {"duplicate_reports", status.duplicate_reports},
+                   {"stale_reports", status.stale_reports},
+                   {"resources", std::move(resources)}});
+}
+
+const std::string& StatusPageHtml() {
+  static const std::string kPage = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>sluice quota server</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:20px} h2{font-size:16px;margin:20px 0 6px}
+table{border-collapse:collapse;min-width:640px}
+td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
+td:first-child,th:first-child{text-align:left}
+.bar{display:inline-block;height:10px;background:#3b82f6;vertical-align:middle}
+.use{font-weight:600} .muted{color:#888}
+.pause{color:#b45309;font-weight:600}
+</style></head><body>
+<h1>sluice quota server</h1>
+<div id="meta" class="muted">loading…</div>
+<div id="resources"></div>
+<script>
+function fmt(x){return (Math.round(x*100)/100).toString()}
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]))}
+async function refresh(){
+  try{
+    const r=await fetch('/status',{cache:'no-store'}); const s=await r.json();
+    document.getElementById('meta').textContent='epoch '+s.epoch+' · config v'+s.config_version+' · '+s.connected_streams+' sidecars connected · updated '+new Date().toLocaleTimeString();
+    let h='';
+    for(const res of s.resources){
+      h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
+         ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
+         ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+
+         (res.learned_rate_per_second>0?' · <b>learned limit '+fmt(res.learned_rate_per_second)+'/s</b>':'')+
+         (res.stated_rate_per_second>0?' · upstream states '+fmt(res.stated_rate_per_second)+'/s':'')+'</p>';
+      for(const p of res.pauses){
+        h+='<p class="pause">'+esc(p.phase)+(p.key_hash?' key '+esc(p.key_hash):'')+
+           (p.phase==='paused'?' · '+fmt(p.remaining_ms/1000)+' s left':' · refill at '+fmt(100*p.rate_fraction)+'%')+
+           ' · '+esc(p.reason)+' reported by '+esc(p.origin_sidecar)+'</p>';
+      }
+      h+='<table><tr><th>sidecar</th><th>pod</th><th>weight</th><th>demand/s</th><th>share/s</th><th></th><th>held</th></tr>';
+      for(const sc of res.sidecars){
+        const w=res.rate_per_second>0?Math.min(300,300*sc.share_per_second/res.rate_per_second):0;
+        h+='<tr'+(sc.connected?'':' class="muted"')+'><td>'+esc(sc.id)+'</td><td>'+esc(sc.pod)+'</td><td>'+fmt(sc.weight)+'</td><td>'+fmt(sc.demand_per_second)+
+           '</td><td>'+fmt(sc.share_per_second)+'</td><td style="text-align:left"><span class="bar" style="width:'+w+'px"></span></td><td>'+fmt(sc.outstanding)+'</td></tr>';
+      }
+      h+='</table>';
+    }
+    document.getElementById('resources').innerHTML=h;
+  }catch(e){document.getElementById('meta').textContent='status unavailable: '+e}
+}
+refresh(); setInterval(refresh,1000);
+</script></body></html>
+)HTML";
+  return kPage;
+}
+
+namespace {
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+
+template <typename Builder>
+auto& Reg(Builder b, const char* name, const char* help,
+          prometheus::Registry& registry) {
+  return b.Name(name).Help(help).Register(registry);
+}
+
+// Adds the difference between a running total and what a counter shows.
+void CatchUp(Counter& c, uint64_t total) {
+  const double delta = static_cast<double>(total) - c.Value();
+  if (delta > 0) c.Increment(delta);
+}
+}  // namespace
+
+struct QuotaMetrics::State {
+  explicit State(prometheus::Registry& r)
+      : rate(Reg(prometheus::BuildGauge(), "sluice_quota_limit_rate_per_second",
+                 "Configured global rate of a resource, tokens per second", r)),
+        burst(Reg(prometheus::BuildGauge(), "sluice_quota_limit_burst_tokens",
+                  "Configured global burst of a resource", r)),
+        level(Reg(prometheus::BuildGauge(), "sluice_quota_level_tokens",
+                  "Tokens accrued and not yet granted", r)),
+        outstanding(
+            Reg(prometheus::BuildGauge(), "sluice_quota_outstanding_tokens",
+                "Upper bound on leased tokens sidecars may still spend", r)),
+        granted(Reg(prometheus::BuildGauge(),
+                    "sluice_quota_granted_tokens_per_second",
+                    "Smoothed rate of tokens granted", r)),
+        utilisation(Reg(prometheus::BuildGauge(),
+                        "sluice_quota_utilisation_ratio",
+                        "Granted rate divided by the limit", r)),
+        learning(Reg(prometheus::BuildGauge(), "sluice_quota_learning",
+                     "1 while the resource is in restart learning mode", r)),
+        sidecars(Reg(prometheus::BuildGauge(), "sluice_quota_sidecars",
+                     "Sidecars holding a ledger for the resource", r)),
+        streams(Reg(prometheus::BuildGauge(), "sluice_quota_streams_active",
+                    "Connected sidecar streams", r)
+                    .Add({})),
+        opened(Reg(prometheus::BuildCounter(),
+                   "sluice_quota_streams_opened_total",
+                   "Sidecar streams accepted", r)
+                   .Add({})),
+        rejected(Reg(prometheus::BuildCounter(),
+                     "sluice_quota_streams_rejected_total",
+                     "Streams ended for protocol errors or slow reading", r)
+                     .Add({})),
+        messages(Reg(prometheus::BuildCounter(), "sluice_quota_messages_total",
+                     "Lease protocol messages by direction", r)),
+        messages_in(messages.Add({{"direction", "in"}})),
+        messages_out(messages.Add({{"direction", "out"}})),
+        reloads(Reg(prometheus::BuildCounter(), "sluice_quota_reloads_total",
+                    "Configuration reloads by result", r)),
+        reload_ok(reloads.Add({{"result", "ok"}})),
+        reload_failed(reloads.Add({{"result", "error"}})),
+        limit_changes(Reg(prometheus::BuildCounter(),
+                          "sluice_quota_limit_changes_total",
+                          "Limits set through the admin endpoint", r)
+                          .Add({})),
+        learned(Reg(prometheus::BuildGauge(),
+                    "sluice_quota_learned_rate_per_second",
+                    "Learned upstream limit below the configured one (0: "
+                    "none learned)",
+                    r)),
+        effective(Reg(prometheus::BuildGauge(),
+                      "sluice_quota_effective_rate_per_second",
+                      "Rate in force: min(configured, learned)", r)),
+        stated(Reg(prometheus::BuildGauge(),
+                   "sluice_quota_stated_rate_per_second",
+                   "Limit the upstream last stated in its headers, per "
+                   "second, while fresh (0: none)",
+                   r)),
+        pauses(Reg(prometheus::BuildCounter(), "sluice_quota_pauses_total",
+                   "Fleet pauses started or extended, by resource and "
+                   "reason",
+                   r)),
+        paused(Reg(prometheus::BuildGauge(), "sluice_quota_paused_buckets",
+                   "Buckets of a resource by pause phase", r)),
+        datagrams(Reg(prometheus::BuildCounter(),
+                      "sluice_quota_fast_path_datagrams_total",
+                      "Fast-path datagrams by direction and result", r)),
+        lease_datagrams(Reg(prometheus::BuildCounter(),
+                            "sluice_quota_lease_datagrams_total",
+                            "Demand reports taken and grants sent as "
+                            "fast-path datagrams",
+                            r)),
+        demand_datagrams(lease_datagrams.Add({{"kind", "demand"}})),
+        grant_datagrams(lease_datagrams.Add({{"kind", "grant"}})),
+        fast_path_sidecars(Reg(prometheus::BuildGauge(),
+                               "sluice_quota_fast_path_sidecars",
+                               "Streams whose sidecar said hello on the "
+                               "fast path",
+                               r)
+                               .Add({})),
+        duplicate_reports(Reg(prometheus::BuildCounter(),
+                              "sluice_quota_duplicate_throttle_reports_total",
+                              "Throttle reports already taken from the "
+                              "other path (stream or fast path)",
+                              r)
+                              .Add({})),
+        stale_reports(Reg(prometheus::BuildCounter(),
+                          "sluice_quota_stale_reports_total",
+                          "Demand reports dropped because a newer one of "
+                          "their stream came first (datagrams reorder)",
+                          r)
+                          .Add({})),
+        propagation(
+            Reg(prometheus::BuildHistogram(),
+                "sluice_quota_pause_propagation_seconds",
+                "From a throttle report to the last sidecar's "
+                "acknowledgement of the pause it started",
+                r)
+                .Add({}, prometheus::Histogram::BucketBoundaries(
+                             std::begin(PropagationHistogram::kBounds),
+                             std::end(PropagationHistogram::kBounds)))) {}
+
+  Family<Gauge>& rate;
+  Family<Gauge>& burst;
+  Family<Gauge>& level;
+  Family<Gauge>& outstanding;
+  Family<Gauge>& granted;
+  Family<Gauge>& utilisation;
+  Family<Gauge>& learning;
+  Family<Gauge>& sidecars;
+  Gauge& streams;
+  Counter& opened;
+  Counter& rejected;
+  Family<Counter>& messages;
+  Counter& messages_in;
+  Counter& messages_out;
+  Family<Counter>& reloads;
+  Counter& reload_ok;
+  Counter& reload_failed;
+  Counter& limit_changes;
+  Family<Gauge>& learned;
+  Family<Gauge>& effective;
+  Family<Gauge>& stated;
+  Family<Counter>& pauses;
+  Family<Gauge>& paused;
+  Family<Counter>& datagrams;
+  Family<Counter>& lease_datagrams;
+  Counter& demand_datagrams;
+  Counter& grant_datagrams;
+  Gauge& fast_path_sidecars;
+  Counter& duplicate_reports;
+  Counter& stale_reports;
+  prometheus::Histogram& propagation;
+  PropagationHistogram propagation_seen;  // what `propagation` holds
+  std::map<std::string, std::set<std::string>> reasons;  // pauses series
+  std::set<std::string> known;  // resources with series
+};
+
+QuotaMetrics::QuotaMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      state_(std::make_unique<State>(*registry_)) {}
+
+QuotaMetrics::~QuotaMetrics() = default;
+
+void QuotaMetrics::Update(const QuotaAllocator::Status& status,
+                          uint64_t streams_opened, uint64_t messages_in,
+                          uint64_t messages_out, uint64_t streams_rejected) {
+  State& s = *state_;
+  std::set<std::string> seen;
+  for (const auto& r : status.resources) {
+    const std::map<std::string, std::string> l{{"resource", r.name}};
+    s.rate.Add(l).Set(r.rate_per_second);
+    s.burst.Add(l).Set(r.burst);
+    s.level.Add(l).Set(r.level);
+    s.outstanding.Add(l).Set(r.outstanding);
+    s.granted.Add(l).Set(r.granted_per_second);
+    s.utilisation.Add(l).Set(r.utilisation);
+    s.learning.Add(l).Set(r.learning ? 1 : 0);
+    s.sidecars.Add(l).Set(static_cast<double>(r.sidecars.size()));
+    s.learned.Add(l).Set(r.learned_rate_per_second);
+    s.effective.Add(l).Set(r.effective_rate_per_second);
+    s.stated.Add(l).Set(r.stated_rate_per_second);
+    for (const auto& [reason, n] : r.pauses_by_reason) {
+      CatchUp(s.pauses.Add({{"resource", r.name}, {"reason", reason}}), n);
+      s.reasons[r.name].insert(reason);
+    }
+    for (PauseSchedule::Phase phase :
+         {PauseSchedule::Phase::kPaused, PauseSchedule::Phase::kProbing,
+          PauseSchedule::Phase::kRamping}) {
+      const auto n =
+          std::count_if(r.pauses.begin(), r.pauses.end(),
+                        [&](const auto& p) { return p.phase == phase; });
+      s.paused
+          .Add({{"resource", r.name},
+                {"phase", std::string(PausePhaseName(phase))}})
+          .Set(static_cast<double>(n));
+    }
+    seen.insert(r.name);
+  }
+  for (const auto& gone : s.known) {
+    if (seen.count(gone)) continue;
+    const std::map<std::string, std::string> l{{"resource", gone}};
+    for (Family<Gauge>* f :
+         {&s.rate, &s.burst, &s.level, &s.outstanding, &s.granted,
+          &s.utilisation, &s.learning, &s.sidecars, &s.learned, &s.effective,
+          &s.stated}) {
+      f->Remove(&f->Add(l));
+    }
+    for (std::string_view phase : {"paused", "probing", "ramping"}) {
+      s.paused.Remove(
+          &s.paused.Add({{"resource", gone}, {"phase", std::string(phase)}}));
+    }
+    for (const std::string& reason : s.reasons[gone]) {
+      s.pauses.Remove(&s.pauses.Add({{"resource", gone}, {"reason", reason}}));
+    }
+    s.reasons.erase(gone);
+  }
+  s.known = std::move(seen);
+  // The allocator's histogram is cumulative: add what is new since the last
+  // update.
+  const PropagationHistogram& h = status.pause_propagation;
+  if (h.count > s.propagation_seen.count) {
+    std::vector<double> increments(PropagationHistogram::kBuckets + 1);
+    for (size_t i = 0; i < increments.size(); ++i) {
+      increments[i] =
+          static_cast<double>(h.counts[i] - s.propagation_seen.counts[i]);
+    }
+    s.propagation.ObserveMultiple(increments, h.sum - s.propagation_seen.sum);
+    s.propagation_seen = h;
+  }
+  s.streams.Set(static_cast<double>(status.connected_streams));
+  CatchUp(s.opened, streams_opened);
+  CatchUp(s.rejected, streams_rejected);
+  CatchUp(s.messages_in, messages_in);
+  CatchUp(s.messages_out, messages_out);
+}
+
+void QuotaMetrics::UpdateFastPath(const FastPathServer::Stats& f,
+                                  uint64_t duplicate_reports,
+                                  uint64_t stale_reports) {
+  State& s = *state_;
+  const std::pair<const char*, uint64_t> in[] = {
+      {"ok", f.in_ok},
+      {"bad_mac", f.in_bad_mac},
+      {"replayed", f.in_replayed},
+      {"unknown_token", f.in_unknown_token},
+      {"malformed", f.in_malformed}};
+  for (const auto& [result, n] : in) {
+    CatchUp(s.datagrams.Add({{"direction", "in"}, {"result", result}}), n);
+  }
+  CatchUp(s.datagrams.Add({{"direction", "out"}, {"result", "sent"}}),
+          f.out_sent);
+  CatchUp(s.datagrams.Add({{"direction", "out"}, {"result", "failed"}}),
+          f.out_failed);
+  s.fast_path_sidecars.Set(static_cast<double>(f.registered));
+  CatchUp(s.demand_datagrams, f.demand_in);
+  CatchUp(s.grant_datagrams, f.grants_out);
+  CatchUp(s.duplicate_reports, duplicate_reports);
+  CatchUp(s.stale_reports, stale_reports);
+}
+
+void QuotaMetrics::CountReload(bool ok) {
+  (ok ? state_->reload_ok : state_->reload_failed).Increment();
+}
+
+void QuotaMetrics::CountLimitChange() { state_->limit_changes.Increment(); }
+
+std::string QuotaMetrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  std::sort(families.begin(), families.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace sluice

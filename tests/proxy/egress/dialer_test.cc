@@ -1,0 +1,115 @@
+#include "proxy/egress/dialer.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <optional>
+#include <string>
+
+#include "proxy/egress/ip_address.h"
+#include "proxy/egress/ssrf_guard.h"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using std::chrono::seconds;
+
+const IpAddress kLoopback = IpAddress::V4(0x7f000001);
+
+// Runs DialOrigin to completion on `io`.
+DialResult Dial(asio::io_context& io, const std::string& host, uint16_t port,
+                const SsrfGuard& guard) {
+  std::optional<DialResult> out;
+  asio::co_spawn(io, DialOrigin(host, port, guard, seconds(10)),
+                 [&out](std::exception_ptr e, DialResult r) {
+                   ASSERT_FALSE(e);
+                   out = std::move(r);
+                 });
+  io.restart();
+  io.run_for(seconds(30));
+  EXPECT_TRUE(out.has_value());
+  return out ? std::move(*out) : DialResult{};
+}
+
+SsrfGuard AllowLoopback() {
+  auto cidr = ParseCidr("127.0.0.0/8");
+  EXPECT_TRUE(cidr.ok());
+  return SsrfGuard({*cidr}, {});
+}
+
+TEST(DialOriginTest, DeniesLoopbackByDefault) {
+  asio::io_context io;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const uint16_t port = listener.local_endpoint().port();
+  SsrfGuard guard({}, {});
+  DialResult r = Dial(io, "127.0.0.1", port, guard);
+  EXPECT_EQ(r.stream, nullptr);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(r.reason, "loopback");
+  // Other spellings of the same address are classified too, without DNS.
+  for (const char* host :
+       {"2130706433", "0x7f000001", "127.1", "::1", "::ffff:127.0.0.1"}) {
+    DialResult s = Dial(io, host, port, guard);
+    EXPECT_EQ(s.status, 403u) << host;
+    EXPECT_EQ(s.stream, nullptr) << host;
+  }
+}
+
+TEST(DialOriginTest, ConnectsToAnAllowlistedAddress) {
+  asio::io_context io;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const uint16_t port = listener.local_endpoint().port();
+  SsrfGuard guard = AllowLoopback();
+  DialResult r = Dial(io, "127.0.0.1", port, guard);
+  ASSERT_NE(r.stream, nullptr) << r.reason << ": " << r.detail;
+  EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(port));
+  tcp::socket accepted = listener.accept();
+  EXPECT_EQ(accepted.remote_endpoint(), r.stream->socket().local_endpoint());
+}
+
+TEST(DialOriginTest, NeverDialsItsOwnListenerEvenWhenAllowlisted) {
+  asio::io_context io;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const uint16_t port = listener.local_endpoint().port();
+  SsrfGuard guard = AllowLoopback();
+  guard.AddSelf(kLoopback, port);
+  DialResult r = Dial(io, "127.0.0.1", port, guard);
+  EXPECT_EQ(r.stream, nullptr);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(r.reason, "self_listener");
+}
+
+TEST(DialOriginTest, RefusedConnectionIs502) {
+  asio::io_context io;
+  uint16_t port;
+  {
+    tcp::acceptor closed(io,
+                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    port = closed.local_endpoint().port();
+  }  // nothing listens there any more
+  SsrfGuard guard = AllowLoopback();
+  DialResult r = Dial(io, "127.0.0.1", port, guard);
+  EXPECT_EQ(r.stream, nullptr);
+  EXPECT_EQ(r.status, 502u);
+  EXPECT_EQ(r.reason, "refused");
+}
+
+TEST(DialOriginTest, MalformedNumericHostIs400WithoutDns) {
+  asio::io_context io;
+  SsrfGuard guard({}, {});
+  for (const char* host : {"256.1.1.1", "1.2.3.4.5", "0x1g"}) {
+    DialResult r = Dial(io, host, 80, guard);
+    EXPECT_EQ(r.status, 400u) << host;
+    EXPECT_EQ(r.reason, "bad_host") << host;
+  }
+}
+
+}  // namespace
+}  // namespace sluice
