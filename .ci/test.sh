@@ -17,7 +17,10 @@ bash .ci/install-deps.sh
 
 start=$(date +%s)
 echo "== build (g++, RelWithDebInfo)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  --graphviz=build/graph/sluice.dot >/dev/null
+# Every #include stays within the rooms its library links.
+/usr/bin/python3 .ci/check_includes.py build/graph/sluice.dot
 cmake --build build -j "$JOBS"
 echo "== test (g++)"
 ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 300
@@ -25,7 +28,9 @@ ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 300
 if [[ "${SLUICE_SKIP_ASAN:-0}" != "1" ]]; then
   echo "== build (clang, ASan+UBSan, fuzzers)"
   CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-    -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON -DSLUICE_BENCH=OFF >/dev/null
+    -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON -DSLUICE_BENCH=OFF \
+    --graphviz=build-asan/graph/sluice.dot >/dev/null
+  /usr/bin/python3 .ci/check_includes.py build-asan/graph/sluice.dot
   cmake --build build-asan -j "$JOBS"
   echo "== test (ASan+UBSan)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

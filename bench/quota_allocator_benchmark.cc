@@ -43,7 +43,8 @@ class Fleet {
   explicit Fleet(int n)
       : n_(n),
         now_(TimePoint(seconds(1000))),
-        alloc_(MakeConfig(n), /*epoch=*/1, now_),
+        alloc_(MakeConfig(n), /*epoch=*/1, now_,
+               absl::FromUnixSeconds(FakeClock::kDefaultWallStartUnixSeconds)),
         seq_(n, 0),
         target_(n, 0) {
     // A full burst to start from.

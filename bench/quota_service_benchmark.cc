@@ -418,8 +418,8 @@ void BM_LeaseThroughGrpc(benchmark::State& state) {
   std::unique_ptr<grpc::Server> server;
   std::string target = external;
   if (external.empty()) {
-    allocator = std::make_unique<QuotaAllocator>(MakeConfig(), /*epoch=*/1,
-                                                 clock->Now());
+    allocator = std::make_unique<QuotaAllocator>(
+        MakeConfig(), /*epoch=*/1, clock->Now(), clock->WallNow());
     service = std::make_unique<QuotaService>(allocator.get(), clock);
     int port = 0;
     grpc::ServerBuilder builder;

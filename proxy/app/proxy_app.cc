@@ -54,6 +54,7 @@ std::string_view LimitRuntime::QuotaMode(TimePoint now,
 
 struct ProxyApp::Impl {
   ProxyConfig config;
+  Clock* clock = nullptr;
   // Owned through a pointer so the destructor can end every pending
   // session (which touch metrics) while the rest is still alive.
   std::unique_ptr<asio::io_context> io_owner =
@@ -123,11 +124,12 @@ Algorithm ToAlgorithm(LimitAlgorithm a) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
+absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
+                                                           Clock* clock) {
   std::unique_ptr<ProxyApp> app(new ProxyApp());
   Impl& m = *app->impl_;
   m.config = std::move(config);
-  Clock* clock = SystemClock::Get();
+  m.clock = clock;
 
   std::vector<Cidr> allow;
   for (size_t i = 0; i < m.config.ssrf.allow.size(); ++i) {
@@ -148,8 +150,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
       clock);
   m.gate = std::make_unique<LimitGate>(clock);
   m.metrics = std::make_unique<ProxyMetrics>(ProxyVersion());
-  auto log =
-      AccessLog::Open(m.config.access_log.enabled, m.config.access_log.path);
+  auto log = AccessLog::Open(m.config.access_log.enabled,
+                             m.config.access_log.path, clock);
   if (!log.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("access_log.path: ", std::string(log.status().message())));
@@ -159,7 +161,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config) {
   // One limiter (or keyed set) per configured limit; a leased limit's
   // limiter spends from its LeasePool. Every bucket gets a BucketPause
   // (docs/pause.md) unless the limit's throttle handling is off.
-  m.pause_metrics = std::make_unique<PauseMetrics>(*m.metrics->registry());
+  m.pause_metrics =
+      std::make_unique<PauseMetrics>(*m.metrics->registry(), clock);
   PauseWiring tw;
   tw.metrics = m.pause_metrics.get();
   {
@@ -389,7 +392,7 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
 }
 
 void ProxyApp::Impl::RefreshPauseMetrics() {
-  const TimePoint now = SystemClock::Get()->Now();
+  const TimePoint now = clock->Now();
   for (const auto& rt : limits) {
     if (!rt->shared || !rt->shared->pause()) continue;
     BucketPause& t = *rt->shared->pause();
@@ -400,7 +403,7 @@ void ProxyApp::Impl::RefreshPauseMetrics() {
 
 void ProxyApp::Impl::RefreshLeaseMetrics() {
   if (!lease_client) return;
-  const TimePoint now = SystemClock::Get()->Now();
+  const TimePoint now = clock->Now();
   for (const LimitRuntime* rt : leased) {
     if (rt->leased_keys) {
       const LeasedKeySources::Summary s = rt->leased_keys->Summarize(now);
@@ -420,7 +423,7 @@ void ProxyApp::Impl::RefreshLeaseMetrics() {
 }
 
 std::string ProxyApp::Impl::LeaseDetail() {
-  const TimePoint now = SystemClock::Get()->Now();
+  const TimePoint now = clock->Now();
   std::vector<LeaseReadyLine> lines;
   for (const LimitRuntime* rt : leased) {
     LeaseReadyLine line{rt->config->name, rt->config->resource};
@@ -456,13 +459,13 @@ void ProxyApp::Impl::BeginShutdown() {
   if (admin) {
     // Keep serving /readyz (now 503) until the drain ends.
   }
-  drain_deadline = SystemClock::Get()->Now() + config.shutdown_grace;
+  drain_deadline = clock->Now() + config.shutdown_grace;
   CheckDrained();
 }
 
 void ProxyApp::Impl::CheckDrained() {
   const bool done = ctx.connections.load() == 0;
-  const bool expired = SystemClock::Get()->Now() >= drain_deadline;
+  const bool expired = clock->Now() >= drain_deadline;
   if (done || expired) {
     if (!done) {
       spdlog::warn("shutdown: grace expired with {} connection(s) open",

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/time/clock.h"
 #include "proxy/config/config.h"
 
 namespace sluice {
@@ -21,8 +22,11 @@ std::string_view ProxyVersion();
 // admin endpoint and graceful shutdown. Built from a validated config.
 class ProxyApp {
  public:
-  // Builds every component. Errors name the offending config field.
-  static absl::StatusOr<std::unique_ptr<ProxyApp>> Create(ProxyConfig config);
+  // Builds every component. Errors name the offending config field. Every
+  // component reads the time from `clock`, which must outlive the app; the
+  // I/O's own timers (Asio's) run on real time whatever the clock.
+  static absl::StatusOr<std::unique_ptr<ProxyApp>> Create(
+      ProxyConfig config, Clock* clock = SystemClock::Get());
   ~ProxyApp();
 
   // Binds the proxy and admin listeners. After it returns OK, ports are

@@ -14,10 +14,6 @@
 namespace sluice {
 namespace {
 
-absl::string_view AbslView(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
 // Checks a DNS-style name: dot-separated labels of letters, digits, '-' and
 // '_', 1..63 bytes each, at most one trailing dot, 253 bytes in all.
 absl::Status CheckHostName(std::string_view name) {

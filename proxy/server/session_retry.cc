@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/time/clock.h"
 #include "proxy/pause/bucket_pause.h"
 #include "proxy/pause/throttle_rules.h"
 #include "proxy/server/http_relay.h"
@@ -94,8 +93,8 @@ void Session::NoteAnswered(RequestState& rs,
     }
   }
   if (headers.empty()) return;
-  if (auto stated =
-          StatedLimitOf(rs.limit_rt->config->throttle, headers, absl::Now())) {
+  if (auto stated = StatedLimitOf(rs.limit_rt->config->throttle, headers,
+                                  ctx_.clock->WallNow())) {
     rs.pause->NoteStatedLimit(BucketPause::StatedLimit{
         .limit = stated->limit, .window = stated->window});
   }
@@ -117,7 +116,7 @@ asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
   for (const auto& f : resp.get()) {
     headers.push_back(HeaderRef{Sv(f.name_string()), Sv(f.value())});
   }
-  const absl::Time wall = absl::Now();
+  const absl::Time wall = ctx_.clock->WallNow();
   ThrottleVerdict v = ClassifyResponse(tc, code, headers, wall);
   if (v.wants_body) {
     // Only a throttle that a body marker could excuse is read ahead; the

@@ -93,9 +93,9 @@ double Millis(Duration d) {
 
 // RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z.
 // Writes into `buf` (no heap) and returns the text.
-std::string_view FormatTimestamp(std::chrono::system_clock::time_point ts,
-                                 std::array<char, 48>& buf) {
-  const auto ms = std::chrono::floor<std::chrono::milliseconds>(ts);
+std::string_view FormatTimestamp(absl::Time wall, std::array<char, 48>& buf) {
+  const auto ms =
+      std::chrono::floor<std::chrono::milliseconds>(absl::ToChronoTime(wall));
   const auto secs = std::chrono::floor<std::chrono::seconds>(ms);
   const std::time_t t = std::chrono::system_clock::to_time_t(secs);
   std::tm tm{};
@@ -116,8 +116,10 @@ std::string_view StripQuery(std::string_view path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(
-    bool enabled, const std::string& path) {
-  if (!enabled) return std::unique_ptr<AccessLog>(new AccessLog(nullptr));
+    bool enabled, const std::string& path, const Clock* clock) {
+  if (!enabled) {
+    return std::unique_ptr<AccessLog>(new AccessLog(nullptr, clock));
+  }
   if (path.empty()) {
     return absl::InvalidArgumentError("empty path (use \"-\" for stdout)");
   }
@@ -148,11 +150,11 @@ absl::StatusOr<std::unique_ptr<AccessLog>> AccessLog::Open(
     return absl::UnavailableError(
         absl::StrCat("cannot open \"", path, "\": ", e.what()));
   }
-  return std::unique_ptr<AccessLog>(new AccessLog(std::move(logger)));
+  return std::unique_ptr<AccessLog>(new AccessLog(std::move(logger), clock));
 }
 
-AccessLog::AccessLog(std::shared_ptr<spdlog::logger> logger)
-    : logger_(std::move(logger)) {
+AccessLog::AccessLog(std::shared_ptr<spdlog::logger> logger, const Clock* clock)
+    : logger_(std::move(logger)), clock_(clock) {
   if (logger_) flusher_ = std::thread([this] { FlushLoop(); });
 }
 
@@ -190,7 +192,7 @@ void AccessLog::Flush() {
 void AccessLog::Write(const AccessRecord& record) {
   if (!logger_) return;
   try {
-    const std::string line = Format(record, std::chrono::system_clock::now());
+    const std::string line = Format(record, clock_->WallNow());
     logger_->log(spdlog::level::info,
                  spdlog::string_view_t(line.data(), line.size()));
   } catch (...) {
@@ -198,8 +200,7 @@ void AccessLog::Write(const AccessRecord& record) {
   }
 }
 
-std::string AccessLog::Format(const AccessRecord& r,
-                              std::chrono::system_clock::time_point ts) {
+std::string AccessLog::Format(const AccessRecord& r, absl::Time ts) {
   // Everything for one record fits in this buffer in the common case, so
   // building the object does not touch the heap.
   unsigned char scratch[2048];

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/time/clock.h"
 
 namespace spdlog {
@@ -56,10 +57,11 @@ struct AccessRecord {
 class AccessLog {
  public:
   // `enabled` false gives a log whose Write is a no-op. `path` "-" means
-  // stdout; otherwise the file is created or appended to. Fails (naming the
+  // stdout; otherwise the file is created or appended to. Lines are dated
+  // by `clock`'s wall time; it must outlive the log. Fails (naming the
   // path) if the file cannot be opened.
   static absl::StatusOr<std::unique_ptr<AccessLog>> Open(
-      bool enabled, const std::string& path);
+      bool enabled, const std::string& path, const Clock* clock);
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -74,14 +76,14 @@ class AccessLog {
 
   // The line Write would log for `record` at wall time `ts` (without the
   // trailing newline). Exposed for tests.
-  static std::string Format(const AccessRecord& record,
-                            std::chrono::system_clock::time_point ts);
+  static std::string Format(const AccessRecord& record, absl::Time ts);
 
  private:
-  explicit AccessLog(std::shared_ptr<spdlog::logger> logger);
+  AccessLog(std::shared_ptr<spdlog::logger> logger, const Clock* clock);
   void FlushLoop();
 
   std::shared_ptr<spdlog::logger> logger_;  // null when disabled
+  const Clock* clock_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -31,7 +31,7 @@ constexpr PauseSchedule::Phase kPhases[] = {
 
 }  // namespace
 
-PauseMetrics::PauseMetrics(prometheus::Registry& r)
+PauseMetrics::PauseMetrics(prometheus::Registry& r, const Clock* clock)
     : throttles_(Reg(prometheus::BuildCounter(),
                      "sluice_proxy_upstream_throttles_total",
                      "Upstream responses read as throttles, by limit and "
@@ -70,7 +70,8 @@ PauseMetrics::PauseMetrics(prometheus::Registry& r)
       probes_(Reg(prometheus::BuildCounter(), "sluice_proxy_pause_probes_total",
                   "Resume probes sent after a pause.", r)),
       phase_(Reg(prometheus::BuildGauge(), "sluice_proxy_pause_phase",
-                 "1 for the pause phase a limit's bucket is in.", r)) {}
+                 "1 for the pause phase a limit's bucket is in.", r)),
+      clock_(clock) {}
 
 void PauseMetrics::RegisterLimit(std::string_view limit) {
   const std::string l(limit);
@@ -104,9 +105,7 @@ void PauseMetrics::OnPause(std::string_view limit, bool remote, bool started) {
   pauses_.Add(labels).Increment();
   if (started) {
     started_.Add(labels).Set(
-        std::chrono::duration<double>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+        absl::ToDoubleSeconds(clock_->WallNow() - absl::UnixEpoch()));
   }
 }
 

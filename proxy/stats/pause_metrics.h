@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/pause/pause_schedule.h"
+#include "common/time/clock.h"
 
 namespace prometheus {
 class Registry;
@@ -43,7 +44,8 @@ namespace sluice {
 // Thread-safe.
 class PauseMetrics {
  public:
-  explicit PauseMetrics(prometheus::Registry& registry);
+  // Pause starts are dated by `clock`'s wall time; it must outlive this.
+  PauseMetrics(prometheus::Registry& registry, const Clock* clock);
 
   // Creates the zero-valued series of `limit`. Idempotent.
   void RegisterLimit(std::string_view limit);
@@ -70,6 +72,7 @@ class PauseMetrics {
   prometheus::Family<prometheus::Counter>& body_peeks_;
   prometheus::Family<prometheus::Counter>& probes_;
   prometheus::Family<prometheus::Gauge>& phase_;
+  const Clock* clock_;
 };
 
 }  // namespace sluice

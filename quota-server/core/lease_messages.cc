@@ -14,7 +14,8 @@ uint32_t Millis(Duration d) {
 
 sluice::v1::ServerMessage MakeGrantMessage(
     uint64_t epoch, const std::string& resource, const std::string& key,
-    const GrantOrder& order, uint64_t seq, const LeaseTuning& lease) {
+    const GrantOrder& order, uint64_t seq, const LeaseTuning& lease,
+    absl::Time wall_now) {
   sluice::v1::ServerMessage msg;
   msg.set_protocol_version(kLeaseProtocolVersion);
   msg.set_server_epoch(epoch);
@@ -28,9 +29,7 @@ sluice::v1::ServerMessage MakeGrantMessage(
   g->set_ttl_ms(Millis(lease.ttl));
   g->set_refresh_after_ms(Millis(lease.refresh));
   g->set_valid_until_unix_ms(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          (std::chrono::system_clock::now() + lease.ttl).time_since_epoch())
-          .count());
+      absl::ToUnixMillis(wall_now + absl::FromChrono(lease.ttl)));
   return msg;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/time.h"
 #include "quota-server/config/server_config.h"
 #include "quota-server/core/resource_ledger.h"
 #include "sluice/v1/quota.pb.h"
@@ -16,11 +17,12 @@ namespace sluice {
 inline constexpr uint32_t kLeaseProtocolVersion = 1;
 
 // A LeaseGrant for bucket (resource, key) with sequence number `seq`;
-// ttl_ms and refresh_after_ms come from `lease`, valid_until_unix_ms from
-// the wall clock (informational only).
+// ttl_ms and refresh_after_ms come from `lease`, valid_until_unix_ms is
+// `wall_now` + ttl (informational only).
 sluice::v1::ServerMessage MakeGrantMessage(
     uint64_t epoch, const std::string& resource, const std::string& key,
-    const GrantOrder& order, uint64_t seq, const LeaseTuning& lease);
+    const GrantOrder& order, uint64_t seq, const LeaseTuning& lease,
+    absl::Time wall_now);
 
 // A LimitUpdate for `config` as of `version`, counting `sidecars`.
 sluice::v1::ServerMessage MakeLimitMessage(uint64_t epoch,

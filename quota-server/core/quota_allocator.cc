@@ -41,8 +41,12 @@ bool SameLimit(const ResourceConfig& a, const ResourceConfig& b) {
 
 class QuotaAllocator::Impl {
  public:
-  Impl(ServerConfig config, uint64_t epoch, TimePoint now)
-      : config_(std::move(config)), epoch_(epoch), start_(now), rate_at_(now) {
+  Impl(ServerConfig config, uint64_t epoch, TimePoint now, absl::Time wall_now)
+      : config_(std::move(config)),
+        epoch_(epoch),
+        start_(now),
+        wall_at_start_(wall_now),
+        rate_at_(now) {
     for (const ResourceConfig& rc : config_.resources) {
       resources_.emplace(rc.name, NewResource(rc, now));
     }
@@ -134,8 +138,8 @@ class QuotaAllocator::Impl {
     for (const PendingRevoke& r : pending_revokes_) {
       auto it = streams_.find(r.stream);
       if (it == streams_.end() || !it->second->open) continue;
-      out->messages.emplace_back(
-          r.stream, MakeGrant(*it->second, r.resource, r.key, GrantOrder{}));
+      out->messages.emplace_back(r.stream, MakeGrant(*it->second, r.resource,
+                                                     r.key, GrantOrder{}, now));
     }
     pending_revokes_.clear();
     for (const ResourceConfig& rc : config_.resources) {
@@ -143,9 +147,9 @@ class QuotaAllocator::Impl {
       for (auto it = r.buckets.begin(); it != r.buckets.end();) {
         ResourceLedger* ledger = it->second.get();
         removed_.clear();
-        ledger->TickPause(now, Sink(rc.name, it->first, &r, out),
+        ledger->TickPause(now, Sink(rc.name, it->first, &r, now, out),
                           PauseSender{this, &r, &it->first, now, out});
-        ledger->Tick(now, Sink(rc.name, it->first, &r, out), &removed_);
+        ledger->Tick(now, Sink(rc.name, it->first, &r, now, out), &removed_);
         ForgetMembers(ledger);
         // An idle key's bucket is evicted once it would have refilled
         // anyway (burst / rate after its last grant), so recreating it full
@@ -409,7 +413,7 @@ class QuotaAllocator::Impl {
                                        .weight = s.weight,
                                        .replaces = s.predecessors};
     removed_.clear();
-    if (ledger->OnReport(who, rep, now, Sink(r.config.name, key, &r, out),
+    if (ledger->OnReport(who, rep, now, Sink(r.config.name, key, &r, now, out),
                          &removed_)) {
       s.ledgers.insert(ledger);
       // A sidecar that joins during a pause hears of it in its first answer.
@@ -491,20 +495,21 @@ class QuotaAllocator::Impl {
     const std::string* key;
     Resource* r;
     Outbox* out;
+    TimePoint now;
     uint64_t operator()(const GrantOrder& order) const {
       auto it = impl->streams_.find(order.stream);
       if (it == impl->streams_.end()) return 0;
       Stream& s = *it->second;
       const uint64_t seq = s.next_seq;
-      out->messages.emplace_back(order.stream,
-                                 impl->MakeGrant(s, *resource, *key, order));
+      out->messages.emplace_back(
+          order.stream, impl->MakeGrant(s, *resource, *key, order, now));
       r->granted_since += order.tokens;
       return seq;
     }
   };
   Sender Sink(const std::string& resource, const std::string& key, Resource* r,
-              Outbox* out) {
-    return Sender{this, &resource, &key, r, out};
+              TimePoint now, Outbox* out) {
+    return Sender{this, &resource, &key, r, out, now};
   }
 
   // Sends ledger pause orders for one bucket as Pause messages.
@@ -528,11 +533,12 @@ class QuotaAllocator::Impl {
 
   sluice::v1::ServerMessage MakeGrant(Stream& s, const std::string& resource,
                                       const std::string& key,
-                                      const GrantOrder& order) {
+                                      const GrantOrder& order, TimePoint now) {
     auto it = resources_.find(resource);
     return MakeGrantMessage(
         epoch_, resource, key, order, s.next_seq++,
-        it != resources_.end() ? it->second->config.lease : LeaseTuning{});
+        it != resources_.end() ? it->second->config.lease : LeaseTuning{},
+        wall_at_start_ + absl::FromChrono(now - start_));
   }
 
   sluice::v1::ServerMessage MakeLimit(const Resource& r) const {
@@ -583,6 +589,9 @@ class QuotaAllocator::Impl {
   ServerConfig config_;
   const uint64_t epoch_;
   const TimePoint start_;
+  // The wall time at start_: grants carry an informational expiry in Unix
+  // time, derived from `now` so that the core reads no clock.
+  const absl::Time wall_at_start_;
   uint64_t config_version_ = 1;
   absl::flat_hash_map<std::string, std::unique_ptr<Resource>> resources_;
   absl::flat_hash_map<StreamId, std::unique_ptr<Stream>> streams_;
@@ -672,8 +681,8 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
 }
 
 QuotaAllocator::QuotaAllocator(ServerConfig config, uint64_t epoch,
-                               TimePoint now)
-    : impl_(std::make_unique<Impl>(std::move(config), epoch, now)) {}
+                               TimePoint now, absl::Time wall_now)
+    : impl_(std::make_unique<Impl>(std::move(config), epoch, now, wall_now)) {}
 
 QuotaAllocator::~QuotaAllocator() = default;
 

@@ -69,7 +69,10 @@ class QuotaAllocator {
  public:
   // `config` must have passed ValidateServerConfig. `epoch` is stamped on
   // every message (random per process in production, fixed in tests).
-  QuotaAllocator(ServerConfig config, uint64_t epoch, TimePoint now);
+  // `wall_now` is the wall time at `now`; the allocator reads no clock and
+  // dates what it must (a grant's informational expiry) from the two.
+  QuotaAllocator(ServerConfig config, uint64_t epoch, TimePoint now,
+                 absl::Time wall_now);
   ~QuotaAllocator();
   QuotaAllocator(const QuotaAllocator&) = delete;
   QuotaAllocator& operator=(const QuotaAllocator&) = delete;

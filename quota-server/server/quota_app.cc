@@ -52,16 +52,23 @@ AdminResponse Text(unsigned status, std::string body) {
 }  // namespace
 
 struct QuotaApp::Impl {
-  Impl(ServerConfig cfg, std::string path)
+  Impl(ServerConfig cfg, std::string path, Clock* clk)
       : config(std::move(cfg)),
         config_path(std::move(path)),
-        allocator(config, RandomEpoch(), clock.Now()),
-        service(&allocator, &clock) {}
+        clock(clk),
+        allocator(config, RandomEpoch(), clock->Now(), clock->WallNow()),
+        service(&allocator, clock) {}
+
+  // gRPC's deadline for finishing the streams at shutdown (a wall time).
+  std::chrono::system_clock::time_point ShutdownDeadline() const {
+    return absl::ToChronoTime(clock->WallNow() +
+                              absl::FromChrono(kShutdownGrace));
+  }
 
   QuotaAllocator::Status Snapshot() {
     QuotaAllocator::Status snap;
     service.WithAllocator(
-        [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock.Now()); });
+        [&](QuotaAllocator& a, Outbox*) { snap = a.Snapshot(clock->Now()); });
     return snap;
   }
 
@@ -70,7 +77,7 @@ struct QuotaApp::Impl {
 
   ServerConfig config;
   const std::string config_path;
-  SystemClock clock;
+  Clock* const clock;
   QuotaAllocator allocator;
   QuotaService service;
   QuotaMetrics metrics;
@@ -147,11 +154,11 @@ AdminResponse QuotaApp::Impl::SetLimitRoute(const AdminRequest& req) {
     double b = burst;
     if (b < 0) {
       b = 1;
-      for (const auto& r : a.Snapshot(clock.Now()).resources) {
+      for (const auto& r : a.Snapshot(clock->Now()).resources) {
         if (r.name == name) b = r.burst;
       }
     }
-    status = a.SetLimit(name, rate, b, clock.Now());
+    status = a.SetLimit(name, rate, b, clock->Now());
   });
   if (absl::IsNotFound(status))
     return Text(404, std::string(status.message()) + "\n");
@@ -162,10 +169,10 @@ AdminResponse QuotaApp::Impl::SetLimitRoute(const AdminRequest& req) {
 }
 
 absl::StatusOr<std::unique_ptr<QuotaApp>> QuotaApp::Create(
-    ServerConfig config, std::string config_path) {
+    ServerConfig config, std::string config_path, Clock* clock) {
   if (absl::Status s = ValidateServerConfig(config); !s.ok()) return s;
-  return std::unique_ptr<QuotaApp>(new QuotaApp(
-      std::make_unique<Impl>(std::move(config), std::move(config_path))));
+  return std::unique_ptr<QuotaApp>(new QuotaApp(std::make_unique<Impl>(
+      std::move(config), std::move(config_path), clock)));
 }
 
 QuotaApp::QuotaApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -178,7 +185,7 @@ QuotaApp::~QuotaApp() {
   if (m.admin_thread.joinable()) m.admin_thread.join();
   if (m.grpc_server) {
     m.service.FinishAll();
-    m.grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+    m.grpc_server->Shutdown(m.ShutdownDeadline());
   }
   m.service.SetFastPath(nullptr);
   m.fast_path.reset();
@@ -283,7 +290,7 @@ absl::Status QuotaApp::Reload() {
       spdlog::warn("reload: listen addresses change only on restart");
     }
     m.service.WithAllocator([&](QuotaAllocator& a, Outbox*) {
-      status = a.Reconfigure(*next, m.clock.Now());
+      status = a.Reconfigure(*next, m.clock->Now());
     });
   }
   m.metrics.CountReload(status.ok());
@@ -304,7 +311,7 @@ int QuotaApp::Run() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
-  TimePoint next_watch = m.clock.Now() + kWatchInterval;
+  TimePoint next_watch = m.clock->Now() + kWatchInterval;
   while (true) {
     const auto ns = std::chrono::nanoseconds(kTickInterval).count();
     timespec timeout{0, static_cast<long>(ns)};
@@ -316,15 +323,15 @@ int QuotaApp::Run() {
     }
     if (sig == SIGHUP) (void)Reload();
     m.service.Tick();
-    if (m.clock.Now() >= next_watch) {
-      next_watch = m.clock.Now() + kWatchInterval;
+    if (m.clock->Now() >= next_watch) {
+      next_watch = m.clock->Now() + kWatchInterval;
       if (!m.config_path.empty() && FileStamp(m.config_path) != m.file_stamp) {
         (void)Reload();
       }
     }
   }
   m.service.FinishAll();
-  m.grpc_server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  m.grpc_server->Shutdown(m.ShutdownDeadline());
   m.grpc_server.reset();
   // The fast path itself goes in the destructor, after the admin listener
   // (whose /metrics reads it).

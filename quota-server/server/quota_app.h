@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/time/clock.h"
 #include "quota-server/config/server_config.h"
 
 namespace sluice {
@@ -20,9 +21,11 @@ namespace sluice {
 class QuotaApp {
  public:
   // Validates `config`. `config_path` (may be empty: embedded defaults) is
-  // what SIGHUP and the file watch reload.
+  // what SIGHUP and the file watch reload. Everything reads the time from
+  // `clock`, which must outlive the app.
   static absl::StatusOr<std::unique_ptr<QuotaApp>> Create(
-      ServerConfig config, std::string config_path);
+      ServerConfig config, std::string config_path,
+      Clock* clock = SystemClock::Get());
   ~QuotaApp();
   QuotaApp(const QuotaApp&) = delete;
   QuotaApp& operator=(const QuotaApp&) = delete;

@@ -72,7 +72,8 @@ class Fleet {
                         now_);
     }
     server_cfg_.learning = cfg.learning;
-    server_ = std::make_unique<QuotaAllocator>(server_cfg_, epoch_, now_);
+    server_ =
+        std::make_unique<QuotaAllocator>(server_cfg_, epoch_, now_, Wall());
     sidecars_.resize(cfg.sidecars);
     result_.admitted.assign(cfg.sidecars,
                             std::vector<uint32_t>(static_cast<size_t>(
@@ -303,7 +304,8 @@ class Fleet {
       Push(now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max),
            [this, stream = id] { Disconnect(stream); });
     }
-    server_ = std::make_unique<QuotaAllocator>(server_cfg_, ++epoch_, now_);
+    server_ =
+        std::make_unique<QuotaAllocator>(server_cfg_, ++epoch_, now_, Wall());
   }
 
   void Disconnect(StreamId id) {
@@ -390,6 +392,12 @@ class Fleet {
     for (size_t k = 0; k < pr.admitted.size(); ++k) Send(i);
     result_.rejected[i] += pr.expired.size();
     if (s.stream != 0) SendUp(s.stream, s.agent->Poll(now_));
+  }
+
+  // The wall time of the simulated moment now_ (the fake clocks' start).
+  absl::Time Wall() const {
+    return absl::FromUnixSeconds(FakeClock::kDefaultWallStartUnixSeconds) +
+           absl::FromChrono(now_ - t0_);
   }
 
   const SimConfig& cfg_;

@@ -653,7 +653,9 @@ TEST_F(LeaseAgentTest, AGrantThatComesDuringAPauseAddsNoTokens) {
   // It was received all the same: the next report says so, and the server
   // stops counting its tokens.
   for (const SidecarMessage& s : agent.Poll(kT0 + milliseconds(200))) {
-    if (s.has_demand()) EXPECT_EQ(s.demand().grant_seq_seen(), 2u);
+    if (s.has_demand()) {
+      EXPECT_EQ(s.demand().grant_seq_seen(), 2u);
+    }
   }
   EXPECT_EQ(pauses, 1);
 }

@@ -114,7 +114,9 @@ inline std::vector<LimitUpdate> LimitsTo(const Outbox& out, StreamId s) {
 class QuotaAllocatorTest : public ::testing::Test {
  protected:
   void Make(ServerConfig config) {
-    alloc_ = std::make_unique<QuotaAllocator>(std::move(config), kEpoch, kT0);
+    alloc_ = std::make_unique<QuotaAllocator>(
+        std::move(config), kEpoch, kT0,
+        absl::FromUnixSeconds(FakeClock::kDefaultWallStartUnixSeconds));
   }
   Outbox Send(StreamId s, const SidecarMessage& m, TimePoint now) {
     Outbox out;

@@ -120,7 +120,7 @@ class DeadPort {
 class QuotaServiceTest : public ::testing::Test {
  protected:
   QuotaServiceTest()
-      : allocator_(Config(), kEpoch, clock_.Now()),
+      : allocator_(Config(), kEpoch, clock_.Now(), clock_.WallNow()),
         service_(&allocator_, &clock_) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
