@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/admin/admin_server.h"
-#include "common/rate/token_source_factory.h"
 #include "common/time/duration.h"
+#include "proxy/app/limit_factory.h"
 #include "proxy/app/pause_wiring.h"
 #include "proxy/config/config_loader.h"
 #include "proxy/egress/ssrf_guard.h"
@@ -42,15 +42,6 @@ namespace sluice {
 namespace asio = boost::asio;
 
 std::string_view ProxyVersion() { return SLUICE_VERSION; }
-
-LimitRuntime::~LimitRuntime() = default;
-
-std::string_view LimitRuntime::QuotaMode(TimePoint now,
-                                         const RateLimiter* limiter) const {
-  if (lease) return LeaseModeName(lease->Mode(now));
-  if (leased_keys) return leased_keys->ModeFor(limiter, now);
-  return {};
-}
 
 struct ProxyApp::Impl {
   ProxyConfig config;
@@ -115,15 +106,6 @@ ProxyApp::~ProxyApp() {
   m.io_owner.reset();
 }
 
-namespace {
-
-Algorithm ToAlgorithm(LimitAlgorithm a) {
-  return a == LimitAlgorithm::kGcra ? Algorithm::kGcra
-                                    : Algorithm::kTokenBucket;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
                                                            Clock* clock) {
   std::unique_ptr<ProxyApp> app(new ProxyApp());
@@ -163,87 +145,41 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
   // (docs/pause.md) unless the limit's throttle handling is off.
   m.pause_metrics =
       std::make_unique<PauseMetrics>(*m.metrics->registry(), clock);
-  PauseWiring tw;
-  tw.metrics = m.pause_metrics.get();
+  LimitFactory::Options lf;
+  lf.clock = clock;
+  lf.leasing = !m.config.quota.servers.empty();
+  lf.pauses.metrics = m.pause_metrics.get();
   {
     asio::io_context* ioc = &m.io;
     LimitGate* g = m.gate.get();
-    tw.shed = [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
+    lf.pauses.shed = [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
       asio::post(*ioc, [g, weak] {
         if (auto limiter = weak.lock()) g->Shed(*limiter);
       });
     };
+    // Tokens arriving on the lease client's thread wake that key's queue
+    // on the proxy's threads.
+    lf.kick = [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
+      asio::post(*ioc, [g, weak] {
+        if (auto limiter = weak.lock()) g->Kick(*limiter);
+      });
+    };
     Impl* mp = &m;
-    tw.report = [mp](const std::string& resource, const std::string& key_hash,
-                     const BucketPause::Event& event) {
+    lf.pauses.report = [mp](const std::string& resource,
+                            const std::string& key_hash,
+                            const BucketPause::Event& event) {
       if (mp->lease_client) {
         mp->lease_client->Send(
             LeaseAgent::EventMessage(resource, key_hash, event));
       }
     };
   }
-  const bool leasing = !m.config.quota.servers.empty();
+  const LimitFactory factory(std::move(lf));
   absl::flat_hash_map<std::string, LimitRuntime*> by_name;
-  for (const auto& [name, lc_ref] : m.config.rate_limits) {
-    const LimitConfig& lc = lc_ref;  // a named copy of the binding
+  for (const auto& [name, lc] : m.config.rate_limits) {
     m.pause_metrics->RegisterLimit(name);
-    auto rt = std::make_unique<LimitRuntime>();
-    rt->config = &lc;
-    if (leasing && !lc.resource.empty() && !lc.per_key) {
-      rt->lease = std::make_shared<LeasePool>(LeasePoolOptionsFor(lc));
-    }
-    RateSpec spec{lc.rate, lc.period, lc.burst};
-    Algorithm alg = ToAlgorithm(lc.algorithm);
-    RateLimiterOptions opts;
-    opts.max_queue = lc.max_queue;
-    if (lc.per_key) {
-      // A key's throttle is made with its source and attached to the limiter
-      // built on it (the set calls both under its lock, in that order).
-      auto pending = std::make_shared<std::shared_ptr<BucketPause>>();
-      std::shared_ptr<LeasedKeySources> sources;
-      if (leasing && !lc.resource.empty()) {
-        // One pool per hashed key; the quota server's bucket is
-        // (resource, key_hash). Tokens arriving on the lease client's thread
-        // wake that key's queue on the proxy's threads.
-        asio::io_context* ioc = &m.io;
-        LimitGate* g = m.gate.get();
-        sources = std::make_shared<LeasedKeySources>(
-            lc.resource, LeasePoolOptionsFor(lc),
-            [ioc, g](const std::weak_ptr<RateLimiter>& weak) {
-              asio::post(*ioc, [g, weak] {
-                if (auto limiter = weak.lock()) g->Kick(*limiter);
-              });
-            });
-        rt->leased_keys = sources;
-      }
-      rt->keyed = std::make_unique<KeyedLimiterSet>(
-          lc.per_key->max_keys, opts,
-          [sources, pending, &lc, alg, spec](const std::string& key_hash,
-                                             TimePoint now) {
-            std::unique_ptr<TokenSource> src =
-                sources ? sources->MakeSource(key_hash, now)
-                        : MakeTokenSource(alg, spec, now);
-            *pending = MakeBucketPause(lc);
-            return WrapForPause(std::move(src), *pending);
-          },
-          [sources, pending, &lc, tw](
-              const std::string& key_hash,
-              const std::shared_ptr<RateLimiter>& limiter) {
-            AttachPause(tw, lc, key_hash, limiter, std::move(*pending));
-            pending->reset();
-            if (sources) sources->OnCreated(key_hash, limiter);
-          });
-    } else {
-      std::unique_ptr<TokenSource> src =
-          rt->lease ? std::make_unique<LeasedTokenSource>(rt->lease)
-                    : MakeTokenSource(alg, spec, clock->Now());
-      std::shared_ptr<BucketPause> throttle = MakeBucketPause(lc);
-      rt->shared = std::make_shared<RateLimiter>(
-          WrapForPause(std::move(src), throttle), opts);
-      AttachPause(tw, lc, "", rt->shared, std::move(throttle));
-    }
-    by_name[name] = rt.get();
-    m.limits.push_back(std::move(rt));
+    m.limits.push_back(factory.Build(lc));
+    by_name[name] = m.limits.back().get();
   }
   m.ctx.route_limits.resize(m.config.routes.size(), nullptr);
   for (size_t i = 0; i < m.config.routes.size(); ++i) {
