@@ -35,15 +35,19 @@ asio::ip::address ToAsio(const IpAddress& ip) {
   return asio::ip::address_v6(b);
 }
 
-DialResult Fail(unsigned status, std::string reason, std::string detail) {
+DialResult Fail(DialError error, std::string detail) {
   DialResult r;
-  r.status = status;
-  r.reason = std::move(reason);
+  r.error = error;
   r.detail = std::move(detail);
   return r;
 }
 
 }  // namespace
+
+std::string_view DialResult::reason() const {
+  if (error == DialError::kDenied) return DenyReasonName(denial);
+  return DialErrorName(error);
+}
 
 asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
                                        const SsrfGuard& guard,
@@ -54,7 +58,7 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
   std::vector<tcp::endpoint> candidates;
   HostLiteral literal = ParseHostLiteral(host);
   if (literal.kind == HostKind::kInvalid) {
-    co_return Fail(400, "bad_host",
+    co_return Fail(DialError::kBadHost,
                    "the host looks numeric but is not a valid address");
   }
   if (literal.kind == HostKind::kAddress) {
@@ -66,11 +70,11 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
         resolver.async_resolve(host, std::to_string(port), kNoThrow) ||
         timer.async_wait(kNoThrow));
     if (which.index() == 1) {
-      co_return Fail(504, "dns_timeout", "timed out resolving " + host);
+      co_return Fail(DialError::kDnsTimeout, "timed out resolving " + host);
     }
     auto [ec, results] = std::get<0>(std::move(which));
     if (ec) {
-      co_return Fail(502, "dns",
+      co_return Fail(DialError::kDns,
                      "could not resolve " + host + ": " + ec.message());
     }
     for (const auto& entry : results) candidates.push_back(entry.endpoint());
@@ -89,27 +93,30 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
   }
   if (allowed.empty()) {
     if (first_denial == DenyReason::kNone) {
-      co_return Fail(502, "dns", "no addresses for " + host);
+      co_return Fail(DialError::kDns, "no addresses for " + host);
     }
-    DialResult r = Fail(403, std::string(DenyReasonName(first_denial)),
-                        "destination address is not allowed");
+    DialResult r =
+        Fail(DialError::kDenied, "destination address is not allowed");
+    r.denial = first_denial;
     co_return r;
   }
 
   auto stream = std::make_unique<beast::tcp_stream>(ex);
   auto remaining = deadline - std::chrono::steady_clock::now();
   if (remaining <= decltype(remaining)::zero()) {
-    co_return Fail(504, "connect_timeout", "timed out connecting to " + host);
+    co_return Fail(DialError::kConnectTimeout,
+                   "timed out connecting to " + host);
   }
   stream->expires_after(remaining);
   auto [ec, ep] = co_await stream->async_connect(allowed, kNoThrow);
   if (ec == beast::error::timeout) {
-    co_return Fail(504, "connect_timeout", "timed out connecting to " + host);
+    co_return Fail(DialError::kConnectTimeout,
+                   "timed out connecting to " + host);
   }
   if (ec) {
-    co_return Fail(
-        502, ec == asio::error::connection_refused ? "refused" : "connect",
-        "could not connect to " + host + ": " + ec.message());
+    co_return Fail(ec == asio::error::connection_refused ? DialError::kRefused
+                                                         : DialError::kConnect,
+                   "could not connect to " + host + ": " + ec.message());
   }
   stream->expires_never();
   boost::system::error_code ignored;

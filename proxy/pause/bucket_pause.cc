@@ -48,12 +48,8 @@ void BucketPause::NewJitterLocked() {
   jitter_ = Duration(d(rng_));
 }
 
-TimePoint BucketPause::OnThrottled(uint32_t status,
-                                   std::optional<Duration> hint,
-                                   std::string_view reason, bool broadcast,
-                                   TimePoint admitted_at, TimePoint now,
-                                   std::optional<double> limit,
-                                   std::optional<Duration> window) {
+TimePoint BucketPause::OnThrottled(const Throttle& throttle, TimePoint now) {
+  const TimePoint admitted_at = throttle.admitted_at;
   Event event;
   bool moved = false;
   bool started = false;
@@ -74,7 +70,7 @@ TimePoint BucketPause::OnThrottled(uint32_t status,
         before == PausePhase::kPaused && admitted_at < schedule_.phase_since();
     const bool was_probe = before == PausePhase::kProbing && probe_out_ &&
                            admitted_at >= probe_at_;
-    until = schedule_.Throttle(hint, now);
+    until = schedule_.Throttle(throttle.hint, now);
     moved = before != PausePhase::kPaused || until > until_before;
     started = before != PausePhase::kPaused;
     if (moved && !straggler) {
@@ -84,18 +80,18 @@ TimePoint BucketPause::OnThrottled(uint32_t status,
     }
     if (straggler) moved = false;
     event = Event{.kind = Event::Kind::kThrottled,
-                  .status = status,
-                  .hint = hint,
-                  .reason = std::string(reason),
+                  .status = throttle.status,
+                  .hint = throttle.hint,
+                  .reason = std::string(throttle.reason),
                   .probe = was_probe,
-                  .limit = limit,
-                  .window = window};
+                  .limit = throttle.limit,
+                  .window = throttle.window};
   }
   if (moved) {
     // The pause is noted (cheap: counters, a posted shed) before it is
     // reported, so no sidecar can see it start before this one did.
     if (on_pause_) on_pause_(false, started);
-    if (broadcast && on_event_) on_event_(event);
+    if (throttle.broadcast && on_event_) on_event_(event);
   }
   return until;
 }

@@ -81,16 +81,27 @@ class BucketPause {
   void set_callbacks(std::function<void(const Event&)> on_event,
                      std::function<void(bool remote, bool started)> on_pause);
 
+  // What the upstream said when it throttled a request of this bucket.
+  struct Throttle {
+    uint32_t status = 0;
+    // The pause it asked for (Retry-After, a reset header), if any.
+    std::optional<Duration> hint;
+    // Why the response is a throttle (the header or rule that said so).
+    std::string_view reason;
+    // false keeps the pause local: nothing is reported to the server.
+    bool broadcast = true;
+    // When the throttled request was admitted.
+    TimePoint admitted_at{};
+    // The limit its headers stated (limit per window), if any: passed on
+    // in the event.
+    std::optional<double> limit;
+    std::optional<Duration> window;
+  };
+
   // --- From the session --------------------------------------------------
-  // The upstream throttled a request of this bucket that was admitted at
-  // `admitted_at`. `hint` is the pause it asked for; `broadcast` false
-  // keeps the pause local (not reported). Returns the pause end.
-  // `limit` and `window`: what the headers stated, passed on in the event.
-  TimePoint OnThrottled(uint32_t status, std::optional<Duration> hint,
-                        std::string_view reason, bool broadcast,
-                        TimePoint admitted_at, TimePoint now,
-                        std::optional<double> limit = std::nullopt,
-                        std::optional<Duration> window = std::nullopt);
+  // The upstream throttled a request of this bucket (`throttle`). Returns
+  // the pause end.
+  TimePoint OnThrottled(const Throttle& throttle, TimePoint now);
   // The upstream answered a request admitted at `admitted_at` without a
   // throttle. Ends the probe if this was it.
   void OnAnswered(TimePoint admitted_at, TimePoint now);

@@ -69,19 +69,42 @@ struct RelayError {
   bool reading = false;  // true: reading the source failed
 };
 
-// Streams a message whose head has been parsed by `p` from `from` to `to`
-// through the bounded buffer `buf`: writes the head, then `prefix` (body
-// bytes already read through `p`, e.g. by ReadBodyPrefix; may be the whole
-// body), then the rest of the body in pieces as they arrive, letting the
-// serializer re-frame it (chunked or Content-Length). Every operation has
-// its own deadline. `body_bytes` counts the bytes read here (not prefix).
+// One message to stream with RelayMessage: its head has been parsed by
+// `parser` from `from`; it goes to `to` through the bounded buffer `buf`.
 template <bool isRequest>
-boost::asio::awaitable<RelayError> RelayMessage(
-    boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
-    boost::beast::tcp_stream& to, RelayBuffer buf, Duration idle,
-    uint64_t& body_bytes, bool head_only, RelayBuffer prefix = {nullptr, 0},
-    ReadDeadline* read_deadline = nullptr) {
+struct RelayJob {
+  boost::beast::tcp_stream& from;
+  boost::beast::flat_buffer& from_buf;
+  boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>&
+      parser;
+  boost::beast::tcp_stream& to;
+  RelayBuffer buf;
+  // The deadline of every read and write.
+  Duration idle;
+  // Counts the body bytes read here (not `prefix`).
+  uint64_t& body_bytes;
+  // Write the head alone (a response that has no body).
+  bool head_only = false;
+  // Body bytes already read through `parser` (ReadBodyPrefix); may be the
+  // whole body. Written after the head, before the rest.
+  RelayBuffer prefix{nullptr, 0};
+  // The deadline of reads from `from`; null: the stream's own.
+  ReadDeadline* read_deadline = nullptr;
+};
+
+// Streams the message of `job`: writes the head, then the prefix, then the
+// rest of the body in pieces as they arrive, letting the serializer
+// re-frame it (chunked or Content-Length). Every operation has its own
+// deadline.
+template <bool isRequest>
+boost::asio::awaitable<RelayError> RelayMessage(RelayJob<isRequest> job) {
+  auto& from = job.from;
+  auto& p = job.parser;
+  auto& to = job.to;
+  const RelayBuffer buf = job.buf;
+  const RelayBuffer prefix = job.prefix;
+  const Duration idle = job.idle;
+  const bool head_only = job.head_only;
   auto& body = p.get().body();
   body.data = nullptr;
   body.size = 0;
@@ -105,15 +128,15 @@ boost::asio::awaitable<RelayError> RelayMessage(
   while (!p.is_done()) {
     body.data = buf.data();
     body.size = buf.size();
-    ArmRead(from, read_deadline, idle);
+    ArmRead(from, job.read_deadline, idle);
     auto [rec0, rn] = co_await boost::beast::http::async_read_some(
-        from, from_buf, p, kNoThrow);
-    boost::beast::error_code rec = ReadError(rec0, read_deadline);
+        from, job.from_buf, p, kNoThrow);
+    boost::beast::error_code rec = ReadError(rec0, job.read_deadline);
     if (rec == boost::beast::http::error::need_buffer) rec = {};
     if (rec) co_return RelayError{rec, true};
     body.size = buf.size() - body.size;
     body.more = !p.is_done();
-    body_bytes += body.size;
+    job.body_bytes += body.size;
     // A zero-length buffer would be serialized as a chunk of size zero,
     // which means "end of body": only hand over real bytes.
     if (body.size == 0) {
@@ -145,21 +168,38 @@ struct PrefixRead {
   size_t size = 0;              // body bytes now at the start of `dst`
 };
 
-// Reads the start of the body of a message whose head has been parsed by
-// `p` into `dst`, with chunked framing removed: stops when `dst` is full or
-// the body has ended (p.is_done(); at once for a message without a body).
-// The bytes are consumed from `p`: relay them with RelayMessage's prefix.
-// `timeout` bounds every read when `per_read`, else the whole call.
+// The start of a body to read with ReadBodyPrefix: the message's head has
+// been parsed by `parser` from `from`; its body's first bytes go to `dst`.
+template <bool isRequest>
+struct PrefixJob {
+  boost::beast::tcp_stream& from;
+  boost::beast::flat_buffer& from_buf;
+  boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>&
+      parser;
+  RelayBuffer dst;
+  // Bounds every read when `per_read`, else the whole call.
+  Duration timeout;
+  bool per_read = false;
+  // The deadline of reads from `from`; null: the stream's own.
+  ReadDeadline* read_deadline = nullptr;
+};
+
+// Reads the start of the body of `job` into `job.dst`, with chunked framing
+// removed: stops when `dst` is full or the body has ended (p.is_done(); at
+// once for a message without a body). The bytes are consumed from the
+// parser: relay them with RelayJob::prefix.
 //
 // The parser adds the trailer fields of a chunked body to the head; they
 // are removed again, so that the head written afterwards is the one that
 // was read (RelayMessage, which writes the head first, never sends them).
 template <bool isRequest>
-boost::asio::awaitable<PrefixRead> ReadBodyPrefix(
-    boost::beast::tcp_stream& from, boost::beast::flat_buffer& from_buf,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
-    RelayBuffer dst, Duration timeout, bool per_read,
-    ReadDeadline* read_deadline = nullptr) {
+boost::asio::awaitable<PrefixRead> ReadBodyPrefix(PrefixJob<isRequest> job) {
+  auto& from = job.from;
+  auto& p = job.parser;
+  const RelayBuffer dst = job.dst;
+  const Duration timeout = job.timeout;
+  const bool per_read = job.per_read;
+  ReadDeadline* const read_deadline = job.read_deadline;
   auto& body = p.get().body();
   auto& fields = p.get().base();
   std::vector<const void*> head_fields;
@@ -172,8 +212,8 @@ boost::asio::awaitable<PrefixRead> ReadBodyPrefix(
     body.data = dst.data() + out.size;
     body.size = dst.size() - out.size;
     if (per_read) ArmRead(from, read_deadline, timeout);
-    auto [ec0, n] = co_await boost::beast::http::async_read_some(from, from_buf,
-                                                                 p, kNoThrow);
+    auto [ec0, n] = co_await boost::beast::http::async_read_some(
+        from, job.from_buf, p, kNoThrow);
     boost::beast::error_code ec = ReadError(ec0, read_deadline);
     out.size = dst.size() - body.size;
     if (ec == boost::beast::http::error::need_buffer) ec = {};

@@ -12,14 +12,17 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "proxy/egress/dialer.h"
 #include "proxy/server/http_relay.h"
 #include "proxy/server/proxy_context.h"
 
 namespace sluice {
 
+struct ForwardTarget;
 struct RequestState;
 
 // One client connection. Reads requests one after another (keep-alive),
@@ -39,14 +42,69 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close(bool force);
 
  private:
+  // The origin connection of one forwarded request.
+  struct Upstream {
+    std::string pool_key;  // "host:port" as the request named them
+    std::unique_ptr<boost::beast::tcp_stream> stream;
+    boost::beast::flat_buffer buf;
+    // Taken from the pool, and not re-dialled since.
+    bool reused = false;
+    // The response whose head was read (ReadResponseHead).
+    std::optional<
+        boost::beast::http::response_parser<boost::beast::http::buffer_body>>
+        response;
+  };
+
   boost::asio::awaitable<void> Run();
   // Reads one request head into parser_. Returns false to end the session.
   boost::asio::awaitable<bool> ReadHead(RequestState& rs);
-  boost::asio::awaitable<bool> HandleForward(RequestState& rs);
   boost::asio::awaitable<bool> HandleConnect(RequestState& rs);
   // Waits for tokens when a route with a limit matches. Returns true when
   // the request may proceed; otherwise the 429 has been sent.
   boost::asio::awaitable<bool> ApplyLimit(RequestState& rs);
+  // Forwarding (session_forward.cc), in stages: the target, admission
+  // (ApplyLimit), the upstream exchange, the relay of the response. Each
+  // stage that answers the client itself returns the session's keep-alive
+  // decision; the handlers return whether the connection stays open.
+  boost::asio::awaitable<bool> HandleForward(RequestState& rs);
+  // Dials the request's origin into `up` (a fresh connection, counted in
+  // the metrics). The failure when it could not.
+  boost::asio::awaitable<std::optional<DialResult>> Dial(RequestState& rs,
+                                                         Upstream& up);
+  // Answers a failed dial: 400 (bad host), 403 (the SSRF guard), 504
+  // (timeouts) or 502, naming the reason.
+  boost::asio::awaitable<bool> SendDialFailure(RequestState& rs,
+                                               const DialResult& failed);
+  // Rewrites the request head for the origin: origin-form target, Host,
+  // hop-by-hop fields stripped, Via added, Expect taken off (noted in
+  // rs.expect_continue).
+  void RewriteRequestHead(RequestState& rs, const ForwardTarget& ft);
+  // Sends the request and reads the response head into up.response, as
+  // often as transparent retry asks. nullopt: a response is ready to
+  // relay; otherwise the client was answered and the value is the
+  // keep-alive decision.
+  boost::asio::awaitable<std::optional<bool>> Exchange(RequestState& rs,
+                                                       Upstream& up);
+  // One send (`sends`: its number, from 1) and the read of the answer's
+  // head, on a fresh connection once more if the origin had closed the
+  // pooled one (OriginClosedIdle). Returns as Exchange does.
+  boost::asio::awaitable<std::optional<bool>> SendAndReadHead(RequestState& rs,
+                                                              Upstream& up,
+                                                              int sends);
+  // Whether the failure `ec` of the first attempt on `up` is an origin that
+  // closed an idle pooled connection, so the request may go again.
+  bool OriginClosedIdle(const RequestState& rs, const Upstream& up,
+                        boost::beast::error_code ec) const;
+  // Reads the head of the origin's answer into up.response, skipping
+  // interim 1xx responses.
+  boost::asio::awaitable<boost::beast::error_code> ReadResponseHead(
+      RequestState& rs, Upstream& up);
+  // Streams up.response to the client and returns `up` to the pool when
+  // the origin may keep it.
+  boost::asio::awaitable<bool> RelayResponse(RequestState& rs, Upstream& up);
+  // The connection's streaming buffer (allocated on first use).
+  RelayBuffer RelayBuf();
+
   // Sends a small error response (JSON body). Returns whether the
   // connection may stay open afterwards.
   boost::asio::awaitable<bool> SendError(RequestState& rs, unsigned status,

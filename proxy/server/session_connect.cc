@@ -35,14 +35,8 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
   TimePoint t0 = ctx_.clock->Now();
   DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
                                      ctx_.config->timeouts.connect);
-  ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0,
-                               d.stream ? "" : d.reason);
-  if (!d.stream) {
-    rs.outcome = d.status == 403   ? RequestOutcome::kDeniedSsrf
-                 : d.status == 504 ? RequestOutcome::kUpstreamTimeout
-                                   : RequestOutcome::kUpstreamError;
-    co_return co_await SendError(rs, d.status, d.reason, d.detail);
-  }
+  ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.error);
+  if (!d.stream) co_return co_await SendDialFailure(rs, d);
   std::string ok = rs.client_version == 10
                        ? "HTTP/1.0 200 Connection established\r\n"
                        : "HTTP/1.1 200 Connection established\r\n";

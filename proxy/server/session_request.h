@@ -44,6 +44,9 @@ struct RequestState {
   unsigned client_version = 11;
   bool client_keep_alive = true;
   bool body_pending = false;  // request body not (fully) read from client
+  // The client sent "Expect: 100-continue": sluice sends the 100 itself
+  // once the request has been admitted and the origin is connected.
+  bool expect_continue = false;
   std::string method;
   std::string host;
   uint16_t port = 80;

@@ -54,9 +54,13 @@ asio::awaitable<beast::error_code> Session::CopyRequestBody(RequestState& rs) {
   const boost::optional<uint64_t> length = rs.parser->content_length();
   rs.body_copy.resize(length ? static_cast<size_t>(*length) : max + 1);
   const PrefixRead pr = co_await ReadBodyPrefix<true>(
-      stream_, buffer_, *rs.parser,
-      RelayBuffer{rs.body_copy.data(), rs.body_copy.size()},
-      ctx_.config->timeouts.body_idle, true, &body_deadline_);
+      {.from = stream_,
+       .from_buf = buffer_,
+       .parser = *rs.parser,
+       .dst = {rs.body_copy.data(), rs.body_copy.size()},
+       .timeout = ctx_.config->timeouts.body_idle,
+       .per_read = true,
+       .read_deadline = &body_deadline_});
   DisarmHeadDeadline();
   rs.body_copy.resize(pr.size);
   rs.bytes_in += pr.size;
@@ -123,9 +127,11 @@ asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
     // head's fields stay valid while the parser reads the body.
     rs.response_prefix.resize(tc.body_peek_bytes);
     const PrefixRead pr = co_await ReadBodyPrefix<false>(
-        up, up_buf, resp,
-        RelayBuffer{rs.response_prefix.data(), rs.response_prefix.size()},
-        ctx_.config->timeouts.upstream_response, false);
+        {.from = up,
+         .from_buf = up_buf,
+         .parser = resp,
+         .dst = {rs.response_prefix.data(), rs.response_prefix.size()},
+         .timeout = ctx_.config->timeouts.upstream_response});
     rs.response_prefix.resize(pr.size);
     out.body_ec = pr.ec;
     // A body that stopped early is judged by what arrived.
@@ -144,9 +150,15 @@ asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
     co_return out;
   }
   ctx_.pause_metrics->OnThrottle(rs.limit, v.reason);
-  rs.pause->OnThrottled(static_cast<uint32_t>(code), v.hint, v.reason,
-                        v.kind == ThrottleVerdict::Kind::kBroadcast,
-                        rs.admitted_at, now, v.limit, v.window);
+  rs.pause->OnThrottled(
+      {.status = static_cast<uint32_t>(code),
+       .hint = v.hint,
+       .reason = v.reason,
+       .broadcast = v.kind == ThrottleVerdict::Kind::kBroadcast,
+       .admitted_at = rs.admitted_at,
+       .limit = v.limit,
+       .window = v.window},
+      now);
   out.throttled = true;
   co_return out;
 }

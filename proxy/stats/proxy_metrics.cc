@@ -20,7 +20,6 @@
 #include "common/time/duration.h"
 #include "proxy/config/config.h"
 #include "proxy/config/config_loader.h"
-#include "proxy/egress/ssrf_guard.h"
 #include "proxy/http/router.h"
 
 namespace sluice {
@@ -72,26 +71,21 @@ auto& Reg(Builder b, std::string_view name, std::string_view help,
   return b.Name(S(name)).Help(S(help)).Register(registry);
 }
 
-ConnectReason ClassifyConnectFailure(std::string_view reason) {
-  if (reason == "dns") return kDns;
-  if (reason == "refused") return kRefused;
-  if (reason == "dns_timeout" || reason == "connect_timeout" ||
-      reason == "timeout") {
-    return kTimeout;
-  }
-  // The dialler reports SSRF denials with the rule's name.
-  if (reason == "denied") return kDenied;
-  static const std::vector<std::string_view> kDenials = [] {
-    std::vector<std::string_view> names;
-    for (int i = static_cast<int>(DenyReason::kNone) + 1; i < 256; ++i) {
-      std::string_view n = DenyReasonName(static_cast<DenyReason>(i));
-      if (n == "unknown") break;
-      names.push_back(n);
-    }
-    return names;
-  }();
-  for (std::string_view d : kDenials) {
-    if (reason == d) return kDenied;
+ConnectReason ClassifyConnectFailure(DialError error) {
+  switch (error) {
+    case DialError::kDns:
+      return kDns;
+    case DialError::kRefused:
+      return kRefused;
+    case DialError::kDnsTimeout:
+    case DialError::kConnectTimeout:
+      return kTimeout;
+    case DialError::kDenied:
+      return kDenied;
+    case DialError::kNone:
+    case DialError::kBadHost:
+    case DialError::kConnect:
+      break;
   }
   return kOtherConnect;
 }
@@ -503,12 +497,12 @@ void ProxyMetrics::OnUpstreamStatus(int code) {
   StatusCounter(code)->Increment();
 }
 
-void ProxyMetrics::ObserveConnect(Duration took, std::string_view failure) {
-  if (failure.empty()) {
+void ProxyMetrics::ObserveConnect(Duration took, DialError error) {
+  if (error == DialError::kNone) {
     s_->connect_seconds.Observe(ToSeconds(std::max(took, Duration::zero())));
     return;
   }
-  s_->connect_error[ClassifyConnectFailure(failure)]->Increment();
+  s_->connect_error[ClassifyConnectFailure(error)]->Increment();
 }
 
 void ProxyMetrics::OnConnectionOpened() {

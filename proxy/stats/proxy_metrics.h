@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/time/clock.h"
+#include "proxy/egress/dial_error.h"
 #include "proxy/lease/lease_pool.h"
 
 namespace prometheus {
@@ -100,12 +101,11 @@ class ProxyMetrics {
   // outside 100..599 count as code_class="other", code="other".
   void OnUpstreamStatus(int code);
 
-  // One dial to an origin took `took`. `failure` is empty on success
-  // (observed in upstream_connect_seconds); otherwise the dialler's reason
-  // is mapped onto upstream_connect_errors_total{reason}: "dns", "refused",
-  // "timeout" (dns_timeout, connect_timeout), "denied" (SSRF rule names)
-  // or "other".
-  void ObserveConnect(Duration took, std::string_view failure);
+  // One dial to an origin took `took`. Success (kNone) is observed in
+  // upstream_connect_seconds; a failure counts in
+  // upstream_connect_errors_total{reason}: "dns", "refused", "timeout"
+  // (of DNS or of the connect), "denied" (the SSRF guard) or "other".
+  void ObserveConnect(Duration took, DialError error);
 
   // Client connections: client_connections (gauge of open ones),
   // client_connections_total, client_connections_rejected_total.

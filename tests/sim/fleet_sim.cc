@@ -363,8 +363,12 @@ class Fleet {
            Sidecar& s = sidecars_[i];
            if (!s.alive) return;
            if (throttled) {
-             s.throttle->OnThrottled(429, hint, "retry-after", true,
-                                     admitted_at, now_);
+             s.throttle->OnThrottled({.status = 429,
+                                      .hint = hint,
+                                      .reason = "retry-after",
+                                      .broadcast = true,
+                                      .admitted_at = admitted_at},
+                                     now_);
            } else {
              s.throttle->OnAnswered(admitted_at, now_);
            }

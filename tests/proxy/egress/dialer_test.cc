@@ -49,13 +49,14 @@ TEST(DialOriginTest, DeniesLoopbackByDefault) {
   SsrfGuard guard({}, {});
   DialResult r = Dial(io, "127.0.0.1", port, guard);
   EXPECT_EQ(r.stream, nullptr);
-  EXPECT_EQ(r.status, 403u);
-  EXPECT_EQ(r.reason, "loopback");
+  EXPECT_EQ(r.error, DialError::kDenied);
+  EXPECT_EQ(r.denial, DenyReason::kLoopback);
+  EXPECT_EQ(r.reason(), "loopback");
   // Other spellings of the same address are classified too, without DNS.
   for (const char* host :
        {"2130706433", "0x7f000001", "127.1", "::1", "::ffff:127.0.0.1"}) {
     DialResult s = Dial(io, host, port, guard);
-    EXPECT_EQ(s.status, 403u) << host;
+    EXPECT_EQ(s.error, DialError::kDenied) << host;
     EXPECT_EQ(s.stream, nullptr) << host;
   }
 }
@@ -67,7 +68,7 @@ TEST(DialOriginTest, ConnectsToAnAllowlistedAddress) {
   const uint16_t port = listener.local_endpoint().port();
   SsrfGuard guard = AllowLoopback();
   DialResult r = Dial(io, "127.0.0.1", port, guard);
-  ASSERT_NE(r.stream, nullptr) << r.reason << ": " << r.detail;
+  ASSERT_NE(r.stream, nullptr) << r.reason() << ": " << r.detail;
   EXPECT_EQ(r.peer, "127.0.0.1:" + std::to_string(port));
   tcp::socket accepted = listener.accept();
   EXPECT_EQ(accepted.remote_endpoint(), r.stream->socket().local_endpoint());
@@ -82,11 +83,11 @@ TEST(DialOriginTest, NeverDialsItsOwnListenerEvenWhenAllowlisted) {
   guard.AddSelf(kLoopback, port);
   DialResult r = Dial(io, "127.0.0.1", port, guard);
   EXPECT_EQ(r.stream, nullptr);
-  EXPECT_EQ(r.status, 403u);
-  EXPECT_EQ(r.reason, "self_listener");
+  EXPECT_EQ(r.error, DialError::kDenied);
+  EXPECT_EQ(r.reason(), "self_listener");
 }
 
-TEST(DialOriginTest, RefusedConnectionIs502) {
+TEST(DialOriginTest, RefusedConnectionIsRefused) {
   asio::io_context io;
   uint16_t port;
   {
@@ -97,17 +98,17 @@ TEST(DialOriginTest, RefusedConnectionIs502) {
   SsrfGuard guard = AllowLoopback();
   DialResult r = Dial(io, "127.0.0.1", port, guard);
   EXPECT_EQ(r.stream, nullptr);
-  EXPECT_EQ(r.status, 502u);
-  EXPECT_EQ(r.reason, "refused");
+  EXPECT_EQ(r.error, DialError::kRefused);
+  EXPECT_EQ(r.reason(), "refused");
 }
 
-TEST(DialOriginTest, MalformedNumericHostIs400WithoutDns) {
+TEST(DialOriginTest, MalformedNumericHostIsABadHostWithoutDns) {
   asio::io_context io;
   SsrfGuard guard({}, {});
   for (const char* host : {"256.1.1.1", "1.2.3.4.5", "0x1g"}) {
     DialResult r = Dial(io, host, 80, guard);
-    EXPECT_EQ(r.status, 400u) << host;
-    EXPECT_EQ(r.reason, "bad_host") << host;
+    EXPECT_EQ(r.error, DialError::kBadHost) << host;
+    EXPECT_EQ(r.reason(), "bad_host") << host;
   }
 }
 

@@ -54,7 +54,12 @@ struct Recorder {
 // Pauses `t` for 1 s at At(0) (hinted, local: on_pause runs, no event) and
 // sends the probe at At(1000): `t` is then probing with the probe out.
 void PauseAndProbe(BucketPause& t) {
-  ASSERT_EQ(t.OnThrottled(429, seconds(1), "", false, At(0), At(0)), At(1000));
+  ASSERT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(1),
+                           .broadcast = false,
+                           .admitted_at = At(0)},
+                          At(0)),
+            At(1000));
   ASSERT_TRUE(t.Allows(At(1000)));
   t.Took(1, At(1000));
 }
@@ -75,7 +80,12 @@ TEST(BucketThrottleTest, StartsRunningWithoutConstraint) {
 
 TEST(BucketThrottleTest, HintedThrottlePausesUntilNowPlusHint) {
   BucketPause t(Opts());
-  EXPECT_EQ(t.OnThrottled(429, seconds(3), "slow down", false, At(0), At(10)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(3),
+                           .reason = "slow down",
+                           .broadcast = false,
+                           .admitted_at = At(0)},
+                          At(10)),
             At(3010));
   // Time only moves forward through each test.
   EXPECT_EQ(t.PhaseAt(At(10)), Phase::kPaused);
@@ -94,8 +104,10 @@ TEST(BucketThrottleTest, HintedThrottlePausesUntilNowPlusHint) {
 
 TEST(BucketThrottleTest, UnhintedThrottleUsesTheDefaultPause) {
   BucketPause t(Opts());
-  EXPECT_EQ(t.OnThrottled(503, std::nullopt, "", false, At(0), At(0)),
-            At(1000));
+  EXPECT_EQ(
+      t.OnThrottled({.status = 503, .broadcast = false, .admitted_at = At(0)},
+                    At(0)),
+      At(1000));
   EXPECT_FALSE(t.Allows(At(999)));
   EXPECT_TRUE(t.Allows(At(1000)));
 }
@@ -104,7 +116,11 @@ TEST(BucketThrottleTest, ZeroHintGoesStraightToProbing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  EXPECT_EQ(t.OnThrottled(429, Duration::zero(), "", true, At(0), At(0)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = Duration::zero(),
+                           .broadcast = true,
+                           .admitted_at = At(0)},
+                          At(0)),
             At(0));
   EXPECT_EQ(t.PhaseAt(At(0)), Phase::kProbing);
   EXPECT_EQ(r.events.size(), 1u);
@@ -118,7 +134,12 @@ TEST(BucketThrottleTest, BroadcastThrottleReportsStatusHintAndReason) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(3), "retry-after", true, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(3),
+                 .reason = "retry-after",
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   ASSERT_EQ(r.events.size(), 1u);
   const Event& e = r.events[0];
   EXPECT_EQ(e.kind, Event::Kind::kThrottled);
@@ -135,7 +156,11 @@ TEST(BucketThrottleTest, UnhintedBroadcastReportsNoHint) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(503, std::nullopt, "overloaded", true, At(0), At(0));
+  t.OnThrottled({.status = 503,
+                 .reason = "overloaded",
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   ASSERT_EQ(r.events.size(), 1u);
   EXPECT_EQ(r.events[0].status, 503u);
   EXPECT_FALSE(r.events[0].hint.has_value());
@@ -146,7 +171,12 @@ TEST(BucketThrottleTest, LocalThrottleRunsOnPauseButReportsNothing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(3), "local", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(3),
+                 .reason = "local",
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_TRUE(r.events.empty());
   EXPECT_EQ(r.pauses, 1);
   EXPECT_EQ(r.remote_pauses, 0);
@@ -158,9 +188,17 @@ TEST(BucketThrottleTest, ShorterThrottleWhilePausedChangesNothing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(5), "", true, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(5),
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   // Ends at At(2000), inside the pause in force: no event, no on_pause.
-  EXPECT_EQ(t.OnThrottled(429, seconds(1), "", true, At(900), At(1000)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(1),
+                           .broadcast = true,
+                           .admitted_at = At(900)},
+                          At(1000)),
             At(5000));
   EXPECT_EQ(r.events.size(), 1u);
   EXPECT_EQ(r.pauses, 1);
@@ -172,8 +210,17 @@ TEST(BucketThrottleTest, LongerThrottleWhilePausedExtendsAndReports) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(5), "", true, At(0), At(0));
-  EXPECT_EQ(t.OnThrottled(429, seconds(10), "more", true, At(900), At(1000)),
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(5),
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(10),
+                           .reason = "more",
+                           .broadcast = true,
+                           .admitted_at = At(900)},
+                          At(1000)),
             At(11000));
   ASSERT_EQ(r.events.size(), 2u);
   EXPECT_EQ(r.events[1].hint, std::optional<Duration>(seconds(10)));
@@ -192,7 +239,11 @@ TEST(BucketThrottleTest, ResumeJitterIsWithinBoundAndVaries) {
     o.seed = seed;
     BucketPause t(o);
     // The returned end is the schedule's, without jitter.
-    ASSERT_EQ(t.OnThrottled(429, seconds(1), "", false, At(0), At(0)),
+    ASSERT_EQ(t.OnThrottled({.status = 429,
+                             .hint = seconds(1),
+                             .broadcast = false,
+                             .admitted_at = At(0)},
+                            At(0)),
               At(1000));
     const TimePoint resume = t.ReadyAt(At(0));
     EXPECT_GE(resume, At(1000)) << seed;
@@ -215,14 +266,26 @@ TEST(BucketThrottleTest, SameSeedSameJitter) {
   o.seed = 7;
   BucketPause a(o);
   BucketPause b(o);
-  a.OnThrottled(429, seconds(1), "", false, At(0), At(0));
-  b.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+  a.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
+  b.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_EQ(a.ReadyAt(At(0)), b.ReadyAt(At(0)));
 }
 
 TEST(BucketThrottleTest, ProbingAllowsExactlyOneTake) {
   BucketPause t(Opts());
-  t.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_TRUE(t.Allows(At(1000)));
   EXPECT_TRUE(t.Allows(At(1000)));  // asking does not send
   t.Took(1, At(1000));
@@ -238,7 +301,11 @@ TEST(BucketThrottleTest, ProbeAnswerStartsTheRampAndReportsThePauseId) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(1), "", true, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_TRUE(t.OnRemotePause(seconds(2), 42, At(500)));  // ends At(2500)
   ASSERT_TRUE(t.Allows(At(2500)));
   t.Took(1, At(2500));
@@ -288,13 +355,21 @@ TEST(BucketThrottleTest, AnswerBeforeAnyProbeIsSentIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   t.OnAnswered(At(1000), At(1000));  // probing, but no probe out
   EXPECT_EQ(t.PhaseAt(At(1000)), Phase::kProbing);
   EXPECT_TRUE(r.events.empty());
   // While paused, too.
   BucketPause u(Opts());
-  u.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+  u.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   u.OnAnswered(At(500), At(500));
   EXPECT_EQ(u.PhaseAt(At(500)), Phase::kPaused);
 }
@@ -314,13 +389,18 @@ TEST(BucketThrottleTest, ThrottledProbeBacksOffAndIsFlagged) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, std::nullopt, "", true, At(0), At(0));  // until 1000
+  t.OnThrottled({.status = 429, .broadcast = true, .admitted_at = At(0)},
+                At(0));  // until 1000
   ASSERT_TRUE(t.Allows(At(1000)));
   t.Took(1, At(1000));
   // A repeat: default 1 s * 2^1, more than the 500 ms asked for.
-  EXPECT_EQ(
-      t.OnThrottled(429, milliseconds(500), "again", true, At(1000), At(1100)),
-      At(3100));
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = milliseconds(500),
+                           .reason = "again",
+                           .broadcast = true,
+                           .admitted_at = At(1000)},
+                          At(1100)),
+            At(3100));
   EXPECT_EQ(t.PhaseAt(At(1100)), Phase::kPaused);
   EXPECT_FALSE(t.Allows(At(3099)));
   EXPECT_TRUE(t.Allows(At(3100)));
@@ -334,17 +414,27 @@ TEST(BucketThrottleTest, ThrottledProbeBacksOffAndIsFlagged) {
   // The new probe may go; its own throttle backs off further (2 s * 2).
   t.Took(1, At(3100));
   EXPECT_EQ(t.stats().probes, 2u);
-  EXPECT_EQ(t.OnThrottled(429, std::nullopt, "", true, At(3100), At(3200)),
-            At(7200));
+  EXPECT_EQ(
+      t.OnThrottled({.status = 429, .broadcast = true, .admitted_at = At(3100)},
+                    At(3200)),
+      At(7200));
 }
 
 TEST(BucketThrottleTest, StragglerThrottleWhileProbingIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(1), "", true, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   // Admitted before the pause ended, answered while probing.
-  EXPECT_EQ(t.OnThrottled(429, seconds(30), "", true, At(0), At(1050)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(30),
+                           .broadcast = true,
+                           .admitted_at = At(0)},
+                          At(1050)),
             At(1000));
   EXPECT_EQ(t.PhaseAt(At(1050)), Phase::kProbing);
   EXPECT_TRUE(t.Allows(At(1050)));
@@ -360,7 +450,11 @@ TEST(BucketThrottleTest, StragglerThrottleWhileRampingIsIgnored) {
   PauseAndProbe(t);
   t.OnAnswered(At(1000), At(1100));
   ASSERT_EQ(t.PhaseAt(At(1100)), Phase::kRamping);
-  EXPECT_EQ(t.OnThrottled(429, seconds(30), "", true, At(999), At(1200)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(30),
+                           .broadcast = true,
+                           .admitted_at = At(999)},
+                          At(1200)),
             At(1000));
   EXPECT_EQ(t.PhaseAt(At(1200)), Phase::kRamping);
   EXPECT_EQ(r.pauses, 1);  // the first pause only
@@ -376,8 +470,10 @@ TEST(BucketThrottleTest, ThrottleOfARampRequestPausesWithBackoff) {
   ASSERT_TRUE(t.Allows(At(1100)));
   t.Took(1, At(1100));
   // A repeat: 2 s backoff.
-  EXPECT_EQ(t.OnThrottled(429, std::nullopt, "", true, At(1100), At(1150)),
-            At(3150));
+  EXPECT_EQ(
+      t.OnThrottled({.status = 429, .broadcast = true, .admitted_at = At(1100)},
+                    At(1150)),
+      At(3150));
   EXPECT_EQ(t.PhaseAt(At(1150)), Phase::kPaused);
   ASSERT_EQ(r.events.size(), 2u);  // probe ok, then the throttle
   EXPECT_EQ(r.events[1].kind, Event::Kind::kThrottled);
@@ -489,7 +585,11 @@ TEST(BucketThrottleTest, RemotePauseShorterThanTheLocalOneIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
-  t.OnThrottled(429, seconds(5), "", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(5),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_FALSE(t.OnRemotePause(seconds(1), 3, At(100)));
   EXPECT_EQ(t.ReadyAt(At(100)), At(5000));
   EXPECT_EQ(r.pauses, 1);
@@ -523,7 +623,11 @@ TEST(BucketThrottleTest, RemotePauseWhileProbingCancelsTheProbe) {
 TEST(BucketThrottleTest, RemainingIsZeroOutsideThePause) {
   BucketPause t(Opts());
   EXPECT_EQ(t.Remaining(At(0)), Duration::zero());
-  t.OnThrottled(429, seconds(2), "", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(2),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   EXPECT_EQ(t.Remaining(At(0)), seconds(2));
   EXPECT_EQ(t.Remaining(At(1500)), milliseconds(500));
   EXPECT_EQ(t.Remaining(At(2000)), Duration::zero());  // probing
@@ -535,9 +639,21 @@ TEST(BucketThrottleTest, RemainingIsZeroOutsideThePause) {
 
 TEST(BucketThrottleTest, StatsCountMovesAndProbes) {
   BucketPause t(Opts());
-  t.OnThrottled(429, seconds(1), "", false, At(0), At(0));    // +1 pause
-  t.OnThrottled(429, seconds(1), "", false, At(0), At(100));  // +1 (later)
-  t.OnThrottled(429, milliseconds(10), "", false, At(0), At(200));  // no
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));  // +1 pause
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(100));  // +1 (later)
+  t.OnThrottled({.status = 429,
+                 .hint = milliseconds(10),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(200));                   // no
   t.OnRemotePause(seconds(3), 1, At(300));  // +1 remote, until At(3300)
   t.OnRemotePause(seconds(1), 2, At(400));  // no
   ASSERT_TRUE(t.Allows(At(3300)));
@@ -551,7 +667,11 @@ TEST(BucketThrottleTest, StatsCountMovesAndProbes) {
 
 TEST(BucketThrottleTest, CallbacksAreOptional) {
   BucketPause t(Opts());  // no set_callbacks
-  t.OnThrottled(429, seconds(1), "", true, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(0));
   t.OnRemotePause(seconds(2), 1, At(0));
   t.Took(1, At(2000));
   t.OnAnswered(At(2000), At(2000));
@@ -578,7 +698,11 @@ TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
       for (int i = 1; i <= kIters; ++i) {
         const Duration d = milliseconds(i * kThreads + th);
         if (th % 2 == 0) {
-          t.OnThrottled(429, d, "", true, At(0), At(0));
+          t.OnThrottled({.status = 429,
+                         .hint = d,
+                         .broadcast = true,
+                         .admitted_at = At(0)},
+                        At(0));
         } else {
           t.OnRemotePause(d, static_cast<uint64_t>(i * kThreads + th), At(0));
         }
@@ -609,7 +733,11 @@ TEST(BucketThrottleTest, RemainingIncludesTheJitterAfterTheScheduleEnd) {
   o.resume_jitter = milliseconds(50);
   o.seed = 3;
   BucketPause t(o);
-  t.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(1),
+                 .broadcast = false,
+                 .admitted_at = At(0)},
+                At(0));
   const TimePoint resume = t.ReadyAt(At(0));
   ASSERT_GT(resume, At(1000)) << "pick a seed with a non-zero jitter";
   ASSERT_FALSE(t.Allows(At(1000)));
@@ -625,7 +753,11 @@ TEST(BucketThrottleTest, NothingGoesBeforeTheJitteredResume) {
   for (uint64_t seed = 1; seed < 50; ++seed) {
     o.seed = seed;
     BucketPause t(o);
-    t.OnThrottled(429, seconds(1), "", false, At(0), At(0));
+    t.OnThrottled({.status = 429,
+                   .hint = seconds(1),
+                   .broadcast = false,
+                   .admitted_at = At(0)},
+                  At(0));
     const TimePoint resume = t.ReadyAt(At(0));
     EXPECT_GE(resume, At(1000)) << seed;
     EXPECT_LT(resume, At(1500)) << seed;
@@ -644,11 +776,21 @@ TEST(BucketThrottleTest, StragglerThrottleWhilePausedIsNotReported) {
   int events = 0;
   t.set_callbacks([&](const BucketPause::Event&) { ++events; },
                   [](bool, bool) {});
-  t.OnThrottled(429, seconds(2), "retry-after", true, At(0), At(10));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(2),
+                 .reason = "retry-after",
+                 .broadcast = true,
+                 .admitted_at = At(0)},
+                At(10));
   ASSERT_EQ(events, 1);
   // Sent at At(5), before the pause began at At(10): the same ban, merged
   // locally (the end moves to At(2020)) but not reported again.
-  EXPECT_EQ(t.OnThrottled(429, seconds(2), "retry-after", true, At(5), At(20)),
+  EXPECT_EQ(t.OnThrottled({.status = 429,
+                           .hint = seconds(2),
+                           .reason = "retry-after",
+                           .broadcast = true,
+                           .admitted_at = At(5)},
+                          At(20)),
             At(2020));
   EXPECT_EQ(events, 1);
   EXPECT_EQ(t.stats().pauses, 1u);
@@ -664,7 +806,9 @@ TEST(BucketThrottleTest, RampAfterProbeTimeoutStartsAFreshPace) {
   ASSERT_TRUE(t.Allows(At(1000)));
   t.Took(1, At(1000));  // next ramp slot: At(11000)
   // That request is throttled: repeat, 2 s pause until At(3100).
-  ASSERT_EQ(t.OnThrottled(429, std::nullopt, "", false, At(1000), At(1100)),
+  ASSERT_EQ(t.OnThrottled(
+                {.status = 429, .broadcast = false, .admitted_at = At(1000)},
+                At(1100)),
             At(3100));
   ASSERT_TRUE(t.Allows(At(3100)));
   t.Took(1, At(3100));  // the probe; never answered
@@ -730,7 +874,12 @@ TEST(BucketThrottleTest, SameRemotePauseTwiceIsOnePause) {
   EXPECT_TRUE(t.OnRemotePause(seconds(2), 7, At(500)));  // reused id
   EXPECT_EQ(pauses, 2);
   // A throttle of a request sent during the pause extends it locally.
-  t.OnThrottled(429, seconds(5), "retry-after", true, At(600), At(700));
+  t.OnThrottled({.status = 429,
+                 .hint = seconds(5),
+                 .reason = "retry-after",
+                 .broadcast = true,
+                 .admitted_at = At(600)},
+                At(700));
   EXPECT_EQ(pauses, 3);
   // Only the first was a start: the bucket was paused for the others.
   EXPECT_EQ(started, (std::vector<bool>{true, false, false}));

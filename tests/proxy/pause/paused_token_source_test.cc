@@ -70,7 +70,11 @@ class PausedTokenSourceTest : public testing::TestWithParam<Inner> {
 
   // Pauses for `pause` from kT0.
   void Pause(Duration pause) {
-    ASSERT_EQ(throttle_->OnThrottled(429, pause, "", false, kT0, kT0),
+    ASSERT_EQ(throttle_->OnThrottled({.status = 429,
+                                      .hint = pause,
+                                      .broadcast = false,
+                                      .admitted_at = kT0},
+                                     kT0),
               kT0 + pause);
   }
 
@@ -111,11 +115,19 @@ TEST_P(PausedTokenSourceTest, AvailableAtIsThePauseEndWhenTokensAreThere) {
 
 TEST_P(PausedTokenSourceTest, AvailableAtIsTheInnerPredictionWhenLater) {
   ASSERT_TRUE(source_->TryTake(5, kT0));  // empty: 5 tokens by At(500)
-  throttle_->OnThrottled(429, milliseconds(200), "", false, kT0, kT0);
+  throttle_->OnThrottled({.status = 429,
+                          .hint = milliseconds(200),
+                          .broadcast = false,
+                          .admitted_at = kT0},
+                         kT0);
   EXPECT_GE(source_->AvailableAt(5, kT0), At(500));
   EXPECT_EQ(source_->AvailableAt(1, kT0), At(200));  // 1 token by At(100)
   // And the pause end when that is later.
-  throttle_->OnThrottled(429, milliseconds(700), "", false, kT0, kT0);
+  throttle_->OnThrottled({.status = 429,
+                          .hint = milliseconds(700),
+                          .broadcast = false,
+                          .admitted_at = kT0},
+                         kT0);
   EXPECT_EQ(source_->AvailableAt(1, kT0), At(700));
   EXPECT_GT(source_->AvailableAt(5, kT0), At(700));
 }
@@ -250,7 +262,11 @@ TEST(PausedTokenSourceRampTest, BacklogPredictionDuringTheRampIsNotEarly) {
   PausedTokenSource source(
       std::make_unique<TokenBucket>(RateSpec{1000, seconds(1), 100}, kT0),
       throttle);
-  throttle->OnThrottled(429, seconds(1), "", false, kT0, kT0);
+  throttle->OnThrottled({.status = 429,
+                         .hint = seconds(1),
+                         .broadcast = false,
+                         .admitted_at = kT0},
+                        kT0);
   ASSERT_TRUE(source.TryTake(1, At(1000)));  // the probe
   throttle->OnAnswered(At(1000), At(1000));
   ASSERT_EQ(throttle->PhaseAt(At(1000)), Phase::kRamping);

@@ -231,14 +231,14 @@ TEST(ProxyMetricsTest, UpstreamStatusByClassAndCode) {
 
 TEST(ProxyMetricsTest, ConnectTimesAndErrors) {
   ProxyMetrics m;
-  m.ObserveConnect(std::chrono::milliseconds(2), "");
-  m.ObserveConnect(std::chrono::milliseconds(30), "dns");
-  m.ObserveConnect(std::chrono::milliseconds(30), "dns_timeout");
-  m.ObserveConnect(std::chrono::milliseconds(30), "connect_timeout");
-  m.ObserveConnect(std::chrono::milliseconds(1), "refused");
-  m.ObserveConnect(std::chrono::milliseconds(1), "loopback");
-  m.ObserveConnect(std::chrono::milliseconds(1), "cloud_metadata");
-  m.ObserveConnect(std::chrono::milliseconds(1), "connect");
+  m.ObserveConnect(std::chrono::milliseconds(2), DialError::kNone);
+  m.ObserveConnect(std::chrono::milliseconds(30), DialError::kDns);
+  m.ObserveConnect(std::chrono::milliseconds(30), DialError::kDnsTimeout);
+  m.ObserveConnect(std::chrono::milliseconds(30), DialError::kConnectTimeout);
+  m.ObserveConnect(std::chrono::milliseconds(1), DialError::kRefused);
+  m.ObserveConnect(std::chrono::milliseconds(1), DialError::kDenied);
+  m.ObserveConnect(std::chrono::milliseconds(1), DialError::kDenied);
+  m.ObserveConnect(std::chrono::milliseconds(1), DialError::kConnect);
   auto h =
       FindSeries(*m.registry(), "sluice_proxy_upstream_connect_seconds", {});
   ASSERT_TRUE(h.has_value());
