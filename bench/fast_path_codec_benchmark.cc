@@ -1,5 +1,5 @@
-// The pause fast path's per-datagram work (proto/fast_path_codec.h): what
-// the server does per sidecar of a broadcast (Seal) and each sidecar per
+// The pause fast path's per-datagram work (common/protocol/fast_path_codec.h):
+// what the server does per sidecar of a broadcast (Seal) and each sidecar per
 // pause (Parse + Open).
 #include <benchmark/benchmark.h>
 

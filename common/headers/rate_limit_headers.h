@@ -94,7 +94,7 @@ struct RateLimitHint {
 // (epoch resets, HTTP-dates, RFC 3339) are converted to delays relative to
 // that Date (so skew between the API's clock and ours cancels out);
 // otherwise relative to `now`. Never fails; the work per field is bounded
-// (see common/structured_field.h for the structured-field limits).
+// (see common/headers/structured_field.h for the structured-field limits).
 RateLimitHint ParseRateLimitHeaders(std::span<const HeaderRef> headers,
                                     absl::Time now,
                                     const RateLimitParseOptions& options = {});

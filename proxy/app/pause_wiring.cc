@@ -32,16 +32,16 @@ std::shared_ptr<BucketPause> MakeBucketPause(const LimitConfig& lc) {
 
 std::unique_ptr<TokenSource> WrapForPause(
     std::unique_ptr<TokenSource> source,
-    const std::shared_ptr<BucketPause>& throttle) {
-  if (!throttle || !source) return source;
-  return std::make_unique<PausedTokenSource>(std::move(source), throttle);
+    const std::shared_ptr<BucketPause>& pause) {
+  if (!pause || !source) return source;
+  return std::make_unique<PausedTokenSource>(std::move(source), pause);
 }
 
 void AttachPause(const PauseWiring& wiring, const LimitConfig& lc,
                  const std::string& key_hash,
                  const std::shared_ptr<RateLimiter>& limiter,
-                 std::shared_ptr<BucketPause> throttle) {
-  if (!throttle || !limiter) return;
+                 std::shared_ptr<BucketPause> pause) {
+  if (!pause || !limiter) return;
   std::weak_ptr<RateLimiter> weak = limiter;
   PauseMetrics* metrics = wiring.metrics;
   auto shed = wiring.shed;
@@ -54,8 +54,8 @@ void AttachPause(const PauseWiring& wiring, const LimitConfig& lc,
       report(resource, key_hash, e);
     };
   }
-  throttle->set_callbacks(std::move(on_event), [metrics, shed, weak, name](
-                                                   bool remote, bool started) {
+  pause->set_callbacks(std::move(on_event), [metrics, shed, weak, name](
+                                                bool remote, bool started) {
     if (metrics) {
       metrics->OnPause(name, remote, started);
     }
@@ -67,7 +67,7 @@ void AttachPause(const PauseWiring& wiring, const LimitConfig& lc,
       shed(weak);
     }
   });
-  limiter->set_pause(std::move(throttle));
+  limiter->set_pause(std::move(pause));
 }
 
 }  // namespace sluice

@@ -2,7 +2,7 @@
 #define SLUICE_PROXY_CONFIG_CONFIG_YAML_H_
 
 // The proxy's own YAML readers, on top of the shared ones in
-// common/config_yaml.h: token amounts, durations, free text and header
+// common/config/config_yaml.h: token amounts, durations, free text and header
 // names. Same error form: "<field path>: <reason> (line L, column C)".
 // Internal to the config loader; not a general YAML API.
 

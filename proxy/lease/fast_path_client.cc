@@ -29,7 +29,7 @@ constexpr int kPollMs = 100;
 constexpr int64_t kHelloRetryMs = 1000;  // until welcomed
 constexpr int64_t kHelloKeepMs = 10000;  // then, for NAT state
 constexpr int64_t kHelloLeaseMs = 1000;  // while leasing: liveness
-// The reader's scheduling slice (common/thread_latency.h).
+// The reader's scheduling slice (common/sys/thread_latency.h).
 constexpr std::chrono::microseconds kReaderSlice(100);
 
 int64_t SteadyUs() {
@@ -188,7 +188,7 @@ FastPathClient::Stats FastPathClient::stats() const {
 
 void FastPathClient::ReadLoop() {
   // Asleep almost always; when a pause comes it must run at once, ahead of
-  // the proxy's workers (common/thread_latency.h).
+  // the proxy's workers (common/sys/thread_latency.h).
   if (absl::Status s = RequestShortSlice(kReaderSlice); !s.ok()) {
     spdlog::warn("fast path reader: {}", std::string(s.message()));
   }

@@ -5,13 +5,13 @@
 namespace sluice {
 
 PausedTokenSource::PausedTokenSource(std::unique_ptr<TokenSource> inner,
-                                     std::shared_ptr<BucketPause> throttle)
-    : inner_(std::move(inner)), throttle_(std::move(throttle)) {}
+                                     std::shared_ptr<BucketPause> pause)
+    : inner_(std::move(inner)), pause_(std::move(pause)) {}
 
 bool PausedTokenSource::TryTake(double cost, TimePoint now) {
-  if (!throttle_->Allows(now)) return false;
+  if (!pause_->Allows(now)) return false;
   if (!inner_->TryTake(cost, now)) return false;
-  throttle_->Took(cost, now);
+  pause_->Took(cost, now);
   return true;
 }
 
@@ -19,7 +19,7 @@ std::optional<TimePoint> PausedTokenSource::AvailableAt(double cost,
                                                         TimePoint now) const {
   const std::optional<TimePoint> inner = inner_->AvailableAt(cost, now);
   if (!inner) return std::nullopt;
-  return std::max(*inner, throttle_->BacklogReadyAt(cost, now));
+  return std::max(*inner, pause_->BacklogReadyAt(cost, now));
 }
 
 void PausedTokenSource::Refund(double cost, TimePoint now) {

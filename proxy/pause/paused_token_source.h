@@ -17,7 +17,7 @@ class PausedTokenSource : public TokenSource {
  public:
   // Neither may be null.
   PausedTokenSource(std::unique_ptr<TokenSource> inner,
-                    std::shared_ptr<BucketPause> throttle);
+                    std::shared_ptr<BucketPause> pause);
 
   bool TryTake(double cost, TimePoint now) override;
   std::optional<TimePoint> AvailableAt(double cost,
@@ -27,7 +27,7 @@ class PausedTokenSource : public TokenSource {
 
  private:
   std::unique_ptr<TokenSource> inner_;
-  std::shared_ptr<BucketPause> throttle_;
+  std::shared_ptr<BucketPause> pause_;
 };
 
 }  // namespace sluice

@@ -23,7 +23,7 @@ namespace {
 // How often the reader looks at stopping_ while no datagram comes.
 constexpr int kPollMs = 100;
 constexpr int kReceiveBufferBytes = 4 << 20;
-// The reader's scheduling slice (common/thread_latency.h).
+// The reader's scheduling slice (common/sys/thread_latency.h).
 constexpr std::chrono::microseconds kReaderSlice(100);
 }  // namespace
 

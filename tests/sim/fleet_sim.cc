@@ -25,7 +25,7 @@ constexpr int64_t kBucketNs = 100'000'000;  // 100 ms result buckets
 
 struct Sidecar {
   std::shared_ptr<LeasePool> pool;
-  std::shared_ptr<BucketPause> throttle;
+  std::shared_ptr<BucketPause> pause;
   std::shared_ptr<RateLimiter> limiter;
   std::unique_ptr<LeaseAgent> agent;
   bool alive = false;
@@ -186,8 +186,8 @@ class Fleet {
     to.full_rate_per_second = cfg_.rate_per_second;
     to.resume_jitter = cfg_.resume_jitter;
     to.seed = cfg_.seed * 7919 + i;
-    s.throttle = std::make_shared<BucketPause>(to);
-    s.throttle->set_callbacks(
+    s.pause = std::make_shared<BucketPause>(to);
+    s.pause->set_callbacks(
         [this, i](const BucketPause::Event& e) {
           Sidecar& sc = sidecars_[i];
           if (sc.stream != 0) {
@@ -202,7 +202,7 @@ class Fleet {
         });
     s.limiter = std::make_shared<RateLimiter>(
         std::make_unique<PausedTokenSource>(
-            std::make_unique<LeasedTokenSource>(s.pool), s.throttle),
+            std::make_unique<LeasedTokenSource>(s.pool), s.pause),
         lo);
     LeaseAgent::Options ao;
     ao.sidecar_id = "sidecar-" + std::to_string(i);
@@ -213,7 +213,7 @@ class Fleet {
     b.resource = "api";
     b.limiter = s.limiter;
     b.pool = s.pool;
-    b.throttle = s.throttle;
+    b.throttle = s.pause;
     s.agent = std::make_unique<LeaseAgent>(ao, std::vector<LeaseBinding>{b});
     s.alive = true;
     Connect(i);
@@ -363,14 +363,14 @@ class Fleet {
            Sidecar& s = sidecars_[i];
            if (!s.alive) return;
            if (throttled) {
-             s.throttle->OnThrottled({.status = 429,
-                                      .hint = hint,
-                                      .reason = "retry-after",
-                                      .broadcast = true,
-                                      .admitted_at = admitted_at},
-                                     now_);
+             s.pause->OnThrottled({.status = 429,
+                                   .hint = hint,
+                                   .reason = "retry-after",
+                                   .broadcast = true,
+                                   .admitted_at = admitted_at},
+                                  now_);
            } else {
-             s.throttle->OnAnswered(admitted_at, now_);
+             s.pause->OnAnswered(admitted_at, now_);
            }
          });
   }

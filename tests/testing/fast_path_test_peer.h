@@ -2,9 +2,10 @@
 #define SLUICE_TESTS_TESTING_FAST_PATH_TEST_PEER_H_
 
 // One end of the pause fast path in a test: a UDP socket on 127.0.0.1 that
-// seals what it sends and opens what it reads (proto/fast_path_codec.h)
-// with one stream's offer. It sends to the port given to Connect, or else
-// to wherever the last datagram it read came from.
+// seals what it sends and opens what it reads
+// (common/protocol/fast_path_codec.h) with one stream's offer. It sends to the
+// port given to Connect, or else to wherever the last datagram it read came
+// from.
 
 #include <netinet/in.h>
 #include <poll.h>

@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // The repository root, found from this file's location
-// (tests/proxy/config_loader_test.cc).
+// (tests/proxy/config/config_loader_test.cc).
 std::filesystem::path RepoRoot() {
 #ifdef SLUICE_SOURCE_DIR
   // Set by CMake: __FILE__ is relative when ccache rewrites paths.

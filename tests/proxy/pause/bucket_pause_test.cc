@@ -64,7 +64,7 @@ void PauseAndProbe(BucketPause& t) {
   t.Took(1, At(1000));
 }
 
-TEST(BucketThrottleTest, StartsRunningWithoutConstraint) {
+TEST(BucketPauseTest, StartsRunningWithoutConstraint) {
   BucketPause t(Opts());
   EXPECT_EQ(t.PhaseAt(At(0)), Phase::kRunning);
   EXPECT_TRUE(t.Allows(At(0)));
@@ -78,7 +78,7 @@ TEST(BucketThrottleTest, StartsRunningWithoutConstraint) {
   EXPECT_EQ(s.probes, 0u);
 }
 
-TEST(BucketThrottleTest, HintedThrottlePausesUntilNowPlusHint) {
+TEST(BucketPauseTest, HintedThrottlePausesUntilNowPlusHint) {
   BucketPause t(Opts());
   EXPECT_EQ(t.OnThrottled({.status = 429,
                            .hint = seconds(3),
@@ -102,7 +102,7 @@ TEST(BucketThrottleTest, HintedThrottlePausesUntilNowPlusHint) {
   EXPECT_EQ(t.Remaining(At(3010)), Duration::zero());
 }
 
-TEST(BucketThrottleTest, UnhintedThrottleUsesTheDefaultPause) {
+TEST(BucketPauseTest, UnhintedThrottleUsesTheDefaultPause) {
   BucketPause t(Opts());
   EXPECT_EQ(
       t.OnThrottled({.status = 503, .broadcast = false, .admitted_at = At(0)},
@@ -112,7 +112,7 @@ TEST(BucketThrottleTest, UnhintedThrottleUsesTheDefaultPause) {
   EXPECT_TRUE(t.Allows(At(1000)));
 }
 
-TEST(BucketThrottleTest, ZeroHintGoesStraightToProbing) {
+TEST(BucketPauseTest, ZeroHintGoesStraightToProbing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -130,7 +130,7 @@ TEST(BucketThrottleTest, ZeroHintGoesStraightToProbing) {
   EXPECT_FALSE(t.Allows(At(0)));
 }
 
-TEST(BucketThrottleTest, BroadcastThrottleReportsStatusHintAndReason) {
+TEST(BucketPauseTest, BroadcastThrottleReportsStatusHintAndReason) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -152,7 +152,7 @@ TEST(BucketThrottleTest, BroadcastThrottleReportsStatusHintAndReason) {
   EXPECT_EQ(t.stats().pauses, 1u);
 }
 
-TEST(BucketThrottleTest, UnhintedBroadcastReportsNoHint) {
+TEST(BucketPauseTest, UnhintedBroadcastReportsNoHint) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -167,7 +167,7 @@ TEST(BucketThrottleTest, UnhintedBroadcastReportsNoHint) {
   EXPECT_EQ(r.events[0].reason, "overloaded");
 }
 
-TEST(BucketThrottleTest, LocalThrottleRunsOnPauseButReportsNothing) {
+TEST(BucketPauseTest, LocalThrottleRunsOnPauseButReportsNothing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -184,7 +184,7 @@ TEST(BucketThrottleTest, LocalThrottleRunsOnPauseButReportsNothing) {
   EXPECT_FALSE(t.Allows(At(100)));
 }
 
-TEST(BucketThrottleTest, ShorterThrottleWhilePausedChangesNothing) {
+TEST(BucketPauseTest, ShorterThrottleWhilePausedChangesNothing) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -206,7 +206,7 @@ TEST(BucketThrottleTest, ShorterThrottleWhilePausedChangesNothing) {
   EXPECT_EQ(t.ReadyAt(At(1000)), At(5000));
 }
 
-TEST(BucketThrottleTest, LongerThrottleWhilePausedExtendsAndReports) {
+TEST(BucketPauseTest, LongerThrottleWhilePausedExtendsAndReports) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -231,7 +231,7 @@ TEST(BucketThrottleTest, LongerThrottleWhilePausedExtendsAndReports) {
   EXPECT_TRUE(t.Allows(At(11000)));
 }
 
-TEST(BucketThrottleTest, ResumeJitterIsWithinBoundAndVaries) {
+TEST(BucketPauseTest, ResumeJitterIsWithinBoundAndVaries) {
   std::set<TimePoint> resumes;
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     BucketPause::Options o = Opts();
@@ -260,7 +260,7 @@ TEST(BucketThrottleTest, ResumeJitterIsWithinBoundAndVaries) {
   EXPECT_GT(resumes.size(), 10u);
 }
 
-TEST(BucketThrottleTest, SameSeedSameJitter) {
+TEST(BucketPauseTest, SameSeedSameJitter) {
   BucketPause::Options o = Opts();
   o.resume_jitter = milliseconds(50);
   o.seed = 7;
@@ -279,7 +279,7 @@ TEST(BucketThrottleTest, SameSeedSameJitter) {
   EXPECT_EQ(a.ReadyAt(At(0)), b.ReadyAt(At(0)));
 }
 
-TEST(BucketThrottleTest, ProbingAllowsExactlyOneTake) {
+TEST(BucketPauseTest, ProbingAllowsExactlyOneTake) {
   BucketPause t(Opts());
   t.OnThrottled({.status = 429,
                  .hint = seconds(1),
@@ -297,7 +297,7 @@ TEST(BucketThrottleTest, ProbingAllowsExactlyOneTake) {
   EXPECT_EQ(t.PhaseAt(At(2999)), Phase::kProbing);
 }
 
-TEST(BucketThrottleTest, ProbeAnswerStartsTheRampAndReportsThePauseId) {
+TEST(BucketPauseTest, ProbeAnswerStartsTheRampAndReportsThePauseId) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -321,7 +321,7 @@ TEST(BucketThrottleTest, ProbeAnswerStartsTheRampAndReportsThePauseId) {
   EXPECT_EQ(r.events.size(), 2u);
 }
 
-TEST(BucketThrottleTest, ProbeOkCarriesTheLatestRemotePauseId) {
+TEST(BucketPauseTest, ProbeOkCarriesTheLatestRemotePauseId) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -335,7 +335,7 @@ TEST(BucketThrottleTest, ProbeOkCarriesTheLatestRemotePauseId) {
   EXPECT_EQ(r.events[0].pause_id, 6u);
 }
 
-TEST(BucketThrottleTest, AnswerToAnOlderRequestDoesNotEndTheProbe) {
+TEST(BucketPauseTest, AnswerToAnOlderRequestDoesNotEndTheProbe) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -351,7 +351,7 @@ TEST(BucketThrottleTest, AnswerToAnOlderRequestDoesNotEndTheProbe) {
   EXPECT_EQ(r.events[0].kind, Event::Kind::kProbeOk);
 }
 
-TEST(BucketThrottleTest, AnswerBeforeAnyProbeIsSentIsIgnored) {
+TEST(BucketPauseTest, AnswerBeforeAnyProbeIsSentIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -374,7 +374,7 @@ TEST(BucketThrottleTest, AnswerBeforeAnyProbeIsSentIsIgnored) {
   EXPECT_EQ(u.PhaseAt(At(500)), Phase::kPaused);
 }
 
-TEST(BucketThrottleTest, UnansweredProbeTimesOutIntoTheRamp) {
+TEST(BucketPauseTest, UnansweredProbeTimesOutIntoTheRamp) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -385,7 +385,7 @@ TEST(BucketThrottleTest, UnansweredProbeTimesOutIntoTheRamp) {
   EXPECT_TRUE(r.events.empty());  // no probe success to report
 }
 
-TEST(BucketThrottleTest, ThrottledProbeBacksOffAndIsFlagged) {
+TEST(BucketPauseTest, ThrottledProbeBacksOffAndIsFlagged) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -420,7 +420,7 @@ TEST(BucketThrottleTest, ThrottledProbeBacksOffAndIsFlagged) {
       At(7200));
 }
 
-TEST(BucketThrottleTest, StragglerThrottleWhileProbingIsIgnored) {
+TEST(BucketPauseTest, StragglerThrottleWhileProbingIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -443,7 +443,7 @@ TEST(BucketThrottleTest, StragglerThrottleWhileProbingIsIgnored) {
   EXPECT_EQ(t.stats().pauses, 1u);
 }
 
-TEST(BucketThrottleTest, StragglerThrottleWhileRampingIsIgnored) {
+TEST(BucketPauseTest, StragglerThrottleWhileRampingIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -461,7 +461,7 @@ TEST(BucketThrottleTest, StragglerThrottleWhileRampingIsIgnored) {
   EXPECT_EQ(t.stats().pauses, 1u);
 }
 
-TEST(BucketThrottleTest, ThrottleOfARampRequestPausesWithBackoff) {
+TEST(BucketPauseTest, ThrottleOfARampRequestPausesWithBackoff) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -481,7 +481,7 @@ TEST(BucketThrottleTest, ThrottleOfARampRequestPausesWithBackoff) {
   EXPECT_EQ(r.pauses, 2);
 }
 
-TEST(BucketThrottleTest, RampPacesAtTheFractionOfTheFullRate) {
+TEST(BucketPauseTest, RampPacesAtTheFractionOfTheFullRate) {
   BucketPause t(Opts());
   PauseAndProbe(t);
   t.OnAnswered(At(1000), At(1000));  // ramp starts at At(1000)
@@ -505,7 +505,7 @@ TEST(BucketThrottleTest, RampPacesAtTheFractionOfTheFullRate) {
   EXPECT_EQ(t.ReadyAt(next), next + FromSeconds(2 / rate));
 }
 
-TEST(BucketThrottleTest, RampPaceGrowsTowardsTheFullRate) {
+TEST(BucketPauseTest, RampPaceGrowsTowardsTheFullRate) {
   BucketPause t(Opts());
   PauseAndProbe(t);
   t.OnAnswered(At(1000), At(1000));
@@ -531,7 +531,7 @@ TEST(BucketThrottleTest, RampPaceGrowsTowardsTheFullRate) {
   EXPECT_LT(takes, 40);
 }
 
-TEST(BucketThrottleTest, RunningAgainAfterTheRamp) {
+TEST(BucketPauseTest, RunningAgainAfterTheRamp) {
   BucketPause t(Opts());
   PauseAndProbe(t);
   t.OnAnswered(At(1000), At(1000));
@@ -545,7 +545,7 @@ TEST(BucketThrottleTest, RunningAgainAfterTheRamp) {
   EXPECT_EQ(t.ReadyAt(At(5000)), At(5000));
 }
 
-TEST(BucketThrottleTest, RemotePauseMovesTheEndOnlyLater) {
+TEST(BucketPauseTest, RemotePauseMovesTheEndOnlyLater) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -569,7 +569,7 @@ TEST(BucketThrottleTest, RemotePauseMovesTheEndOnlyLater) {
   EXPECT_EQ(t.stats().pauses, 0u);
 }
 
-TEST(BucketThrottleTest, RemotePauseWithNothingLeftIsIgnored) {
+TEST(BucketPauseTest, RemotePauseWithNothingLeftIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -581,7 +581,7 @@ TEST(BucketThrottleTest, RemotePauseWithNothingLeftIsIgnored) {
   EXPECT_EQ(t.stats().remote_pauses, 0u);
 }
 
-TEST(BucketThrottleTest, RemotePauseShorterThanTheLocalOneIsIgnored) {
+TEST(BucketPauseTest, RemotePauseShorterThanTheLocalOneIsIgnored) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -595,7 +595,7 @@ TEST(BucketThrottleTest, RemotePauseShorterThanTheLocalOneIsIgnored) {
   EXPECT_EQ(r.pauses, 1);
 }
 
-TEST(BucketThrottleTest, RemotePauseWhileProbingCancelsTheProbe) {
+TEST(BucketPauseTest, RemotePauseWhileProbingCancelsTheProbe) {
   BucketPause t(Opts());
   Recorder r;
   r.Attach(t);
@@ -620,7 +620,7 @@ TEST(BucketThrottleTest, RemotePauseWhileProbingCancelsTheProbe) {
   EXPECT_EQ(r.events[0].pause_id, 4u);
 }
 
-TEST(BucketThrottleTest, RemainingIsZeroOutsideThePause) {
+TEST(BucketPauseTest, RemainingIsZeroOutsideThePause) {
   BucketPause t(Opts());
   EXPECT_EQ(t.Remaining(At(0)), Duration::zero());
   t.OnThrottled({.status = 429,
@@ -637,7 +637,7 @@ TEST(BucketThrottleTest, RemainingIsZeroOutsideThePause) {
   EXPECT_EQ(t.Remaining(At(9000)), Duration::zero());  // running
 }
 
-TEST(BucketThrottleTest, StatsCountMovesAndProbes) {
+TEST(BucketPauseTest, StatsCountMovesAndProbes) {
   BucketPause t(Opts());
   t.OnThrottled({.status = 429,
                  .hint = seconds(1),
@@ -665,7 +665,7 @@ TEST(BucketThrottleTest, StatsCountMovesAndProbes) {
   EXPECT_EQ(s.probes, 1u);
 }
 
-TEST(BucketThrottleTest, CallbacksAreOptional) {
+TEST(BucketPauseTest, CallbacksAreOptional) {
   BucketPause t(Opts());  // no set_callbacks
   t.OnThrottled({.status = 429,
                  .hint = seconds(1),
@@ -681,7 +681,7 @@ TEST(BucketThrottleTest, CallbacksAreOptional) {
 // Concurrent throttles and remote pauses: every move of the end is counted
 // once and runs on_pause once; every broadcast move is reported once; the
 // latest end wins.
-TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
+TEST(BucketPauseTest, ConcurrentPausesKeepCountersConsistent) {
   BucketPause t(Opts());
   std::atomic<int> events{0};
   std::atomic<int> local_pauses{0};
@@ -728,7 +728,7 @@ TEST(BucketThrottleTest, ConcurrentPausesKeepCountersConsistent) {
 
 // Remaining() includes the jitter: after the schedule's end (probing) and
 // before end + jitter nothing may go yet, and Remaining() says so.
-TEST(BucketThrottleTest, RemainingIncludesTheJitterAfterTheScheduleEnd) {
+TEST(BucketPauseTest, RemainingIncludesTheJitterAfterTheScheduleEnd) {
   BucketPause::Options o = Opts();
   o.resume_jitter = milliseconds(50);
   o.seed = 3;
@@ -746,7 +746,7 @@ TEST(BucketThrottleTest, RemainingIncludesTheJitterAfterTheScheduleEnd) {
 
 // The resume jitter is capped at half the probe timeout, so a jittered
 // probe still has time to be answered, and nothing goes before it.
-TEST(BucketThrottleTest, NothingGoesBeforeTheJitteredResume) {
+TEST(BucketPauseTest, NothingGoesBeforeTheJitteredResume) {
   BucketPause::Options o = Opts();
   o.schedule.probe_timeout = seconds(1);
   o.resume_jitter = seconds(10);
@@ -769,7 +769,7 @@ TEST(BucketThrottleTest, NothingGoesBeforeTheJitteredResume) {
 // A ramp entered by the probe timing out starts with a fresh pace, not the
 // slot an earlier, interrupted ramp left behind (with the full rate at 1/s
 // and ramp_start 0.1, a take set that slot 10 s later).
-TEST(BucketThrottleTest, StragglerThrottleWhilePausedIsNotReported) {
+TEST(BucketPauseTest, StragglerThrottleWhilePausedIsNotReported) {
   BucketPause::Options o = Opts();
   o.resume_jitter = Duration::zero();
   BucketPause t(o);
@@ -796,7 +796,7 @@ TEST(BucketThrottleTest, StragglerThrottleWhilePausedIsNotReported) {
   EXPECT_EQ(t.stats().pauses, 1u);
 }
 
-TEST(BucketThrottleTest, RampAfterProbeTimeoutStartsAFreshPace) {
+TEST(BucketPauseTest, RampAfterProbeTimeoutStartsAFreshPace) {
   BucketPause::Options o = Opts();
   o.full_rate_per_second = 1;
   o.schedule.ramp_start = 0.1;
@@ -820,7 +820,7 @@ TEST(BucketThrottleTest, RampAfterProbeTimeoutStartsAFreshPace) {
 // ReadyAt() is never later than the ramp's end, where pacing stops: a take
 // at At(4990) would set the next slot to ~At(5090), but the ramp ends at
 // At(5000).
-TEST(BucketThrottleTest, ReadyAtNotLaterThanTheRampEnd) {
+TEST(BucketPauseTest, ReadyAtNotLaterThanTheRampEnd) {
   BucketPause t(Opts());
   PauseAndProbe(t);
   t.OnAnswered(At(1000), At(1000));  // ramp At(1000)..At(5000)
@@ -831,7 +831,7 @@ TEST(BucketThrottleTest, ReadyAtNotLaterThanTheRampEnd) {
   EXPECT_TRUE(t.Allows(At(5000)));  // (time only moves forward)
 }
 
-TEST(BucketThrottleTest, StatedLimitsAreSampledAndHandedOverOnce) {
+TEST(BucketPauseTest, StatedLimitsAreSampledAndHandedOverOnce) {
   BucketPause off(Opts());  // no interval: a standalone bucket
   EXPECT_FALSE(off.WantsStatedLimit(At(0)));
 
@@ -859,7 +859,7 @@ TEST(BucketThrottleTest, StatedLimitsAreSampledAndHandedOverOnce) {
 // The stream's reaction applies a Pause at once and the agent applies the
 // same message again later: counted once. A restarted server that reuses
 // the id for a later end still moves it.
-TEST(BucketThrottleTest, SameRemotePauseTwiceIsOnePause) {
+TEST(BucketPauseTest, SameRemotePauseTwiceIsOnePause) {
   BucketPause t(Opts());
   int pauses = 0;
   std::vector<bool> started;

@@ -60,8 +60,8 @@ class PausedTokenSourceTest : public testing::TestWithParam<Inner> {
       bucket_ = nullptr;
       inner = std::move(g);
     }
-    throttle_ = std::make_shared<BucketPause>(ThrottleOpts());
-    source_ = std::make_unique<PausedTokenSource>(std::move(inner), throttle_);
+    pause_ = std::make_shared<BucketPause>(ThrottleOpts());
+    source_ = std::make_unique<PausedTokenSource>(std::move(inner), pause_);
   }
 
   double TokensAt(TimePoint now) const {
@@ -70,17 +70,17 @@ class PausedTokenSourceTest : public testing::TestWithParam<Inner> {
 
   // Pauses for `pause` from kT0.
   void Pause(Duration pause) {
-    ASSERT_EQ(throttle_->OnThrottled({.status = 429,
-                                      .hint = pause,
-                                      .broadcast = false,
-                                      .admitted_at = kT0},
-                                     kT0),
+    ASSERT_EQ(pause_->OnThrottled({.status = 429,
+                                   .hint = pause,
+                                   .broadcast = false,
+                                   .admitted_at = kT0},
+                                  kT0),
               kT0 + pause);
   }
 
   TokenBucket* bucket_ = nullptr;
   GcraBucket* gcra_ = nullptr;
-  std::shared_ptr<BucketPause> throttle_;
+  std::shared_ptr<BucketPause> pause_;
   std::unique_ptr<PausedTokenSource> source_;
 };
 
@@ -102,7 +102,7 @@ TEST_P(PausedTokenSourceTest, PausedRefusesWithoutSpendingTokens) {
   // At the end: the probe goes and spends one token.
   EXPECT_TRUE(source_->TryTake(1, At(1000)));
   EXPECT_NEAR(TokensAt(At(1000)), 4, 1e-9);
-  EXPECT_EQ(throttle_->stats().probes, 1u);
+  EXPECT_EQ(pause_->stats().probes, 1u);
 }
 
 TEST_P(PausedTokenSourceTest, AvailableAtIsThePauseEndWhenTokensAreThere) {
@@ -115,19 +115,19 @@ TEST_P(PausedTokenSourceTest, AvailableAtIsThePauseEndWhenTokensAreThere) {
 
 TEST_P(PausedTokenSourceTest, AvailableAtIsTheInnerPredictionWhenLater) {
   ASSERT_TRUE(source_->TryTake(5, kT0));  // empty: 5 tokens by At(500)
-  throttle_->OnThrottled({.status = 429,
-                          .hint = milliseconds(200),
-                          .broadcast = false,
-                          .admitted_at = kT0},
-                         kT0);
+  pause_->OnThrottled({.status = 429,
+                       .hint = milliseconds(200),
+                       .broadcast = false,
+                       .admitted_at = kT0},
+                      kT0);
   EXPECT_GE(source_->AvailableAt(5, kT0), At(500));
   EXPECT_EQ(source_->AvailableAt(1, kT0), At(200));  // 1 token by At(100)
   // And the pause end when that is later.
-  throttle_->OnThrottled({.status = 429,
-                          .hint = milliseconds(700),
-                          .broadcast = false,
-                          .admitted_at = kT0},
-                         kT0);
+  pause_->OnThrottled({.status = 429,
+                       .hint = milliseconds(700),
+                       .broadcast = false,
+                       .admitted_at = kT0},
+                      kT0);
   EXPECT_EQ(source_->AvailableAt(1, kT0), At(700));
   EXPECT_GT(source_->AvailableAt(5, kT0), At(700));
 }
@@ -168,8 +168,8 @@ TEST_P(PausedTokenSourceTest, OneProbeUntilItIsAnswered) {
   EXPECT_NEAR(TokensAt(At(1000)), 4, 1e-9);  // only the probe spent
   // Awaiting the answer: the guess is the probe timeout.
   EXPECT_EQ(source_->AvailableAt(1, At(1500)), At(3000));
-  throttle_->OnAnswered(At(1000), At(1600));
-  EXPECT_EQ(throttle_->PhaseAt(At(1600)), Phase::kRamping);
+  pause_->OnAnswered(At(1000), At(1600));
+  EXPECT_EQ(pause_->PhaseAt(At(1600)), Phase::kRamping);
   EXPECT_EQ(source_->AvailableAt(1, At(1600)), At(1600));
   EXPECT_TRUE(source_->TryTake(1, At(1600)));
 }
@@ -186,9 +186,9 @@ TEST_P(PausedTokenSourceTest, RefusedInnerTakeDoesNotUseUpTheProbe) {
   EXPECT_FALSE(source_->TryTake(-1, At(1000)));  // invalid cost
   EXPECT_FALSE(source_->TryTake(kNaN, At(1000)));
   EXPECT_FALSE(source_->TryTake(6, At(1000)));  // above the burst
-  EXPECT_EQ(throttle_->stats().probes, 0u);
+  EXPECT_EQ(pause_->stats().probes, 0u);
   EXPECT_TRUE(source_->TryTake(1, At(1000)));
-  EXPECT_EQ(throttle_->stats().probes, 1u);
+  EXPECT_EQ(pause_->stats().probes, 1u);
 }
 
 TEST_P(PausedTokenSourceTest, ProbeWaitsForInnerTokens) {
@@ -196,9 +196,9 @@ TEST_P(PausedTokenSourceTest, ProbeWaitsForInnerTokens) {
   Pause(milliseconds(100));  // tokens: 1 at At(100)
   EXPECT_GE(source_->AvailableAt(3, kT0), At(300));
   EXPECT_FALSE(source_->TryTake(3, At(100)));  // inner refuses: no probe
-  EXPECT_EQ(throttle_->stats().probes, 0u);
+  EXPECT_EQ(pause_->stats().probes, 0u);
   EXPECT_TRUE(source_->TryTake(3, At(300)));
-  EXPECT_EQ(throttle_->stats().probes, 1u);
+  EXPECT_EQ(pause_->stats().probes, 1u);
   EXPECT_FALSE(source_->TryTake(1, At(500)));  // tokens, but probe out
 }
 
@@ -206,7 +206,7 @@ TEST_P(PausedTokenSourceTest, RampPacesTakesAndPredictsTheNextSlot) {
   Build(RateSpec{1000, seconds(1), 100});  // the inner never limits
   Pause(seconds(1));
   ASSERT_TRUE(source_->TryTake(1, At(1000)));
-  throttle_->OnAnswered(At(1000), At(1000));
+  pause_->OnAnswered(At(1000), At(1000));
   // 10/s * 0.5: 200 ms apart.
   EXPECT_TRUE(source_->TryTake(1, At(1000)));
   EXPECT_FALSE(source_->TryTake(1, At(1100)));
@@ -241,8 +241,8 @@ TEST_P(PausedTokenSourceTest, PredictedTimeOfASingleTakeIsHonoured) {
 TEST_P(PausedTokenSourceTest, InnerLimitsAgainAfterTheRamp) {
   Pause(seconds(1));
   ASSERT_TRUE(source_->TryTake(1, At(1000)));
-  throttle_->OnAnswered(At(1000), At(1000));
-  ASSERT_EQ(throttle_->PhaseAt(At(5000)), Phase::kRunning);
+  pause_->OnAnswered(At(1000), At(1000));
+  ASSERT_EQ(pause_->PhaseAt(At(5000)), Phase::kRunning);
   // The burst refilled during the ramp; then 10/s.
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(source_->TryTake(1, At(6000))) << i;
   EXPECT_FALSE(source_->TryTake(1, At(6000)));
