@@ -1,13 +1,12 @@
-// ResourceLedger's fleet-wide pause (docs/pause.md): the part of the
-// bucket's book that stops grants while the upstream is throttling, hands
-// one token to a prober when the pause ends, and refills the level along a
-// ramp afterwards.
+// The fleet-wide pause of one bucket (docs/pause.md): decides when grants
+// stop while the upstream is throttling, who probes when the pause ends,
+// and how fast the level refills along the ramp afterwards.
+
+#include "quota-server/core/fleet_pause.h"
 
 #include <algorithm>
 
-#include "absl/container/flat_hash_set.h"
 #include "common/time/duration.h"
-#include "quota-server/core/resource_ledger.h"
 
 namespace sluice {
 
@@ -18,28 +17,23 @@ namespace {
 constexpr Duration kSameBan = std::chrono::milliseconds(50);
 }  // namespace
 
-void ResourceLedger::SetRateFraction(double fraction, TimePoint now) {
-  Accrue(now);
-  rate_fraction_ = fraction;
-}
+FleetPause::FleetPause(const PauseSchedule::Options& options)
+    : schedule_(options) {}
 
-bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
-                                const sluice::v1::ThrottleReport& report,
-                                TimePoint now, PauseSink sink) {
-  if (!pause_) pause_ = std::make_unique<PauseState>(limits_.pause);
-  PauseState& p = *pause_;
-  const Phase before = p.schedule.PhaseAt(now);
-  const TimePoint until_before = p.schedule.paused_until();
+bool FleetPause::OnThrottle(StreamId from, std::string_view sidecar_id,
+                            const sluice::v1::ThrottleReport& report,
+                            Duration max_hint, TimePoint now) {
+  const Phase before = schedule_.PhaseAt(now);
+  const TimePoint until_before = schedule_.paused_until();
   std::optional<Duration> hint;
   if (report.has_hint()) {
     // Capped before the conversion so a huge value cannot overflow.
     hint = std::chrono::milliseconds(std::min<uint64_t>(
         report.pause_ms(),
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            limits_.pause.max_pause)
+        std::chrono::duration_cast<std::chrono::milliseconds>(max_hint)
             .count()));
   }
-  const TimePoint until = p.schedule.Throttle(hint, now);
+  const TimePoint until = schedule_.Throttle(hint, now);
   // The same ban seen again (a request that was already on its way, its
   // hint counted from a later moment) moves the end by about a message
   // delay: that is not news worth a broadcast. The schedule keeps the
@@ -49,120 +43,87 @@ bool ResourceLedger::OnThrottle(StreamId from, std::string_view sidecar_id,
   }
   // A new pause, or a later end: everyone hears of it.
   const bool extension = before == Phase::kPaused;
-  ++p.id;
-  ++p.count;
-  p.origin = std::string(sidecar_id);
-  p.reason = report.reason().empty() ? "throttled" : report.reason();
-  p.prober = from;
-  p.probe_granted = false;
-  p.last_phase = p.schedule.PhaseAt(now);
+  ++id_;
+  ++count_;
+  origin_ = std::string(sidecar_id);
+  reason_ = report.reason().empty() ? "throttled" : report.reason();
+  prober_ = from;
+  probe_granted_ = false;
+  last_phase_ = schedule_.PhaseAt(now);
   halted_ = true;
-  SetRateFraction(1, now);  // the upstream's bucket refills while paused
+  rate_fraction_ = 1;  // the upstream's bucket refills while paused
   // Propagation is measured per episode: an extension while acks of the
   // first broadcast are still out keeps measuring from that broadcast.
-  if (!extension || p.awaiting_ack.empty()) {
-    p.broadcast_at = now;
-    p.last_applied = now;
-    p.first_id = p.id;
-    p.awaiting_ack.clear();
-  }
-  const Duration remaining = std::max(Duration::zero(), until - now);
-  for (const Member& m : members_) {
-    if (!m.attached) continue;
-    p.awaiting_ack.insert(m.stream);
-    sink(PauseOrder{.stream = m.stream,
-                    .pause_id = p.id,
-                    .remaining = remaining,
-                    .prober = m.stream == p.prober});
+  if (!extension || awaiting_ack_.empty()) {
+    broadcast_at_ = now;
+    last_applied_ = now;
+    first_id_ = id_;
+    awaiting_ack_.clear();
   }
   return true;
 }
 
-void ResourceLedger::OnProbeResult(StreamId from, uint64_t pause_id,
-                                   TimePoint now) {
-  if (!pause_ || pause_id != pause_->id || from != pause_->prober) return;
-  pause_->schedule.ProbeSucceeded(now);
+PauseOrder FleetPause::Announce(StreamId stream, TimePoint now) {
+  awaiting_ack_.insert(stream);
+  return PauseOrder{
+      .stream = stream,
+      .pause_id = id_,
+      .remaining = std::max(Duration::zero(), schedule_.paused_until() - now),
+      .prober = stream == prober_};
 }
 
-std::optional<Duration> ResourceLedger::OnPauseAck(StreamId from,
-                                                   uint64_t pause_id,
-                                                   TimePoint now) {
-  if (!pause_ || pause_id < pause_->first_id || pause_id > pause_->id) {
-    return std::nullopt;
-  }
-  PauseState& p = *pause_;
-  if (p.awaiting_ack.erase(from) == 0) return std::nullopt;
-  p.last_applied = std::max(p.last_applied, now);
-  if (!p.awaiting_ack.empty()) return std::nullopt;
-  return p.last_applied - p.broadcast_at;
+void FleetPause::OnProbeResult(StreamId from, uint64_t pause_id,
+                               TimePoint now) {
+  if (pause_id != id_ || from != prober_) return;
+  schedule_.ProbeSucceeded(now);
 }
 
-std::optional<PauseOrder> ResourceLedger::PauseFor(StreamId stream,
-                                                   TimePoint now) {
-  if (!pause_ || pause_->schedule.PhaseAt(now) != Phase::kPaused) {
-    return std::nullopt;
-  }
+std::optional<Duration> FleetPause::OnPauseAck(StreamId from, uint64_t pause_id,
+                                               TimePoint applied_at) {
+  if (pause_id < first_id_ || pause_id > id_) return std::nullopt;
+  if (awaiting_ack_.erase(from) == 0) return std::nullopt;
+  last_applied_ = std::max(last_applied_, applied_at);
+  if (!awaiting_ack_.empty()) return std::nullopt;
+  return last_applied_ - broadcast_at_;
+}
+
+std::optional<PauseOrder> FleetPause::PauseFor(StreamId stream, TimePoint now) {
+  if (schedule_.PhaseAt(now) != Phase::kPaused) return std::nullopt;
   return PauseOrder{.stream = stream,
-                    .pause_id = pause_->id,
-                    .remaining = pause_->schedule.paused_until() - now};
+                    .pause_id = id_,
+                    .remaining = schedule_.paused_until() - now};
 }
 
-void ResourceLedger::TickPause(TimePoint now, GrantSink grants,
-                               PauseSink pauses) {
-  if (!pause_) return;
-  PauseState& p = *pause_;
-  const Phase phase = p.schedule.PhaseAt(now);
-  if (phase == Phase::kProbing && !p.probe_granted) {
-    auto attached = [&](StreamId id) {
-      auto it = index_.find(id);
-      return it != index_.end() && members_[it->second].attached;
-    };
-    if (!attached(p.prober)) {
-      // The reporter is gone: the busiest member probes instead.
-      const Member* best = nullptr;
-      for (const Member& m : members_) {
-        if (m.attached && (!best || m.demand > best->demand)) best = &m;
-      }
-      if (best) {
-        p.prober = best->stream;
-        pauses(
-            PauseOrder{.stream = p.prober, .pause_id = p.id, .prober = true});
-      }
-    }
-    Accrue(now);
-    if (attached(p.prober) && level_ >= 1) {
-      Member& m = members_[index_.at(p.prober)];
-      SendGrant(m, 1, std::max(1.0, m.outstanding + 1), now, grants);
-      p.probe_granted = true;
-    }
-  }
-  if (phase == Phase::kRamping && p.last_phase != Phase::kRamping) {
-    // The ramp starts from an empty level: nothing saved up during the
-    // pause is released at once.
-    Accrue(now);
-    level_ = 0;
-    halted_ = false;
-  }
+FleetPause::Step FleetPause::Advance(TimePoint now) {
+  const Phase phase = schedule_.PhaseAt(now);
+  Step step;
+  step.probe_due = phase == Phase::kProbing && !probe_granted_;
+  step.ramp_started =
+      phase == Phase::kRamping && last_phase_ != Phase::kRamping;
   if (phase == Phase::kRunning || phase == Phase::kRamping) halted_ = false;
-  SetRateFraction(phase == Phase::kPaused || phase == Phase::kProbing
-                      ? 1
-                      : p.schedule.RateFraction(now),
-                  now);
-  p.last_phase = phase;
+  rate_fraction_ = phase == Phase::kPaused || phase == Phase::kProbing
+                       ? 1
+                       : schedule_.RateFraction(now);
+  last_phase_ = phase;
+  return step;
 }
 
-ResourceLedger::PauseView ResourceLedger::Pause(TimePoint now) const {
-  PauseView v;
-  if (!pause_) return v;
+PauseOrder FleetPause::ReplaceProber(StreamId stream) {
+  prober_ = stream;
+  return PauseOrder{.stream = stream, .pause_id = id_, .prober = true};
+}
+
+FleetPause::View FleetPause::ViewAt(TimePoint now) const {
+  View v;
   // PhaseAt advances the schedule; a copy keeps this method const.
-  PauseSchedule schedule = pause_->schedule;
+  PauseSchedule schedule = schedule_;
   v.phase = schedule.PhaseAt(now);
-  v.pause_id = pause_->id;
+  v.pause_id = id_;
   v.remaining = std::max(Duration::zero(), schedule.paused_until() - now);
   v.rate_fraction = v.phase == Phase::kRunning ? 1 : rate_fraction_;
-  v.origin_sidecar = pause_->origin;
-  v.reason = pause_->reason;
-  v.pauses = pause_->count;
+  v.origin_sidecar = origin_;
+  v.reason = reason_;
+  v.pauses = count_;
   return v;
 }
 

@@ -53,8 +53,7 @@ sluice::v1::ServerMessage MakeLimitMessage(uint64_t epoch,
 
 sluice::v1::ServerMessage MakePauseMessage(
     uint64_t epoch, const std::string& resource, const std::string& key,
-    const PauseOrder& order, const ResourceLedger::PauseView& view,
-    Duration ramp) {
+    const PauseOrder& order, const FleetPause::View& view, Duration ramp) {
   sluice::v1::ServerMessage msg;
   msg.set_protocol_version(kLeaseProtocolVersion);
   msg.set_server_epoch(epoch);

@@ -33,8 +33,7 @@ sluice::v1::ServerMessage MakeLimitMessage(uint64_t epoch,
 // `view` why and from whom; `ramp` is the resume ramp's length.
 sluice::v1::ServerMessage MakePauseMessage(
     uint64_t epoch, const std::string& resource, const std::string& key,
-    const PauseOrder& order, const ResourceLedger::PauseView& view,
-    Duration ramp);
+    const PauseOrder& order, const FleetPause::View& view, Duration ramp);
 
 }  // namespace sluice
 

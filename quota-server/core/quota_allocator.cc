@@ -641,7 +641,7 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
     // One row per stream, summed over the buckets of a per-key resource.
     absl::flat_hash_map<StreamId, size_t> row;
     for (const auto& [key, ledger] : r.buckets) {
-      ResourceLedger::PauseView pv = ledger->Pause(now);
+      const FleetPause::View pv = ledger->Pause(now);
       if (pv.phase != PauseSchedule::Phase::kRunning) {
         rs.pauses.push_back(PauseStatus{.key_hash = key,
                                         .phase = pv.phase,

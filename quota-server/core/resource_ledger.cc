@@ -295,7 +295,7 @@ void ResourceLedger::Serve(Member& m, bool asked, TimePoint now,
     SendGrant(m, 0, target, now, sink);
     return;
   }
-  if (halted_) return;  // paused: only the probe's token (TickPause)
+  if (Halted()) return;  // paused: only the probe's token (TickPause)
   const double gap = target - m.outstanding;
   if (gap <= kEpsilon) return;
   // Top-ups happen on Tick, where the level is shared out fairly; a report

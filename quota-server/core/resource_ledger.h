@@ -16,11 +16,10 @@
 #include "common/pause/pause_schedule.h"
 #include "common/time/clock.h"
 #include "quota-server/config/server_config.h"
+#include "quota-server/core/fleet_pause.h"
 #include "sluice/v1/quota.pb.h"
 
 namespace sluice {
-
-using StreamId = uint64_t;
 
 // One LeaseGrant a ledger wants sent.
 struct GrantOrder {
@@ -40,13 +39,7 @@ struct LedgerLimits {
   PauseSchedule::Options pause;
 };
 
-// One Pause a ledger wants sent (docs/pause.md).
-struct PauseOrder {
-  StreamId stream = 0;
-  uint64_t pause_id = 0;
-  Duration remaining{};  // 0: the pause is over, only `prober` is news
-  bool prober = false;
-};
+// Sends one Pause.
 using PauseSink = absl::FunctionRef<void(const PauseOrder&)>;
 
 // The server's book for one bucket (a resource, or one key of a per-key
@@ -108,7 +101,10 @@ class ResourceLedger {
   // Sends target 0 to every attached member (the resource is going away).
   void RevokeAll(GrantSink sink);
 
-  // --- Fleet-wide pause (docs/pause.md; resource_ledger_pause.cc) ----------
+  // --- Fleet-wide pause (docs/pause.md; resource_ledger_pause.cc) ---------
+  // The pause is a FleetPause, created by the first throttle report: it
+  // decides, the ledger sends what it decides and paces its level by it.
+  //
   // A member reported that the upstream throttled it. Starts or extends the
   // pause (the later end wins); if the end moved by more than 50 ms (less
   // is the same ban seen a message delay later), every attached member is
@@ -134,17 +130,8 @@ class ResourceLedger {
   // paces the level's refill along it.
   void TickPause(TimePoint now, GrantSink grants, PauseSink pauses);
 
-  struct PauseView {
-    PauseSchedule::Phase phase = PauseSchedule::Phase::kRunning;
-    uint64_t pause_id = 0;
-    Duration remaining{};  // until the pause ends (0 once over)
-    double rate_fraction = 1;
-    std::string origin_sidecar;
-    std::string reason;
-    uint64_t pauses = 0;  // pauses started or extended since creation
-  };
   // The pause state now; phase kRunning when none is in force.
-  PauseView Pause(TimePoint now) const;
+  FleetPause::View Pause(TimePoint now) const;
 
   // --- Introspection ------------------------------------------------------
   double Level(TimePoint now) const;                   // L as of `now`
@@ -217,35 +204,21 @@ class ResourceLedger {
   void SendGrant(Member& m, double tokens, double target, TimePoint now,
                  GrantSink sink);
 
-  struct PauseState {
-    explicit PauseState(const PauseSchedule::Options& options)
-        : schedule(options) {}
-    PauseSchedule schedule;
-    PauseSchedule::Phase last_phase = PauseSchedule::Phase::kRunning;
-    uint64_t id = 0;
-    uint64_t count = 0;
-    std::string origin;
-    std::string reason;
-    StreamId prober = 0;
-    bool probe_granted = false;
-    // Propagation: when the throttle report that moved the end arrived, and
-    // who was sent that pause and has not acknowledged it yet.
-    TimePoint broadcast_at{};
-    // Latest application time among the acks in (acks may arrive out of
-    // order: a held fast-path ack names an earlier time).
-    TimePoint last_applied{};
-    uint64_t first_id = 0;  // the pause id of that broadcast
-    absl::flat_hash_set<StreamId> awaiting_ack;
-  };
-  // Sets the level's refill pace (fraction of the rate) from `now`.
-  void SetRateFraction(double fraction, TimePoint now);
+  // No grants but the probe's (paused, probing).
+  bool Halted() const { return pause_ && pause_->halted(); }
+  // Accrues the level up to `now` at the old pace, then takes the pause's
+  // rate fraction as the pace from `now`.
+  void FollowRateFraction(TimePoint now);
+  // The attached member of `stream`, or null.
+  Member* Attached(StreamId stream);
 
   LedgerLimits limits_;
   Duration dead_after_grant_;  // ttl + grace
   // The pause, created by the first throttle report.
-  std::unique_ptr<PauseState> pause_;
-  bool halted_ = false;       // no grants but the probe's (paused, probing)
-  double rate_fraction_ = 1;  // the ramp's share of the rate
+  std::unique_ptr<FleetPause> pause_;
+  // The share of the rate the level has refilled at since accrued_at_: the
+  // pause's rate_fraction() as of the last FollowRateFraction.
+  double rate_fraction_ = 1;
   double level_ = 0;
   TimePoint accrued_at_;
   TimePoint last_grant_at_;

@@ -16,8 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/admin/admin_server.h"
 #include "common/net/listen_address.h"
-#include "quota-server/server/quota_admin.h"
+#include "quota-server/server/quota_metrics.h"
 #include "quota-server/server/quota_service.h"
+#include "quota-server/server/status_page.h"
 
 namespace sluice {
 

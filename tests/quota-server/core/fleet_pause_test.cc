@@ -1,6 +1,9 @@
-// The fleet-wide pause as the quota server runs it (docs/pause.md), driven
-// through the QuotaAllocator with fake time.
+// The fleet-wide pause (docs/pause.md) on fake time: FleetPause on its
+// own, then as the quota server runs it, driven through the QuotaAllocator.
 
+#include "quota-server/core/fleet_pause.h"
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,235 @@ namespace allocator_test {
 namespace {
 
 using sluice::v1::Pause;
+using ::testing::Optional;
+using Phase = PauseSchedule::Phase;
+
+// --- FleetPause on its own ------------------------------------------------
+
+PauseSchedule::Options PauseOptions() {
+  return PauseSchedule::Options{.default_pause = seconds(1),
+                                .max_pause = seconds(60),
+                                .backoff_factor = 2,
+                                .probe_timeout = seconds(2),
+                                .ramp = seconds(1),
+                                .ramp_start = 0.1};
+}
+
+sluice::v1::ThrottleReport ThrottleReportOf(
+    uint64_t pause_ms, bool has_hint = true,
+    const std::string& reason = "retry-after") {
+  sluice::v1::ThrottleReport r;
+  r.set_status(429);
+  r.set_pause_ms(pause_ms);
+  r.set_has_hint(has_hint);
+  r.set_reason(reason);
+  return r;
+}
+
+constexpr Duration kMaxHint = seconds(60);
+
+MATCHER_P4(IsOrder, stream, pause_id, remaining, prober, "") {
+  return arg.stream == static_cast<StreamId>(stream) &&
+         arg.pause_id == static_cast<uint64_t>(pause_id) &&
+         arg.remaining == Duration(remaining) && arg.prober == prober;
+}
+
+TEST(FleetPauseTest, FirstThrottleIsNewsAndTheReporterProbes) {
+  FleetPause p(PauseOptions());
+  EXPECT_FALSE(p.halted());
+  EXPECT_EQ(p.rate_fraction(), 1);
+  EXPECT_EQ(p.ViewAt(At(0)).phase, Phase::kRunning);
+  EXPECT_EQ(p.ViewAt(At(0)).pauses, 0u);
+
+  EXPECT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(3000), kMaxHint, At(0)));
+  EXPECT_TRUE(p.halted());
+  EXPECT_EQ(p.rate_fraction(), 1);
+  EXPECT_EQ(p.prober(), 7u);
+  EXPECT_THAT(p.Announce(7, At(0)), IsOrder(7, 1, seconds(3), true));
+  EXPECT_THAT(p.Announce(8, At(0)), IsOrder(8, 1, seconds(3), false));
+
+  // Looking ahead does not move the schedule (the view works on a copy).
+  EXPECT_EQ(p.ViewAt(At(9000)).phase, Phase::kRunning);
+  const FleetPause::View v = p.ViewAt(At(1000));
+  EXPECT_EQ(v.phase, Phase::kPaused);
+  EXPECT_EQ(v.pause_id, 1u);
+  EXPECT_EQ(v.remaining, seconds(2));
+  EXPECT_EQ(v.rate_fraction, 1);
+  EXPECT_EQ(v.origin_sidecar, "s7");
+  EXPECT_EQ(v.reason, "retry-after");
+  EXPECT_EQ(v.pauses, 1u);
+}
+
+TEST(FleetPauseTest, TheSameBanWithin50MsIsNotNewsButItsEndIsKept) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(3000), kMaxHint, At(0)));
+  EXPECT_FALSE(p.OnThrottle(8, "s8", ThrottleReportOf(3000), kMaxHint, At(50)));
+  EXPECT_EQ(p.prober(), 7u);
+  EXPECT_EQ(p.ViewAt(At(60)).pause_id, 1u);
+  EXPECT_EQ(p.ViewAt(At(60)).origin_sidecar, "s7");
+  // The end moved to 3050 all the same.
+  EXPECT_THAT(p.PauseFor(9, At(3040)),
+              Optional(IsOrder(9, 1, milliseconds(10), false)));
+  EXPECT_EQ(p.PauseFor(9, At(3050)), std::nullopt);
+  // 51 ms later than the kept end: news, with a new id and prober.
+  FleetPause q(PauseOptions());
+  ASSERT_TRUE(q.OnThrottle(7, "s7", ThrottleReportOf(3000), kMaxHint, At(0)));
+  EXPECT_TRUE(q.OnThrottle(8, "s8", ThrottleReportOf(3000), kMaxHint, At(51)));
+  EXPECT_EQ(q.prober(), 8u);
+  EXPECT_THAT(q.Announce(7, At(51)), IsOrder(7, 2, seconds(3), false));
+  EXPECT_EQ(q.ViewAt(At(60)).origin_sidecar, "s8");
+  EXPECT_EQ(q.ViewAt(At(60)).pauses, 2u);
+  // A shorter ban inside the current one is not news either.
+  EXPECT_FALSE(q.OnThrottle(9, "s9", ThrottleReportOf(100), kMaxHint, At(70)));
+}
+
+TEST(FleetPauseTest, NoHintPausesForTheDefaultAndSaysThrottled) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(99999, false, ""),
+                           kMaxHint, At(0)));
+  EXPECT_THAT(p.Announce(7, At(0)), IsOrder(7, 1, seconds(1), true));
+  EXPECT_EQ(p.ViewAt(At(0)).reason, "throttled");
+}
+
+TEST(FleetPauseTest, HintsAreCappedAtTheMaxHintGiven) {
+  FleetPause p(PauseOptions());
+  // A hint that would overflow a Duration.
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(~0ull), kMaxHint, At(0)));
+  EXPECT_THAT(p.Announce(7, At(0)), IsOrder(7, 1, seconds(60), true));
+  // A reload lowered max_pause to 10 s after this pause was created.
+  FleetPause q(PauseOptions());
+  ASSERT_TRUE(
+      q.OnThrottle(7, "s7", ThrottleReportOf(30000), seconds(10), At(0)));
+  EXPECT_THAT(q.Announce(7, At(0)), IsOrder(7, 1, seconds(10), true));
+}
+
+TEST(FleetPauseTest, OneProbeThenARampFromRampStartToTheFullRate) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(1000), kMaxHint, At(0)));
+  FleetPause::Step step = p.Advance(At(500));
+  EXPECT_FALSE(step.probe_due);
+  EXPECT_FALSE(step.ramp_started);
+  EXPECT_TRUE(p.halted());
+  EXPECT_EQ(p.rate_fraction(), 1);  // the upstream refills while paused
+  // The pause is over: the probe is due until it is granted.
+  EXPECT_TRUE(p.Advance(At(1000)).probe_due);
+  EXPECT_TRUE(p.Advance(At(1050)).probe_due);
+  EXPECT_TRUE(p.halted());
+  EXPECT_EQ(p.rate_fraction(), 1);
+  p.ProbeGranted();
+  EXPECT_FALSE(p.Advance(At(1100)).probe_due);
+  // Only the prober's answer to this pause counts.
+  p.OnProbeResult(8, 1, At(1200));
+  p.OnProbeResult(7, 2, At(1200));
+  EXPECT_FALSE(p.Advance(At(1200)).ramp_started);
+  EXPECT_EQ(p.ViewAt(At(1200)).phase, Phase::kProbing);
+  p.OnProbeResult(7, 1, At(1300));
+  step = p.Advance(At(1300));
+  EXPECT_TRUE(step.ramp_started);
+  EXPECT_FALSE(step.probe_due);
+  EXPECT_FALSE(p.halted());
+  EXPECT_DOUBLE_EQ(p.rate_fraction(), 0.1);
+  EXPECT_DOUBLE_EQ(p.ViewAt(At(1300)).rate_fraction, 0.1);
+  // Linear over the 1 s ramp; the ramp starts once.
+  EXPECT_FALSE(p.Advance(At(1800)).ramp_started);
+  EXPECT_DOUBLE_EQ(p.rate_fraction(), 0.55);
+  EXPECT_EQ(p.ViewAt(At(1800)).phase, Phase::kRamping);
+  p.Advance(At(2300));
+  EXPECT_EQ(p.rate_fraction(), 1);
+  EXPECT_FALSE(p.halted());
+  EXPECT_EQ(p.ViewAt(At(2300)).phase, Phase::kRunning);
+}
+
+TEST(FleetPauseTest, NoProbeAnswerRampsAfterTheProbeTimeout) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(1000), kMaxHint, At(0)));
+  EXPECT_TRUE(p.Advance(At(1000)).probe_due);
+  p.ProbeGranted();
+  EXPECT_FALSE(p.Advance(At(2999)).ramp_started);
+  EXPECT_TRUE(p.halted());
+  EXPECT_TRUE(p.Advance(At(3000)).ramp_started);  // 2 s probe timeout
+  EXPECT_FALSE(p.halted());
+  EXPECT_DOUBLE_EQ(p.rate_fraction(), 0.1);
+}
+
+TEST(FleetPauseTest, AThrottleWhileRampingHaltsAgainWithBackoff) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(
+      p.OnThrottle(7, "s7", ThrottleReportOf(0, false), kMaxHint, At(0)));
+  p.Advance(At(1000));
+  p.ProbeGranted();
+  p.OnProbeResult(7, 1, At(1000));
+  p.Advance(At(1500));
+  ASSERT_LT(p.rate_fraction(), 1);
+  EXPECT_TRUE(
+      p.OnThrottle(8, "s8", ThrottleReportOf(0, false), kMaxHint, At(1500)));
+  EXPECT_TRUE(p.halted());
+  EXPECT_EQ(p.rate_fraction(), 1);
+  EXPECT_THAT(p.Announce(8, At(1500)), IsOrder(8, 2, seconds(2), true));
+  // A new probe for the new pause.
+  EXPECT_FALSE(p.Advance(At(3499)).probe_due);
+  EXPECT_TRUE(p.Advance(At(3500)).probe_due);
+}
+
+TEST(FleetPauseTest, AReplacedProberIsToldAndItsAnswerCounts) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(7, "s7", ThrottleReportOf(1000), kMaxHint, At(0)));
+  ASSERT_TRUE(p.Advance(At(1000)).probe_due);
+  EXPECT_THAT(p.ReplaceProber(9), IsOrder(9, 1, Duration::zero(), true));
+  EXPECT_EQ(p.prober(), 9u);
+  EXPECT_TRUE(p.Advance(At(1050)).probe_due);  // still to be granted
+  p.ProbeGranted();
+  p.OnProbeResult(7, 1, At(1100));  // the old prober no longer counts
+  EXPECT_FALSE(p.Advance(At(1100)).ramp_started);
+  p.OnProbeResult(9, 1, At(1200));
+  EXPECT_TRUE(p.Advance(At(1200)).ramp_started);
+}
+
+TEST(FleetPauseTest, TheLastAckGivesThePropagationTime) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(1, "s1", ThrottleReportOf(5000), kMaxHint, At(0)));
+  for (StreamId s = 1; s <= 3; ++s) p.Announce(s, At(0));
+  EXPECT_EQ(p.OnPauseAck(1, 1, At(2)), std::nullopt);
+  EXPECT_EQ(p.OnPauseAck(1, 1, At(3)), std::nullopt);  // again: ignored
+  EXPECT_EQ(p.OnPauseAck(4, 1, At(3)), std::nullopt);  // never told
+  EXPECT_EQ(p.OnPauseAck(2, 5, At(3)), std::nullopt);  // no such pause
+  EXPECT_EQ(p.OnPauseAck(2, 1, At(4)), std::nullopt);
+  // The last ack was held and names an earlier time: the latest
+  // application counts.
+  EXPECT_THAT(p.OnPauseAck(3, 1, At(1)), Optional(milliseconds(4)));
+  EXPECT_EQ(p.OnPauseAck(3, 1, At(5)), std::nullopt);  // already complete
+}
+
+TEST(FleetPauseTest, AnExtensionWhileAcksAreOutCountsFromTheFirstBroadcast) {
+  FleetPause p(PauseOptions());
+  ASSERT_TRUE(p.OnThrottle(1, "s1", ThrottleReportOf(3000), kMaxHint, At(0)));
+  p.Announce(1, At(0));
+  p.Announce(2, At(0));
+  ASSERT_TRUE(p.OnThrottle(2, "s2", ThrottleReportOf(6000), kMaxHint, At(2)));
+  p.Announce(1, At(2));
+  p.Announce(2, At(2));
+  EXPECT_EQ(p.OnPauseAck(1, 1, At(3)), std::nullopt);
+  EXPECT_THAT(p.OnPauseAck(2, 2, At(5)), Optional(milliseconds(5)));
+  // Every ack in: the next extension is measured from its own broadcast,
+  // and acks of the earlier pauses no longer count.
+  ASSERT_TRUE(p.OnThrottle(1, "s1", ThrottleReportOf(9000), kMaxHint, At(10)));
+  p.Announce(1, At(10));
+  p.Announce(2, At(10));
+  EXPECT_EQ(p.OnPauseAck(1, 2, At(11)), std::nullopt);
+  EXPECT_EQ(p.OnPauseAck(1, 3, At(11)), std::nullopt);
+  EXPECT_THAT(p.OnPauseAck(2, 3, At(12)), Optional(milliseconds(2)));
+}
+
+TEST(FleetPauseTest, AJoinerHearsOfThePauseOnlyWhilePaused) {
+  FleetPause p(PauseOptions());
+  EXPECT_EQ(p.PauseFor(5, At(0)), std::nullopt);
+  ASSERT_TRUE(p.OnThrottle(1, "s1", ThrottleReportOf(2000), kMaxHint, At(0)));
+  EXPECT_THAT(p.PauseFor(5, At(500)),
+              Optional(IsOrder(5, 1, milliseconds(1500), false)));
+  EXPECT_EQ(p.PauseFor(5, At(2000)), std::nullopt);  // probing
+}
+
+// --- Through the QuotaAllocator -------------------------------------------
 
 SidecarMessage Throttle(uint64_t pause_ms, bool has_hint = true,
                         const std::string& reason = "retry-after") {

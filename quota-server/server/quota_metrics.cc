@@ -1,4 +1,4 @@
-#include "quota-server/server/quota_admin.h"
+#include "quota-server/server/quota_metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -7,131 +7,10 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <map>
 #include <set>
 
 namespace sluice {
-
-namespace json = boost::json;
-
-std::string StatusJson(const QuotaAllocator::Status& status) {
-  json::array resources;
-  for (const auto& r : status.resources) {
-    json::array sidecars;
-    for (const auto& s : r.sidecars) {
-      sidecars.push_back(
-          json::object{{"id", s.sidecar_id},
-                       {"pod", s.pod},
-                       {"connected", s.connected},
-                       {"weight", s.weight},
-                       {"demand_per_second", s.demand_per_second},
-                       {"share_per_second", s.share_per_second},
-                       {"outstanding", s.outstanding},
-                       {"granted_total", s.granted_total}});
-    }
-    json::array pauses;
-    for (const auto& p : r.pauses) {
-      pauses.push_back(json::object{
-          {"key_hash", p.key_hash},
-          {"phase", std::string(PausePhaseName(p.phase))},
-          {"pause_id", p.pause_id},
-          {"remaining_ms",
-           std::chrono::duration<double, std::milli>(p.remaining).count()},
-          {"rate_fraction", p.rate_fraction},
-          {"origin_sidecar", p.origin_sidecar},
-          {"reason", p.reason}});
-    }
-    json::object pauses_total;
-    for (const auto& [reason, n] : r.pauses_by_reason) {
-      pauses_total[reason] = n;
-    }
-    resources.push_back(
-        json::object{{"name", r.name},
-                     {"rate_per_second", r.rate_per_second},
-                     {"burst", r.burst},
-                     {"level", r.level},
-                     {"outstanding", r.outstanding},
-                     {"granted_per_second", r.granted_per_second},
-                     {"utilisation", r.utilisation},
-                     {"learning", r.learning},
-                     {"learn_limit", r.learning_limit},
-                     {"learned_rate_per_second", r.learned_rate_per_second},
-                     {"effective_rate_per_second", r.effective_rate_per_second},
-                     {"stated_rate_per_second", r.stated_rate_per_second},
-                     {"sidecars", std::move(sidecars)},
-                     {"pauses", std::move(pauses)},
-                     {"pauses_total", std::move(pauses_total)}});
-  }
-  json::array recent;  // oldest first
-  const auto& ring = status.pause_propagation.recent;
-  for (size_t k = 0; k < ring.size(); ++k) {
-    const size_t i = (status.pause_propagation.recent_next + k) % ring.size();
-    recent.push_back(ring[i] * 1e3);
-  }
-  return json::serialize(
-      json::object{{"epoch", status.epoch},
-                   {"pause_propagation_ms_recent", std::move(recent)},
-                   {"config_version", status.config_version},
-                   {"connected_streams", status.connected_streams},
-                   {"ignored_reports", status.ignored_reports},
-                   {"duplicate_reports", status.duplicate_reports},
-                   {"stale_reports", status.stale_reports},
-                   {"resources", std::move(resources)}});
-}
-
-const std::string& StatusPageHtml() {
-  static const std::string kPage = R"HTML(<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>sluice quota server</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:24px;color:#222}
-h1{font-size:20px} h2{font-size:16px;margin:20px 0 6px}
-table{border-collapse:collapse;min-width:640px}
-td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
-td:first-child,th:first-child{text-align:left}
-.bar{display:inline-block;height:10px;background:#3b82f6;vertical-align:middle}
-.use{font-weight:600} .muted{color:#888}
-.pause{color:#b45309;font-weight:600}
-</style></head><body>
-<h1>sluice quota server</h1>
-<div id="meta" class="muted">loading…</div>
-<div id="resources"></div>
-<script>
-function fmt(x){return (Math.round(x*100)/100).toString()}
-function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]))}
-async function refresh(){
-  try{
-    const r=await fetch('/status',{cache:'no-store'}); const s=await r.json();
-    document.getElementById('meta').textContent='epoch '+s.epoch+' · config v'+s.config_version+' · '+s.connected_streams+' sidecars connected · updated '+new Date().toLocaleTimeString();
-    let h='';
-    for(const res of s.resources){
-      h+='<h2>'+esc(res.name)+'</h2><p>limit <b>'+fmt(res.rate_per_second)+'/s</b> burst '+fmt(res.burst)+
-         ' · granted <span class="use">'+fmt(res.granted_per_second)+'/s ('+fmt(100*res.utilisation)+'%)</span>'+
-         ' · level '+fmt(res.level)+' · outstanding '+fmt(res.outstanding)+(res.learning?' · <b>learning</b>':'')+
-         (res.learned_rate_per_second>0?' · <b>learned limit '+fmt(res.learned_rate_per_second)+'/s</b>':'')+
-         (res.stated_rate_per_second>0?' · upstream states '+fmt(res.stated_rate_per_second)+'/s':'')+'</p>';
-      for(const p of res.pauses){
-        h+='<p class="pause">'+esc(p.phase)+(p.key_hash?' key '+esc(p.key_hash):'')+
-           (p.phase==='paused'?' · '+fmt(p.remaining_ms/1000)+' s left':' · refill at '+fmt(100*p.rate_fraction)+'%')+
-           ' · '+esc(p.reason)+' reported by '+esc(p.origin_sidecar)+'</p>';
-      }
-      h+='<table><tr><th>sidecar</th><th>pod</th><th>weight</th><th>demand/s</th><th>share/s</th><th></th><th>held</th></tr>';
-      for(const sc of res.sidecars){
-        const w=res.rate_per_second>0?Math.min(300,300*sc.share_per_second/res.rate_per_second):0;
-        h+='<tr'+(sc.connected?'':' class="muted"')+'><td>'+esc(sc.id)+'</td><td>'+esc(sc.pod)+'</td><td>'+fmt(sc.weight)+'</td><td>'+fmt(sc.demand_per_second)+
-           '</td><td>'+fmt(sc.share_per_second)+'</td><td style="text-align:left"><span class="bar" style="width:'+w+'px"></span></td><td>'+fmt(sc.outstanding)+'</td></tr>';
-      }
-      h+='</table>';
-    }
-    document.getElementById('resources').innerHTML=h;
-  }catch(e){document.getElementById('meta').textContent='status unavailable: '+e}
-}
-refresh(); setInterval(refresh,1000);
-</script></body></html>
-)HTML";
-  return kPage;
-}
 
 namespace {
 using prometheus::Counter;

@@ -1,5 +1,5 @@
-#ifndef SLUICE_QUOTA_SERVER_SERVER_QUOTA_ADMIN_H_
-#define SLUICE_QUOTA_SERVER_SERVER_QUOTA_ADMIN_H_
+#ifndef SLUICE_QUOTA_SERVER_SERVER_QUOTA_METRICS_H_
+#define SLUICE_QUOTA_SERVER_SERVER_QUOTA_METRICS_H_
 
 #include <memory>
 #include <string>
@@ -12,23 +12,6 @@ class Registry;
 }  // namespace prometheus
 
 namespace sluice {
-
-// Renders the quota server's operator views from an allocator snapshot.
-// Pure functions of their inputs, so they are unit-tested without sockets.
-
-// GET /status: the snapshot as JSON (Boost.JSON):
-//   {"epoch":..,"config_version":..,"connected_streams":..,
-//    "ignored_reports":..,
-//    "resources":[{"name":..,"rate_per_second":..,"burst":..,"level":..,
-//      "outstanding":..,"granted_per_second":..,"utilisation":..,
-//      "learning":..,"sidecars":[{"id":..,"pod":..,"connected":..,
-//      "weight":..,"demand_per_second":..,"share_per_second":..,
-//      "outstanding":..,"granted_total":..}]}]}
-std::string StatusJson(const QuotaAllocator::Status& status);
-
-// GET /: a self-refreshing HTML page that fetches /status every second and
-// draws, per resource, the limit, the use and each sidecar's share.
-const std::string& StatusPageHtml();
 
 // Prometheus metrics for the quota server. Gauges are refreshed from a
 // snapshot at scrape time; counters are fed by the service.
@@ -58,4 +41,4 @@ class QuotaMetrics {
 
 }  // namespace sluice
 
-#endif  // SLUICE_QUOTA_SERVER_SERVER_QUOTA_ADMIN_H_
+#endif  // SLUICE_QUOTA_SERVER_SERVER_QUOTA_METRICS_H_
