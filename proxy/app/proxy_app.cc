@@ -30,6 +30,7 @@
 #include "proxy/server/server.h"
 #include "proxy/server/upstream_pool.h"
 #include "proxy/stats/access_log.h"
+#include "proxy/stats/lease_metrics.h"
 #include "proxy/stats/pause_metrics.h"
 #include "proxy/stats/proxy_metrics.h"
 
@@ -57,6 +58,7 @@ struct ProxyApp::Impl {
   std::unique_ptr<LimitGate> gate;
   std::unique_ptr<ProxyMetrics> metrics;
   std::unique_ptr<PauseMetrics> pause_metrics;
+  std::unique_ptr<LeaseMetrics> lease_metrics;
   std::unique_ptr<AccessLog> access_log;
   std::vector<std::unique_ptr<LimitRuntime>> limits;
   // Leased mode: the limits that lease their tokens, and the client that
@@ -132,6 +134,7 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
       clock);
   m.gate = std::make_unique<LimitGate>(clock);
   m.metrics = std::make_unique<ProxyMetrics>(ProxyVersion());
+  m.lease_metrics = std::make_unique<LeaseMetrics>(*m.metrics->registry());
   auto log = AccessLog::Open(m.config.access_log.enabled,
                              m.config.access_log.path, clock);
   if (!log.ok()) {
@@ -295,12 +298,12 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
     bindings.push_back(LeaseBinding{rt->config->resource, "", rt->shared,
                                     rt->lease, rt->shared->pause()});
     leased.push_back(rt.get());
-    metrics->RegisterLeasedLimit(rt->config->name);
+    lease_metrics->RegisterLeasedLimit(rt->config->name);
   }
   for (const auto& rt : limits) {
     if (!rt->leased_keys) continue;
     leased.push_back(rt.get());
-    metrics->RegisterLeasedLimit(rt->config->name);
+    lease_metrics->RegisterLeasedLimit(rt->config->name);
   }
   if (bindings.empty() && !per_key) return;
   auto agent = std::make_unique<LeaseAgent>(
@@ -343,14 +346,14 @@ void ProxyApp::Impl::RefreshLeaseMetrics() {
   for (const LimitRuntime* rt : leased) {
     if (rt->leased_keys) {
       const LeasedKeySources::Summary s = rt->leased_keys->Summarize(now);
-      metrics->SetLeaseKeys(rt->config->name, s.by_mode, s.held);
+      lease_metrics->SetLeaseKeys(rt->config->name, s.by_mode, s.held);
       continue;
     }
-    metrics->SetLeaseState(rt->config->name, rt->lease->Mode(now),
-                           rt->lease->Held(now));
+    lease_metrics->SetLeaseState(rt->config->name, rt->lease->Mode(now),
+                                 rt->lease->Held(now));
   }
   const LeaseClient::Stats st = lease_client->stats();
-  metrics->SetLeaseStream(ProxyMetrics::LeaseStreamTotals{
+  lease_metrics->SetLeaseStream(LeaseMetrics::LeaseStreamTotals{
       st.connected, st.connects, st.disconnects, st.failed_attempts,
       st.fast_path.up, st.fast_path.in_ok, st.fast_path.in_rejected,
       st.fast_path.out_sent, st.fast_path.out_failed, st.pauses_by_datagram,

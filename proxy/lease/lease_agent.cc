@@ -4,7 +4,6 @@
 #include <chrono>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "proxy/limit/rate_limiter.h"
 
 namespace sluice {
@@ -13,8 +12,6 @@ namespace {
 constexpr uint32_t kProtocolVersion = 1;
 // Longest pause a server message may impose (a day).
 constexpr uint64_t kMaxPauseMs = 24ull * 3600 * 1000;
-// Pauses acknowledged by ApplyPauseNow that the agent has not seen yet.
-constexpr size_t kMaxAckedNow = 1024;
 
 }  // namespace
 
@@ -90,39 +87,23 @@ LeaseAgent::PauseNow LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
                                                TimePoint now, PausePath path) {
   PauseNow out;
   const Duration remaining = RemainingOf(p);
-  const std::string key =
-      IndexKey(p.bucket().resource(), p.bucket().key_hash());
-  const std::string id = absl::StrCat(key, "\n", p.pause_id());
   std::shared_ptr<BucketPause> throttle;
-  bool ack;
   {
     std::lock_guard lock(index_mu_);
-    auto it = throttle_index_.find(key);
+    auto it = throttle_index_.find(
+        IndexKey(p.bucket().resource(), p.bucket().key_hash()));
     if (it == throttle_index_.end()) return out;
     throttle = it->second.lock();
-    if (throttle == nullptr) return out;
-    out.known = true;
-    out.first = applied_.insert(id).second;
-    if (out.first) {
-      applied_order_.push_back(id);
-      if (applied_order_.size() > kMaxAckedNow) {
-        applied_.erase(applied_order_.front());
-        applied_order_.pop_front();
-      }
-    }
-    if (path == PausePath::kStream) {
-      // Bounded: the owner's thread takes these out as it applies the same
-      // messages; a backlog this long means it is not running.
-      if (acked_now_.size() >= kMaxAckedNow) acked_now_.clear();
-      ack = acked_now_.insert(id).second;
-    } else {
-      ack = out.first;
-    }
   }
+  if (throttle == nullptr) return out;
+  out.known = true;
+  const PauseDeduplicator::Decision d = pause_copies_.OnCopy(
+      p.bucket().resource(), p.bucket().key_hash(), p.pause_id(), path);
+  out.first = d.first;
   if (out.first && remaining > Duration::zero()) {
     throttle->OnRemotePause(remaining, p.pause_id(), now);
   }
-  if (ack) out.ack = PauseAckFor(p);
+  if (d.ack) out.ack = PauseAckFor(p);
   return out;
 }
 
@@ -330,14 +311,10 @@ void LeaseAgent::OnPause(const sluice::v1::Pause& p, TimePoint now) {
         b.binding.throttle->OnRemotePause(remaining, p.pause_id(), now);
       }
     }
-    bool acked;
-    {
-      std::lock_guard lock(index_mu_);
-      acked = acked_now_.erase(absl::StrCat(
-                  IndexKey(p.bucket().resource(), p.bucket().key_hash()), "\n",
-                  p.pause_id())) > 0;
+    if (!pause_copies_.TakeStreamAck(p.bucket().resource(),
+                                     p.bucket().key_hash(), p.pause_id())) {
+      pending_.push_back(PauseAckFor(p));
     }
-    if (!acked) pending_.push_back(PauseAckFor(p));
     return;
   }
 }

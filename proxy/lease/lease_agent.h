@@ -2,7 +2,6 @@
 #define SLUICE_PROXY_LEASE_LEASE_AGENT_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -10,9 +9,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "common/time/clock.h"
 #include "proxy/lease/lease_pool.h"
+#include "proxy/lease/pause_deduplicator.h"
 #include "proxy/pause/bucket_pause.h"
 #include "sluice/v1/quota.pb.h"
 
@@ -84,7 +83,7 @@ class LeaseAgent {
 
   // Where a copy of a Pause came from: the stream, or a fast-path datagram
   // (docs/pause.md, "Fast path").
-  enum class PausePath { kStream, kDatagram };
+  using PausePath = PauseDeduplicator::Path;
   struct PauseNow {
     // A bucket with a throttle: it has the pause now. If not, the agent
     // acks the stream's copy as usual (OnServerMessage).
@@ -102,7 +101,8 @@ class LeaseAgent {
   // other path) changes nothing but may still ack on the stream, so the
   // stream carries an ack of every pause it carried. OnServerMessage with
   // the stream's copy does the rest later (held tokens) without another
-  // ack; the throttle ignores a pause_id it has applied.
+  // ack; the throttle ignores a pause_id it has applied. PauseDeduplicator
+  // keeps track of the copies.
   PauseNow ApplyPauseNow(const sluice::v1::Pause& pause, TimePoint now,
                          PausePath path = PausePath::kStream);
 
@@ -163,12 +163,9 @@ class LeaseAgent {
   mutable std::mutex index_mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<BucketPause>>
       throttle_index_;  // guarded by index_mu_
-  // "resource\nkey_hash\npause_id" acked by ApplyPauseNow, until OnPause.
-  absl::flat_hash_set<std::string> acked_now_;  // guarded by index_mu_
-  // The same for every pause ApplyPauseNow applied, oldest first (the
-  // newest kMaxApplied), so that the other path's copy applies nothing.
-  absl::flat_hash_set<std::string> applied_;  // guarded by index_mu_
-  std::deque<std::string> applied_order_;     // guarded by index_mu_
+  // Which copies of which pauses came, and which were acked: written by
+  // ApplyPauseNow (any thread) and OnPause (thread-safe on its own).
+  PauseDeduplicator pause_copies_;
 };
 
 }  // namespace sluice

@@ -1,17 +1,14 @@
 #ifndef SLUICE_PROXY_STATS_PROXY_METRICS_H_
 #define SLUICE_PROXY_STATS_PROXY_METRICS_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "common/time/clock.h"
 #include "proxy/egress/dial_error.h"
-#include "proxy/lease/lease_pool.h"
 
 namespace prometheus {
 class Counter;
@@ -46,7 +43,9 @@ static_assert(static_cast<size_t>(RequestOutcome::kTunnel) + 1 ==
 std::string_view OutcomeName(RequestOutcome outcome);
 
 // The proxy's Prometheus metrics (all named sluice_proxy_*), backed by a
-// prometheus-cpp registry. Every method is thread-safe.
+// prometheus-cpp registry. Every method is thread-safe. The pause and
+// leased-mode metrics (PauseMetrics, LeaseMetrics) are registered in the
+// same registry and serialised with these.
 //
 // Label values for routes and limits come from the configuration. They are
 // meant to be registered at startup (RegisterRoute/RegisterLimit); after
@@ -123,52 +122,12 @@ class ProxyMetrics {
   void OnPoolReuse();
   void OnPoolNew();
 
-  // Leased mode (docs/leasing.md). RegisterLeasedLimit creates, at 0,
-  // lease_mode{limit, mode} (one series per LeaseMode),
-  // lease_held_tokens{limit} and the process-wide lease_stream_* series.
-  // Idempotent.
-  void RegisterLeasedLimit(std::string_view limit);
-  // lease_mode{limit, mode} = 1 for `mode`, 0 for the other modes;
-  // lease_held_tokens{limit} = held. Ignored for unregistered limits.
-  void SetLeaseState(std::string_view limit, LeaseMode mode, double held);
-  // A per-key leased limit: lease_mode{limit, mode} = the number of its keys
-  // in each mode (indexed by LeaseMode); lease_held_tokens{limit} = held,
-  // over all keys.
-  void SetLeaseKeys(std::string_view limit,
-                    const std::array<size_t, 4>& keys_by_mode, double held);
-  // The lease stream as LeaseClient::Stats counts it.
-  struct LeaseStreamTotals {
-    bool connected = false;
-    uint64_t connects = 0;
-    uint64_t disconnects = 0;
-    uint64_t failed_attempts = 0;
-    // The pause fast path (docs/pause.md).
-    bool fast_path_up = false;
-    uint64_t datagrams_in_ok = 0;
-    uint64_t datagrams_in_rejected = 0;
-    uint64_t datagrams_out_sent = 0;
-    uint64_t datagrams_out_failed = 0;
-    uint64_t pauses_by_datagram = 0;
-    uint64_t pauses_by_stream = 0;
-    // Leases over the fast path (docs/leasing.md).
-    bool leasing_by_datagram = false;
-    uint64_t demand_datagrams = 0;
-    uint64_t grant_datagrams = 0;
-    uint64_t stale_grants = 0;
-  };
-  // lease_stream_connected = 0/1; lease_stream_{connects, disconnects,
-  // failed_attempts}_total are raised to the given totals (never lowered),
-  // as are the fast path's counters. Ignored until a leased limit is
-  // registered.
-  void SetLeaseStream(const LeaseStreamTotals& totals);
-
   // The Prometheus text exposition format (version 0.0.4) of every metric.
   std::string Serialize() const;
 
  private:
   struct RouteSeries;
   struct LimitSeries;
-  struct LeaseSeries;
   struct State;
 
   RouteSeries* Route(std::string_view name);
@@ -177,8 +136,6 @@ class ProxyMetrics {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<State> s_;
-  std::unique_ptr<LeaseSeries> lease_;  // Created by RegisterLeasedLimit.
-  mutable std::mutex lease_mu_;         // Guards lease_.
 };
 
 // Prepares `metrics` for `config` at startup: registers every configured

@@ -1,12 +1,12 @@
 #include "common/rate/token_bucket.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <memory>
 
-#include "common/rate/gcra.h"
 #include "common/rate/token_source_factory.h"
 
 namespace sluice {
@@ -15,6 +15,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 const TimePoint kT0 = TimePoint(seconds(1000));
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -208,6 +209,22 @@ TEST(RateSpecTest, Validate) {
   EXPECT_FALSE(ValidateRateSpec(RateSpec{1e-13, seconds(1), 5}).ok());
 }
 
+// A rejected spec says which value is wrong, and what it was.
+TEST(RateSpecTest, ErrorsNameTheProblem) {
+  const auto message = [](const RateSpec& spec) {
+    const absl::Status s = ValidateRateSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    return std::string(s.message());
+  };
+  EXPECT_THAT(message({0, seconds(1), 5}), HasSubstr("rate tokens"));
+  EXPECT_THAT(message({-2, seconds(1), 5}), HasSubstr("got -2"));
+  EXPECT_THAT(message({1e16, seconds(1), 5}), HasSubstr("<= 1e15"));
+  EXPECT_THAT(message({10, seconds(0), 5}), HasSubstr("rate period"));
+  EXPECT_THAT(message({10, seconds(1), 0}), HasSubstr("burst"));
+  EXPECT_THAT(message({10, seconds(1), kInf}), HasSubstr("got inf"));
+  EXPECT_THAT(message({1e-13, seconds(1), 5}), HasSubstr("ns per token"));
+}
+
 // Specs that fail validation are clamped: nothing may become NaN, and the
 // sources must keep answering.
 TEST(RateSpecTest, OutOfRangeSpecsNeverProduceNaN) {
@@ -233,27 +250,6 @@ TEST(RateSpecTest, OutOfRangeSpecsNeverProduceNaN) {
       }
     }
   }
-}
-
-TEST(TokenSourceFactoryTest, MakesTheRequestedAlgorithm) {
-  std::unique_ptr<TokenSource> tb =
-      MakeTokenSource(Algorithm::kTokenBucket, TenPerSecondBurstFive(), kT0);
-  std::unique_ptr<TokenSource> gcra =
-      MakeTokenSource(Algorithm::kGcra, TenPerSecondBurstFive(), kT0);
-  EXPECT_NE(dynamic_cast<TokenBucket*>(tb.get()), nullptr);
-  EXPECT_NE(dynamic_cast<GcraBucket*>(gcra.get()), nullptr);
-  EXPECT_DOUBLE_EQ(tb->Capacity(), 5);
-  EXPECT_DOUBLE_EQ(gcra->Capacity(), 5);
-}
-
-TEST(TokenSourceFactoryTest, ParsesAlgorithmNames) {
-  EXPECT_EQ(*ParseAlgorithm("token_bucket"), Algorithm::kTokenBucket);
-  EXPECT_EQ(*ParseAlgorithm("gcra"), Algorithm::kGcra);
-  EXPECT_FALSE(ParseAlgorithm("leaky").ok());
-  EXPECT_FALSE(ParseAlgorithm("").ok());
-  EXPECT_EQ(AlgorithmName(Algorithm::kGcra), "gcra");
-  EXPECT_EQ(*ParseAlgorithm(AlgorithmName(Algorithm::kTokenBucket)),
-            Algorithm::kTokenBucket);
 }
 
 }  // namespace
