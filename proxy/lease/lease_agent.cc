@@ -70,17 +70,17 @@ Duration RemainingOf(const sluice::v1::Pause& p) {
 void LeaseAgent::Index(const Bucket& b) {
   const std::string key = IndexKey(b.binding.resource, b.binding.key_hash);
   std::lock_guard lock(index_mu_);
-  if (b.binding.throttle != nullptr) {
-    throttle_index_[key] = b.binding.throttle;
+  if (b.binding.pause != nullptr) {
+    pause_index_[key] = b.binding.pause;
   } else {
-    throttle_index_.erase(key);
+    pause_index_.erase(key);
   }
 }
 
 void LeaseAgent::Unindex(const Bucket& b) {
   const std::string key = IndexKey(b.binding.resource, b.binding.key_hash);
   std::lock_guard lock(index_mu_);
-  throttle_index_.erase(key);
+  pause_index_.erase(key);
 }
 
 LeaseAgent::PauseNow LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
@@ -90,9 +90,9 @@ LeaseAgent::PauseNow LeaseAgent::ApplyPauseNow(const sluice::v1::Pause& p,
   std::shared_ptr<BucketPause> throttle;
   {
     std::lock_guard lock(index_mu_);
-    auto it = throttle_index_.find(
+    auto it = pause_index_.find(
         IndexKey(p.bucket().resource(), p.bucket().key_hash()));
-    if (it == throttle_index_.end()) return out;
+    if (it == pause_index_.end()) return out;
     throttle = it->second.lock();
   }
   if (throttle == nullptr) return out;
@@ -145,8 +145,8 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(Bucket& b, TimePoint now) {
   }
   if (b.binding.pool != nullptr) r->set_held(b.binding.pool->Held(now));
   r->set_grant_seq_seen(grant_seq_seen_);
-  if (b.binding.throttle != nullptr) {
-    if (auto stated = b.binding.throttle->TakeStatedLimit()) {
+  if (b.binding.pause != nullptr) {
+    if (auto stated = b.binding.pause->TakeStatedLimit()) {
       r->set_stated_limit(stated->limit);
       r->set_stated_window_ms(static_cast<uint64_t>(std::max<int64_t>(
           1,
@@ -275,8 +275,8 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
       // can come after the pause that stopped grants): drop them. The
       // server counts them until the next report says they are gone.
       const bool paused =
-          b.binding.throttle != nullptr &&
-          b.binding.throttle->PhaseAt(now) == PauseSchedule::Phase::kPaused;
+          b.binding.pause != nullptr &&
+          b.binding.pause->PhaseAt(now) == PauseSchedule::Phase::kPaused;
       if (pool != nullptr && !paused) {
         pool->AddGrant(g.tokens(), now + std::chrono::milliseconds(g.ttl_ms()),
                        g.share_per_second(), now);
@@ -307,8 +307,8 @@ void LeaseAgent::OnPause(const sluice::v1::Pause& p, TimePoint now) {
       // them up (the next report says so, and the server's level keeps the
       // fleet within the limit).
       if (b.binding.pool != nullptr) b.binding.pool->ShrinkTo(0, now);
-      if (b.binding.throttle != nullptr) {
-        b.binding.throttle->OnRemotePause(remaining, p.pause_id(), now);
+      if (b.binding.pause != nullptr) {
+        b.binding.pause->OnRemotePause(remaining, p.pause_id(), now);
       }
     }
     if (!pause_copies_.TakeStreamAck(p.bucket().resource(),

@@ -29,7 +29,7 @@ struct LeaseBinding {
   std::weak_ptr<RateLimiter> limiter;
   std::shared_ptr<LeasePool> pool;  // non-null
   // The bucket's pause state; null when the limit ignores throttles.
-  std::shared_ptr<BucketPause> throttle;
+  std::shared_ptr<BucketPause> pause;
 };
 
 // The sidecar half of the lease protocol with no I/O and no threads: it
@@ -140,7 +140,7 @@ class LeaseAgent {
   void OnPause(const sluice::v1::Pause& pause, TimePoint now);
   // Applies a LimitUpdate to the pool of `b`.
   static void ApplyLimit(const sluice::v1::LimitUpdate& l, Bucket& b);
-  // Adds (or replaces) `b` in throttle_index_, or takes it out.
+  // Adds (or replaces) `b` in pause_index_, or takes it out.
   void Index(const Bucket& b);
   void Unindex(const Bucket& b);
   static sluice::v1::SidecarMessage PauseAckFor(const sluice::v1::Pause& p);
@@ -159,10 +159,10 @@ class LeaseAgent {
   // Messages to send with the next Poll (pause acknowledgements).
   std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.
-  // "resource\nkey_hash" -> the bucket's throttle, for ApplyPauseNow.
+  // "resource\nkey_hash" -> the bucket's pause, for ApplyPauseNow.
   mutable std::mutex index_mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<BucketPause>>
-      throttle_index_;  // guarded by index_mu_
+      pause_index_;  // guarded by index_mu_
   // Which copies of which pauses came, and which were acked: written by
   // ApplyPauseNow (any thread) and OnPause (thread-safe on its own).
   PauseDeduplicator pause_copies_;

@@ -213,7 +213,7 @@ class Fleet {
     b.resource = "api";
     b.limiter = s.limiter;
     b.pool = s.pool;
-    b.throttle = s.pause;
+    b.pause = s.pause;
     s.agent = std::make_unique<LeaseAgent>(ao, std::vector<LeaseBinding>{b});
     s.alive = true;
     Connect(i);
