@@ -5,7 +5,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <exception>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -13,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/config_file.h"
 #include "proxy/config/config_throttle.h"
 #include "proxy/config/config_yaml.h"
 
@@ -619,22 +619,9 @@ absl::StatusOr<ProxyConfig> LoadProxyConfigFromString(std::string_view yaml) {
 }
 
 absl::StatusOr<ProxyConfig> LoadProxyConfigFromFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open config file"));
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot read config file"));
-  }
-  absl::StatusOr<ProxyConfig> config = LoadProxyConfigFromString(text.str());
-  if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        absl::StrCat(path, ": ", config.status().message()));
-  }
-  return config;
+  return LoadConfigFile<ProxyConfig>(path, [](std::string_view text) {
+    return LoadProxyConfigFromString(text);
+  });
 }
 
 }  // namespace sluice

@@ -5,12 +5,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/config/config_file.h"
 #include "common/config/config_yaml.h"
 #include "common/pause/pause_config.h"
 #include "common/time/duration.h"
@@ -197,21 +196,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml) {
 }
 
 absl::StatusOr<ServerConfig> LoadServerConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path, ": read error"));
-  }
-  absl::StatusOr<ServerConfig> config = ParseServerConfig(text.str());
-  if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        absl::StrCat(path, ": ", config.status().message()));
-  }
-  return config;
+  return LoadConfigFile<ServerConfig>(
+      path, [](std::string_view text) { return ParseServerConfig(text); });
 }
 
 }  // namespace sluice

@@ -236,6 +236,8 @@ TEST(ServerConfigTest, MissingFileIsNamed) {
   absl::StatusOr<ServerConfig> config =
       LoadServerConfigFile("/nonexistent/sluice-quota.yaml");
   ASSERT_FALSE(config.ok());
+  // The same answer as sluice-proxy's for its own file (common/config).
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(config.status().message(),
               HasSubstr("/nonexistent/sluice-quota.yaml"));
 }
