@@ -83,8 +83,8 @@ def owner(path, rooms):
     if folder.startswith("tests/") and stem.endswith("_test"):
         return re.sub(r"[/-]", "_", folder[len("tests/"):]) + "_" + stem
     if folder.startswith("tests/") and name.endswith(".h"):
-        # A helper of the tests of one room: held to that room's library,
-        # which each of those tests links.
+        # A helper of the tests of one room: held to that room's library
+        # and tests/testing, which each of those tests links.
         return rooms.get(folder[len("tests/"):])
     return None
 
@@ -110,6 +110,9 @@ def main(argv):
                 if target not in nodes:
                     continue  # not built in this configuration
                 allowed = closure(edges, target)
+                if path.startswith("tests/") and name.endswith(".h"):
+                    # A room's test helper: every test links tests/testing.
+                    allowed |= closure(edges, "sluice_testing")
                 with open(os.path.join(root, path)) as f:
                     text = f.read()
                 for inc in INCLUDE.findall(text):

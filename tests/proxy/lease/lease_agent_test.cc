@@ -9,6 +9,7 @@
 
 #include "proxy/limit/rate_limiter.h"
 #include "proxy/pause/bucket_pause.h"
+#include "tests/testing/lease_messages.h"
 
 namespace sluice {
 namespace {
@@ -49,34 +50,24 @@ class LeaseAgentTest : public ::testing::Test {
                              uint32_t ttl_ms = 2000, double share = 10,
                              uint32_t refresh_ms = 0,
                              const std::string& key_hash = "") {
-    ServerMessage m;
-    m.set_protocol_version(1);
-    m.set_server_epoch(42);
-    v1::LeaseGrant* g = m.mutable_grant();
-    g->mutable_bucket()->set_resource(resource);
-    g->mutable_bucket()->set_key_hash(key_hash);
-    g->set_tokens(tokens);
-    g->set_seq(seq);
-    g->set_target(target);
-    g->set_ttl_ms(ttl_ms);
-    g->set_share_per_second(share);
-    g->set_refresh_after_ms(refresh_ms);
-    return m;
+    return test::GrantMessage({.resource = resource,
+                               .key = key_hash,
+                               .tokens = tokens,
+                               .seq = seq,
+                               .target = target,
+                               .ttl_ms = ttl_ms,
+                               .share = share,
+                               .refresh_ms = refresh_ms});
   }
 
   static ServerMessage Limit(const std::string& resource, double rate,
                              double burst, v1::UnavailablePolicy policy,
                              uint32_t sidecars) {
-    ServerMessage m;
-    m.set_server_epoch(42);
-    v1::LimitUpdate* l = m.mutable_limit();
-    l->set_resource(resource);
-    l->set_rate_per_second(rate);
-    l->set_burst(burst);
-    l->set_unavailable_policy(policy);
-    l->set_sidecars(sidecars);
-    l->set_config_version(1);
-    return m;
+    return test::LimitMessage({.resource = resource,
+                               .rate = rate,
+                               .burst = burst,
+                               .policy = policy,
+                               .sidecars = sidecars});
   }
 
   static std::vector<std::string> Resources(

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quota-server/core/quota_allocator.h"
+#include "tests/testing/lease_messages.h"
 
 namespace sluice {
 namespace allocator_test {
@@ -62,38 +63,11 @@ inline ServerConfig Config(double rate, double burst, bool learning = false) {
 }
 
 inline SidecarMessage Hello(const std::string& id, double weight = 1) {
-  SidecarMessage m;
-  m.mutable_hello()->set_protocol_version(1);
-  m.mutable_hello()->set_sidecar_id(id);
-  m.mutable_hello()->set_pod(id + "-pod");
-  m.mutable_hello()->set_weight(weight);
-  return m;
+  return test::HelloMessage({.sidecar_id = id, .weight = weight});
 }
 
-struct Rep {
-  double allowed = 0;
-  double denied = 0;
-  double queued = 0;
-  uint64_t elapsed_ms = 100;
-  double held = 0;
-  uint64_t seen = 0;
-  std::string resource = "api";
-  std::string key = "";
-};
-
-inline SidecarMessage Report(const Rep& r) {
-  SidecarMessage m;
-  auto* d = m.mutable_demand();
-  d->mutable_bucket()->set_resource(r.resource);
-  d->mutable_bucket()->set_key_hash(r.key);
-  d->set_allowed(r.allowed);
-  d->set_denied(r.denied);
-  d->set_queued(r.queued);
-  d->set_elapsed_ms(r.elapsed_ms);
-  d->set_held(r.held);
-  d->set_grant_seq_seen(r.seen);
-  return m;
-}
+using Rep = test::Demand;
+inline SidecarMessage Report(const Rep& r) { return test::DemandMessage(r); }
 
 inline std::vector<LeaseGrant> GrantsTo(const Outbox& out, StreamId s) {
   std::vector<LeaseGrant> grants;

@@ -23,6 +23,7 @@
 #include "proxy/limit/rate_limiter.h"
 #include "quota-server/server/fast_path_server.h"
 #include "tests/testing/fast_path_test_peer.h"
+#include "tests/testing/lease_messages.h"
 
 namespace sluice {
 namespace {
@@ -69,23 +70,11 @@ ServerConfig Config() {
 }
 
 SidecarMessage Hello(const std::string& id, uint32_t version = 1) {
-  SidecarMessage m;
-  m.mutable_hello()->set_protocol_version(version);
-  m.mutable_hello()->set_sidecar_id(id);
-  m.mutable_hello()->set_pod(id + "-pod");
-  m.mutable_hello()->set_weight(1);
-  return m;
+  return test::HelloMessage({.sidecar_id = id, .protocol_version = version});
 }
 
 SidecarMessage Report(double queued, double held = 0, uint64_t seen = 0) {
-  SidecarMessage m;
-  auto* d = m.mutable_demand();
-  d->mutable_bucket()->set_resource("api");
-  d->set_queued(queued);
-  d->set_held(held);
-  d->set_grant_seq_seen(seen);
-  d->set_elapsed_ms(100);
-  return m;
+  return test::DemandMessage({.queued = queued, .held = held, .seen = seen});
 }
 
 // A loopback port with nothing listening on it: bound (so nobody else takes
