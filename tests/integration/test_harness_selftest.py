@@ -134,13 +134,36 @@ class ProxyProcessTest(FakeProxyMixin, unittest.TestCase):
         self.assertLess(time.monotonic() - start, 8)
 
     def test_missing_binary_variable_is_an_error_not_a_skip(self):
-        saved = os.environ.pop("SLUICE_PROXY_BIN", None)
-        try:
-            with self.assertRaises(RuntimeError):
-                h.proxy_binary()
-        finally:
-            if saved is not None:
-                os.environ["SLUICE_PROXY_BIN"] = saved
+        for name, lookup in (("SLUICE_PROXY_BIN", h.proxy_binary),
+                             ("SLUICE_QUOTA_BIN", h.quota_binary)):
+            saved = os.environ.pop(name, None)
+            try:
+                with self.assertRaises(RuntimeError):
+                    lookup()
+                os.environ[name] = os.path.join(self.tmp, "no-such-binary")
+                with self.assertRaises(RuntimeError):
+                    lookup()
+                with self.assertRaises(RuntimeError):
+                    h.QuotaServer("resources: {}\n") if (
+                        name == "SLUICE_QUOTA_BIN") else h.start_proxy("")
+            finally:
+                if saved is not None:
+                    os.environ[name] = saved
+                else:
+                    os.environ.pop(name, None)
+
+    def test_no_integration_test_skips(self):
+        # A missing binary or tool must fail a test, not skip it: nothing
+        # in the suite may decide to skip.
+        for name in sorted(os.listdir(HERE)):
+            if not name.endswith(".py") or name == os.path.basename(__file__):
+                continue
+            with open(os.path.join(HERE, name)) as f:
+                text = f.read()
+            self.assertIsNone(
+                re.search(r"unittest\.skip|\bskipTest\(|"
+                          r"raise\s+(unittest\.)?SkipTest", text),
+                "%s may skip tests" % name)
 
 
 class LimiterTest(unittest.TestCase):

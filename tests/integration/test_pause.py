@@ -141,7 +141,6 @@ class FleetPauseBase(h.ProxyTestCase):
         return sum(tq.metric(p, name, labels) or 0 for p in self.proxies)
 
 
-@tq.needs_quota_server
 class FleetPauseTest(FleetPauseBase):
 
     def test_pause_travels_as_datagrams(self):
@@ -202,7 +201,6 @@ class FleetPauseTest(FleetPauseBase):
         self.run_ban("x-ratelimit-200")
 
 
-@tq.needs_quota_server
 class StreamOnlyPauseTest(FleetPauseBase):
     """The server offers no fast path (a network that drops UDP looks the
     same to the pause): the stream alone carries it in time."""
@@ -248,7 +246,6 @@ routes:
 """
 
 
-@tq.needs_quota_server
 class StatedLimitTest(h.ProxyTestCase):
     """Learned limits from ordinary 200s: the upstream states its limit in
     its headers and never throttles; a resource that learns runs at the

@@ -2,7 +2,6 @@
 sluice-quota-server, and keep to their unavailability policy when the
 server goes away (docs/leasing.md)."""
 
-import os
 import re
 import threading
 import time
@@ -131,12 +130,6 @@ class Load:
                 and (mode is None or r[3] == mode)]
 
 
-# ctest sets SLUICE_QUOTA_BIN whenever the quota server is built.
-needs_quota_server = unittest.skipUnless(
-    os.environ.get("SLUICE_QUOTA_BIN"),
-    "SLUICE_QUOTA_BIN is not set (sluice-quota-server not built)")
-
-
 def start_fleet(case, quota, limits):
     proxies = [case.start_class_proxy(sidecar_config(quota.target, limits))
                for _ in range(SIDECARS)]
@@ -146,7 +139,6 @@ def start_fleet(case, quota, limits):
     return proxies
 
 
-@needs_quota_server
 class SharedLimitTest(h.ProxyTestCase):
     """Four sidecars with skewed demand keep one upstream inside its limit
     while using at least 90% of it."""
@@ -258,7 +250,6 @@ POLICY_LIMITS = [("share", "share", "/share"), ("closed", "closed", "/closed"),
 TTL = 0.5
 
 
-@needs_quota_server
 class UnavailableServerTest(h.ProxyTestCase):
     """SIGKILL the quota server: once held tokens expire each resource's
     policy applies; a restarted server on the same port takes over again

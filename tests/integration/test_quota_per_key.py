@@ -29,7 +29,6 @@ routes:
 """
 
 
-@tq.needs_quota_server
 class PerKeyLeaseTest(h.ProxyTestCase):
 
     @classmethod
