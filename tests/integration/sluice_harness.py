@@ -17,8 +17,11 @@ Pieces:
     malformed input, slowloris, CONNECT and interim responses; replies are
     parsed with http.client.
   * admin_get, run_curl, proxied_session, wait_until, ProxyTestCase.
+  * spend_bound_excess: judges a limiter's spending on the intervals that
+    contain each request's spend, with no assumption about scheduling.
 """
 
+import bisect
 import datetime
 import email.utils
 import hashlib
@@ -151,6 +154,63 @@ class SlidingWindow:
         return False, self.times[0] + self.period - now
 
 
+@dataclass
+class SpendWindow:
+    """The window [a, b] of spend_bound_excess: `count` requests spent
+    inside it, `allowed` = burst + rate * (b - a), excess = count - allowed."""
+    excess: float
+    a: float
+    b: float
+    count: int
+    allowed: float
+
+    def __str__(self):
+        return ("%d requests spent in a window of %.3f s where the limit "
+                "allows %.2f" % (self.count, self.b - self.a, self.allowed))
+
+
+def spend_bound_excess(intervals, rate, burst):
+    """How far a limiter's spending went over its bound, judged without any
+    assumption about scheduling.
+
+    A limiter of `rate` tokens per second and depth `burst` spends at most
+    burst + rate * (b - a) tokens in any window [a, b] (docs/leasing.md,
+    "The bound"). The moment a request's token was spent is not observable
+    from outside, but it lies in an interval the test can measure: after
+    the client started sending the request (lo) and before the upstream
+    read its head (hi). Every request whose interval lies inside [a, b] was
+    spent inside [a, b], so
+
+        #{intervals inside [a, b]} > burst + rate * (b - a)
+
+    proves an overspend however late any process ran. Slow delivery only
+    widens intervals, which makes the check less sharp, never wrong.
+
+    intervals: [(lo, hi)] on one clock (time.monotonic()). Returns the
+    SpendWindow whose excess is largest (<= 0: no overspend shown), or None
+    for no intervals. O(n^2)."""
+    items = sorted(intervals, key=lambda x: x[0], reverse=True)
+    for lo, hi in items:
+        if hi < lo:
+            raise ValueError("interval ends before it starts: %r" %
+                             ((lo, hi),))
+    best = None
+    his = []  # ends of the intervals that start at or after `a`, sorted
+    i = 0
+    while i < len(items):
+        a = items[i][0]
+        while i < len(items) and items[i][0] == a:
+            bisect.insort(his, items[i][1])
+            i += 1
+        # The k-th smallest end b closes a window [a, b] holding exactly the
+        # k intervals that start at or after a and end by b.
+        for k, b in enumerate(his, 1):
+            allowed = burst + rate * (b - a)
+            if best is None or k - allowed > best.excess:
+                best = SpendWindow(k - allowed, a, b, k, allowed)
+    return best
+
+
 # --------------------------------------------------------------------------
 # The local origin
 # --------------------------------------------------------------------------
@@ -158,6 +218,7 @@ class SlidingWindow:
 @dataclass
 class RecordedRequest:
     t: float                 # time.monotonic() when the head was parsed
+    wall: float              # time.time() at the same moment (Unix seconds)
     method: str
     target: str              # request-target exactly as received
     path: str                # path part of the target
@@ -167,6 +228,7 @@ class RecordedRequest:
     body_sha256: str
     status: int = 0          # status the upstream answered
     peer: tuple = ()         # (host, port) of the connection's client
+    banned: bool = False     # answered by ban() with a throttle
 
     def header(self, name, default=None):
         name = name.lower()
@@ -189,6 +251,7 @@ class ScriptedReply:
     stall_after: int = None     # send only this many body bytes, then hang
     stall_seconds: float = 5.0  # for stall_after; then the connection closes
     trailers: list = field(default_factory=list)  # chunked: trailer fields
+    hold: threading.Event = None  # answer only once this is set
 
 
 class _BadBody(Exception):
@@ -246,6 +309,14 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # Quiet; the tests read counters.
         pass
 
+    def send_response(self, code, message=None):
+        # The request stops counting as in flight before any byte of its
+        # answer is written: a client holding (part of) a response always
+        # finds in_flight without that request. (send_error comes here too;
+        # an interim 100 Continue does not.)
+        self.server.upstream._finished(self)
+        super().send_response(code, message)
+
     def handle_expect_100(self):
         # "?no-100" (or "/no-100" in the path) simulates an origin that never
         # sends 100 Continue and just reads the body.
@@ -299,6 +370,12 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_scripted(self, reply):
+        if reply.hold is not None:
+            # Wait for the test's go, or for the upstream to shut down.
+            while not reply.hold.wait(0.05):
+                if self.server.upstream._stop.is_set():
+                    self.close_connection = True
+                    return
         self.send_response(reply.status)
         for k, v in reply.headers:
             self.send_header(k, v)
@@ -331,9 +408,10 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
     def _handle(self):
         up = self.server.upstream
         t = up._clock()
+        wall = time.time()
         up._started(self)
         record = RecordedRequest(
-            t=t, method=self.command, target=self.path,
+            t=t, wall=wall, method=self.command, target=self.path,
             path=urllib.parse.urlsplit(self.path).path or self.path,
             version=self.request_version,
             headers=list(self.headers.items()), body_length=0,
@@ -362,10 +440,11 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
                 up._record(record)
                 self._send_scripted(scripted)
                 return
-            banned = up._ban_response(t)
+            banned = up._ban_response(t, wall)
             if banned is not None:
                 status, headers = banned
                 record.status = status
+                record.banned = True
                 up._record(record)
                 self._send(status, b'{"error":"rate limit exceeded"}\n',
                            "application/json", headers)
@@ -384,7 +463,7 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            up._finished()
+            up._finished(self)  # No-op if an answer was begun.
 
     def _route(self, record, body):
         up = self.server.upstream
@@ -458,6 +537,9 @@ def ban_headers(dialect, remaining):
     server adds, so they never say less than `remaining`."""
     wall_end = time.time() + remaining
     secs = max(1, math.ceil(remaining))
+    # Durations with a fraction are rounded up to the millisecond too
+    # ("%.3f" alone could round 0.4 ms off the end of the ban).
+    ms_up = math.ceil(remaining * 1000) / 1000
     if dialect == "retry-after":
         return 429, [("Retry-After", str(secs))]
     if dialect == "retry-after-ms":
@@ -473,7 +555,7 @@ def ban_headers(dialect, remaining):
     if dialect == "openai":
         return 429, [("x-ratelimit-limit-requests", "60"),
                      ("x-ratelimit-remaining-requests", "0"),
-                     ("x-ratelimit-reset-requests", "%.3fs" % remaining)]
+                     ("x-ratelimit-reset-requests", "%.3fs" % ms_up)]
     if dialect == "anthropic":
         stamp = datetime.datetime.fromtimestamp(
             math.ceil(wall_end) + 1, datetime.timezone.utc)
@@ -487,7 +569,7 @@ def ban_headers(dialect, remaining):
     if dialect == "discord":
         return 429, [("X-RateLimit-Limit", "5"),
                      ("X-RateLimit-Remaining", "0"),
-                     ("X-RateLimit-Reset-After", "%.3f" % remaining)]
+                     ("X-RateLimit-Reset-After", "%.3f" % ms_up)]
     if dialect == "x-ratelimit-200":
         # A success that spent the last request: a pre-emptive pause.
         return 200, [("X-RateLimit-Limit", "60"),
@@ -557,7 +639,10 @@ class RateLimitedUpstream:
 
     Thread-safe counters: connections_accepted, requests_started, in_flight,
     count_200, count_429, status_counts; `requests` lists complete requests,
-    `incomplete` those whose body never arrived intact.
+    `incomplete` those whose body never arrived intact. in_flight counts
+    requests whose head was read and whose answer has not begun: it drops
+    (and the request is recorded) before the first byte of the status line
+    is written, so a client that has any of the answer sees it dropped.
     """
 
     def __init__(self, rate=None, period=1.0, burst=None,
@@ -648,16 +733,19 @@ class RateLimitedUpstream:
             self._scripts = {}
 
     def script(self, path, status, body=b"", headers=(), chunk_size=0,
-               stall_after=None, stall_seconds=5.0, trailers=()):
+               stall_after=None, stall_seconds=5.0, trailers=(), hold=None):
         """Answers every request whose path is exactly `path` with `status`,
         `headers` and `body` (Content-Length, or chunked in `chunk_size`
         pieces, followed by `trailers`), until reset(). With `stall_after`,
         only that many body bytes are sent; the connection then hangs for
-        `stall_seconds` and closes. HEAD, 204 and 304 get the head alone."""
+        `stall_seconds` and closes. HEAD, 204 and 304 get the head alone.
+        With `hold` (a threading.Event), the request stays in flight and
+        nothing is answered until the test sets it (or close() is called,
+        which closes the connection unanswered)."""
         with self._lock:
             self._scripts[path] = ScriptedReply(
                 status, list(headers), bytes(body), chunk_size, stall_after,
-                stall_seconds, list(trailers))
+                stall_seconds, list(trailers), hold)
 
     def _scripted_reply(self, path):
         with self._lock:
@@ -700,18 +788,23 @@ class RateLimitedUpstream:
         with self._lock:
             self.requests_started += 1
             self.in_flight += 1
+            handler._in_flight = True
 
-    def _finished(self):
+    def _finished(self, handler):
+        """Ends the handler's current request's time in flight, once."""
         with self._lock:
-            self.in_flight -= 1
+            if getattr(handler, "_in_flight", False):
+                handler._in_flight = False
+                self.in_flight -= 1
 
     def ban(self, seconds, dialect="retry-after"):
         """Arms a ban: the next request starts it, and for `seconds` from
         then every request is answered with a throttle in `dialect` (see
         ban_headers), telling the time left. ban_window is then
-        (start, end) in time.monotonic()."""
+        (start, end) in time.monotonic(), ban_window_wall the same in
+        time.time()."""
         with self._lock:
-            self._ban = [seconds, dialect, None]
+            self._ban = [seconds, dialect, None, None]
 
     @property
     def ban_window(self):
@@ -720,14 +813,24 @@ class RateLimitedUpstream:
                 return None
             return (self._ban[2], self._ban[2] + self._ban[0])
 
-    def _ban_response(self, now):
+    @property
+    def ban_window_wall(self):
+        """ban_window in time.time() (Unix seconds), read at the same
+        moment as its start."""
+        with self._lock:
+            if not self._ban or self._ban[3] is None:
+                return None
+            return (self._ban[3], self._ban[3] + self._ban[0])
+
+    def _ban_response(self, now, wall):
         with self._lock:
             ban = self._ban
             if not ban:
                 return None
-            seconds, dialect, start = ban
+            seconds, dialect, start, _ = ban
             if start is None:
                 ban[2] = start = now
+                ban[3] = wall
             if now >= start + seconds:
                 return None
             return ban_headers(dialect, start + seconds - now)

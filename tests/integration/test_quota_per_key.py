@@ -9,10 +9,9 @@ import sluice_harness as h
 import test_quota as tq
 
 # Per key: R tokens/s with a burst of B, fleet-wide. Each key calls its own
-# upstream, which enforces the same rate with two tokens of slack for the
-# delivery jitter (see test_quota.py).
+# upstream, which records and never refuses; each key's spending is judged
+# on its requests' spend intervals (see test_quota.py).
 R, B = 20, 5
-UPSTREAM_BURST = B + 2
 SIDECARS = 2
 KEYS = ["Bearer key-alpha", "Bearer key-beta"]
 THREADS = 2  # per sidecar and key
@@ -29,7 +28,6 @@ routes:
 """
 
 
-@tq.needs_quota_server
 class PerKeyLeaseTest(h.ProxyTestCase):
 
     @classmethod
@@ -38,9 +36,7 @@ class PerKeyLeaseTest(h.ProxyTestCase):
             resources:
               keyed: {rate: %d, burst: %d, per_key: true}
             """ % (R, B))
-        cls.ups = [cls.start_class_upstream(rate=R, period=1.0,
-                                            burst=UPSTREAM_BURST)
-                   for _ in KEYS]
+        cls.ups = [cls.start_class_upstream() for _ in KEYS]
         config = SIDECAR_CONFIG % {"target": cls.quota.target, "r": R,
                                    "b": B}
         cls.proxies = [cls.start_class_proxy(config)
@@ -66,8 +62,12 @@ class PerKeyLeaseTest(h.ProxyTestCase):
         load = tq.Load()
         for i, p in enumerate(self.proxies):
             for k, key in enumerate(KEYS):
+                # A request waits at most 100 ms for a token (else sluice's
+                # 429 at once): short spend intervals (see test_quota.py).
                 load.add(p, (i, k), self.ups[k].url + "/k/%d" % i,
-                         threads=THREADS, headers={"Authorization": key})
+                         threads=THREADS,
+                         headers={"Authorization": key,
+                                  "x-sluice-max-wait": "100ms"})
         for up in self.ups:
             up.reset()
         t0 = time.monotonic()
@@ -77,27 +77,43 @@ class PerKeyLeaseTest(h.ProxyTestCase):
         status = self.quota.resource_status("keyed")
         self.assertTrue(load.finish(), "clients hung")
         self.assertEqual(load.errors, [])
+        self.assertLessEqual({r.status for r in load.select()}, {200, 429})
 
         used = []
+        inside = 0  # requests of either key spent inside the measured window
         for k, up in enumerate(self.ups):
-            # Any over-grant for a key shows up as 429s at its upstream.
-            self.assertEqual(up.count_429, 0,
-                             "key %d exceeded its limit" % k)
-            measured = [r for r in up.snapshot()
-                        if t0 + WARMUP <= r.t < t1]
+            records = up.snapshot()
+            # Any over-grant for a key shows in the spend intervals of its
+            # leased requests.
+            worst = tq.assert_within_bound(
+                self, load.spend_intervals(records, mode="leased"), R, B,
+                "key %d" % k)
+            intervals = load.spend_intervals(records)
+            inside += sum(t0 + WARMUP <= lo and hi <= t1
+                          for lo, hi in intervals)
+            measured = [r for r in records if t0 + WARMUP <= r.t < t1]
             used.append(len(measured) / (R * (t1 - t0 - WARMUP)))
+            print("\nkey %d: tightest window %s; on arrival times alone: %s"
+                  % (k, worst, tq.arrival_excess(records, R, B)))
+            # Every response was a 200 forwarded once or sluice's own 429.
+            self.assertEqual(len(records), sum(
+                len(load.select(index=(i, k), status=200))
+                for i in range(SIDECARS)))
             # Both sidecars spent this key's tokens.
             for i in range(SIDECARS):
-                self.assertGreater(
-                    len(load.select(t0 + WARMUP, t1, index=(i, k),
-                                    status=200)),
-                    R * MEASURE / SIDECARS * 0.2, "sidecar %d key %d" % (i, k))
-        print("\nper key: %s of %d/s each" %
+                self.assertTrue(
+                    load.select(t0 + WARMUP, t1, index=(i, k), status=200),
+                    "sidecar %d key %d forwarded nothing" % (i, k))
+        print("per key: %s of %d/s each" %
               (["%.1f%%" % (100 * u) for u in used], R))
-        # Each key gets (nearly) its whole rate: the keys do not share one
-        # bucket (sharing would leave each about half).
-        for k, u in enumerate(used):
-            self.assertGreaterEqual(u, 0.8, "key %d" % k)
+        # The keys do not share one bucket: over the measured window the
+        # fleet spent more than one bucket could ever give (R*W + B; two
+        # allow twice that, so this needs each key to use a little over
+        # half of its rate, which a busy machine leaves room for).
+        one_bucket = R * (t1 - t0 - WARMUP) + B
+        self.assertGreater(inside, one_bucket,
+                           "both keys together got no more than one "
+                           "bucket's worth: %r" % used)
 
         # Each key's lease state shows: in the responses' x-sluice-quota,
         # in /readyz (keys by mode) and in the lease metrics.

@@ -9,13 +9,19 @@ import time
 import unittest
 
 import sluice_harness as h
+import test_quota as tq
 
-# The origin allows 20 req/s with a burst of 5 (token bucket). sluice is set
-# to 18 req/s with a burst of 3. Over any interval of length L the origin
-# accepts 5 + 20 L; sluice releases at most 3 + 18 (L + J), where J is the
-# spread of proxy-to-origin delivery delays that can squeeze releases closer
-# together. 3 + 18 (L + J) <= 5 + 20 L holds for every L >= 0 as long as
-# J <= 2/18 s = 111 ms, which leaves room for a loaded 2-core machine.
+# The origin's limit is 20 req/s with a burst of 5; sluice is set to 18 req/s
+# with a burst of 3. sluice releases at most 3 + 18 L requests in any
+# interval of length L, which is inside the origin's 5 + 20 L. What the
+# origin sees in an interval also depends on how the machine delays each
+# delivery (unbounded when the cores are busy), so the origin here answers
+# everything and sluice is judged on its requests' spend intervals (from
+# the client's send to the origin's read; see test_quota.py). How much of
+# its limit sluice uses is a measurement (bench/pacing.py); that its queue
+# admits each request exactly when a token is due is proven on fake time
+# (RateLimiterTest.AdmitsBurstThenQueuesWithExactPredictions,
+# LatePollAdmitsEveryoneDueInFifoOrder).
 UPSTREAM_RATE, UPSTREAM_BURST = 20, 5
 PROXY_RATE, PROXY_BURST = 18, 3
 CLIENTS, DURATION = 8, 4.0
@@ -46,25 +52,29 @@ routes:
 class PacingTest(h.ProxyTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.up = cls.start_class_upstream(rate=UPSTREAM_RATE, period=1.0,
-                                          burst=UPSTREAM_BURST)
+        cls.up = cls.start_class_upstream()  # records; never refuses
         cls.proxy = cls.start_class_proxy(PACING_CONFIG)
 
     def test_clients_are_paced_inside_the_upstream_limit(self):
         self.up.reset()
         results, lock = [], threading.Lock()
+        sent = {}  # request id -> when the client began sending it
         started = []
         barrier = threading.Barrier(
             CLIENTS, action=lambda: started.append(time.monotonic()))
 
-        def client():
+        def client(n):
             s = h.proxied_session(self.proxy)
             mine = []
             try:
                 barrier.wait(20)
                 stop_at = started[0] + DURATION
                 while time.monotonic() < stop_at:
-                    r = s.get(self.up.url + "/paced", timeout=30)
+                    rid = "%d-%d" % (n, len(mine))
+                    with lock:
+                        sent[rid] = time.monotonic()
+                    r = s.get(self.up.url + "/paced", timeout=30,
+                              headers={tq.ID_HEADER: rid})
                     mine.append(r.status_code)
             except Exception as e:  # Reported through `results`.
                 mine.append(repr(e))
@@ -73,7 +83,8 @@ class PacingTest(h.ProxyTestCase):
                 with lock:
                     results.extend(mine)
 
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        threads = [threading.Thread(target=client, args=(n,))
+                   for n in range(CLIENTS)]
         for t in threads:
             t.start()
         for t in threads:
@@ -82,18 +93,28 @@ class PacingTest(h.ProxyTestCase):
         elapsed = time.monotonic() - started[0]
 
         allowed = PROXY_BURST + PROXY_RATE * elapsed
-        admitted = self.up.count_200
+        records = self.up.snapshot()
+        admitted = len(records)
         self.assertEqual([r for r in results if r != 200], [],
                          "clients saw errors")
-        self.assertEqual(self.up.count_429, 0,
-                         "the origin had to refuse requests")
         self.assertEqual(admitted, len(results))
+        # Over the whole run (every request was sent after `started` and
+        # answered before `elapsed` was read)...
         self.assertLessEqual(admitted, allowed + 1,
                              "sluice released more than its limit")
-        self.assertGreaterEqual(
-            admitted, 0.9 * allowed,
-            "sluice used less than 90%% of its limit: %d of %.1f in %.2fs" %
-            (admitted, allowed, elapsed))
+        # ...and in every window the spend intervals show: inside sluice's
+        # own limit, and so inside the origin's.
+        intervals = [(sent[r.header(tq.ID_HEADER)], r.t) for r in records]
+        worst = tq.assert_within_bound(self, intervals, PROXY_RATE,
+                                       PROXY_BURST, "sluice")
+        tq.assert_within_bound(self, intervals, UPSTREAM_RATE,
+                               UPSTREAM_BURST, "sluice (origin's limit)")
+        print("\npacing: %d of %.1f allowed in %.2fs (%.1f%%); tightest "
+              "window: %s; on arrival times alone, against the origin's "
+              "limit: %s" % (admitted, allowed, elapsed,
+                             100 * admitted / allowed, worst,
+                             tq.arrival_excess(records, UPSTREAM_RATE,
+                                               UPSTREAM_BURST)))
 
 
 class _Adapter:
