@@ -14,4 +14,9 @@ bool WaitFor(const std::function<bool()>& cond,
   return true;
 }
 
+std::chrono::system_clock::time_point DeadlineFromNow(
+    std::chrono::milliseconds deadline) {
+  return std::chrono::system_clock::now() + deadline;
+}
+
 }  // namespace sluice::test

@@ -22,6 +22,12 @@ inline constexpr std::chrono::seconds kWaitDeadline{10};
 bool WaitFor(const std::function<bool()>& cond,
              std::chrono::milliseconds deadline = kWaitDeadline);
 
+// The real time `deadline` from now, for an API that takes a deadline of
+// its own (a gRPC call, a gRPC server's shutdown): a bound on waiting for
+// another thread, like WaitFor's.
+std::chrono::system_clock::time_point DeadlineFromNow(
+    std::chrono::milliseconds deadline = kWaitDeadline);
+
 // Waits on `cv` (with `lock` held on its mutex) until `cond` holds (true)
 // or `deadline` has passed (false).
 template <typename Pred>
