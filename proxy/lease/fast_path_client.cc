@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -25,20 +27,19 @@ namespace sluice {
 
 namespace {
 
-constexpr int kPollMs = 100;
-constexpr int64_t kHelloRetryMs = 1000;  // until welcomed
-constexpr int64_t kHelloKeepMs = 10000;  // then, for NAT state
-constexpr int64_t kHelloLeaseMs = 1000;  // while leasing: liveness
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+constexpr Duration kHelloRetry = milliseconds(1000);  // until welcomed
+constexpr Duration kHelloKeep = milliseconds(10000);  // then, for NAT state
+constexpr Duration kHelloLease = milliseconds(1000);  // while leasing
+constexpr Duration kAckDelay = microseconds(FastPathClient::kAckDelayUs);
+constexpr Duration kStreamCopyDelay =
+    microseconds(FastPathClient::kStreamCopyDelayUs);
+constexpr Duration kLeaseSilence =
+    milliseconds(FastPathClient::kLeaseSilenceMs);
 // The reader's scheduling slice (common/sys/thread_latency.h).
-constexpr std::chrono::microseconds kReaderSlice(100);
-
-int64_t SteadyUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t SteadyMs() { return SteadyUs() / 1000; }
+constexpr microseconds kReaderSlice(100);
 
 // "ipv4:127.0.0.1:7070", "ipv6:[::1]:7070" or "ipv6:%5B::1%5D:7070" with
 // `port` in place of the stream's.
@@ -58,12 +59,14 @@ std::optional<SocketAddress> PeerAddress(std::string_view peer, uint16_t port) {
 }  // namespace
 
 FastPathClient::FastPathClient(PauseHandler on_pause, StreamSender to_stream,
-                               GrantHandler on_grant)
+                               GrantHandler on_grant, Clock* clock)
     : on_pause_(std::move(on_pause)),
       to_stream_(std::move(to_stream)),
-      on_grant_(std::move(on_grant)) {
+      on_grant_(std::move(on_grant)),
+      clock_(clock) {
   fd4_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   fd6_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   reader_ = std::thread([this] { ReadLoop(); });
 }
 
@@ -71,12 +74,30 @@ FastPathClient::~FastPathClient() {
   Stop();
   if (fd4_ >= 0) close(fd4_);
   if (fd6_ >= 0) close(fd6_);
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 void FastPathClient::Stop() {
   stopping_ = true;
+  Wake();
   if (reader_.joinable()) reader_.join();
   Reset();
+}
+
+void FastPathClient::Wake() {
+  if (wake_fd_ < 0) return;  // the reader wakes within kPollMs anyway
+  const uint64_t one = 1;
+  // Cannot block (EFD_NONBLOCK); a full counter already wakes the reader.
+  [[maybe_unused]] const ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+void FastPathClient::Sync() {
+  std::unique_lock lock(mu_);
+  // Released: the reader's turn that sees it reads the clock after this.
+  const uint64_t asked =
+      turns_asked_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  Wake();
+  turn_cv_.wait(lock, [&] { return reader_done_ || turns_done_ >= asked; });
 }
 
 absl::Status FastPathClient::Use(const std::string& peer,
@@ -106,14 +127,14 @@ absl::Status FastPathClient::Use(const std::string& peer,
   key_ = offer.key();
   token_ = offer.token();
   leases_ = offer.leases() && on_grant_ != nullptr;
-  last_welcome_ms_ = 0;
+  last_welcome_ = TimePoint();
   next_seq_ = 1;
   seen_ = ReplayWindow();
   stats_.up = false;
   acks_.clear();  // of the last stream
   copies_.clear();
   SendHelloLocked();
-  next_hello_ms_ = SteadyMs() + kHelloRetryMs;
+  next_hello_ = clock_->Now() + kHelloRetry;
   return absl::OkStatus();
 }
 
@@ -136,7 +157,7 @@ bool FastPathClient::SendThrottle(const sluice::v1::SidecarMessage& msg) {
       copies_.size() >= kMaxPendingCopies) {
     return false;
   }
-  copies_.emplace_back(msg, SteadyUs() + kStreamCopyDelayUs);
+  copies_.emplace_back(msg, clock_->Now() + kStreamCopyDelay);
   return true;
 }
 
@@ -151,12 +172,7 @@ bool FastPathClient::SendDemand(const sluice::v1::SidecarMessage& msg) {
 
 bool FastPathClient::LeasingLocked() const {
   return leases_ && stats_.up && !key_.empty() &&
-         SteadyMs() - last_welcome_ms_ <= lease_silence_ms_;
-}
-
-void FastPathClient::SetLeaseSilenceMs(int64_t ms) {
-  std::lock_guard lock(mu_);
-  lease_silence_ms_ = ms;
+         clock_->Now() - last_welcome_ <= kLeaseSilence;
 }
 
 bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
@@ -175,7 +191,7 @@ bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
 bool FastPathClient::SendPauseAck(const sluice::v1::PauseAck& ack) {
   std::lock_guard lock(mu_);
   if (key_.empty() || acks_.size() >= kMaxPendingAcks) return false;
-  acks_.emplace_back(ack, SteadyUs());
+  acks_.emplace_back(ack, clock_->Now());
   return true;
 }
 
@@ -193,15 +209,23 @@ void FastPathClient::ReadLoop() {
     spdlog::warn("fast path reader: {}", std::string(s.message()));
   }
   char buf[kFastPathMaxDatagram + 1];
+  uint64_t answered = 0;  // the Sync calls answered so far
   while (!stopping_.load(std::memory_order_relaxed)) {
     int timeout_ms;
     {
       std::lock_guard lock(mu_);
       timeout_ms = NextTimeoutLocked();
     }
-    pollfd p[2] = {{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}};
-    const int ready = poll(p, 2, timeout_ms);
-    for (const pollfd& one : p) {
+    pollfd p[3] = {{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int ready = poll(p, 3, timeout_ms);
+    if (ready > 0 && p[2].revents != 0) {
+      uint64_t wakes;
+      [[maybe_unused]] const ssize_t n = read(wake_fd_, &wakes, sizeof(wakes));
+    }
+    // The Sync calls this turn answers: those made before it reads the
+    // clock.
+    const uint64_t asked = turns_asked_.load(std::memory_order_acquire);
+    for (const pollfd& one : std::span(p, 2)) {
       if (ready <= 0 || one.fd < 0 || one.revents == 0) continue;
       // Connected sockets: only the current server's datagrams arrive. An
       // ICMP error (nothing listens on the port) is POLLERR: the failed
@@ -217,17 +241,26 @@ void FastPathClient::ReadLoop() {
     std::vector<sluice::v1::SidecarMessage> copies;
     {
       std::lock_guard lock(mu_);
-      SendDueLocked(&copies);
-      const int64_t now_ms = SteadyMs();
-      if (!key_.empty() && now_ms >= next_hello_ms_) {
+      const TimePoint now = clock_->Now();
+      SendDueLocked(now, &copies);
+      if (!key_.empty() && now >= next_hello_) {
         SendHelloLocked();
-        next_hello_ms_ = now_ms + (!stats_.up ? kHelloRetryMs
-                                   : leases_  ? kHelloLeaseMs
-                                              : kHelloKeepMs);
+        next_hello_ = now + (!stats_.up ? kHelloRetry
+                             : leases_  ? kHelloLease
+                                        : kHelloKeep);
       }
     }
     for (auto& msg : copies) to_stream_(std::move(msg));
+    if (asked != answered) {
+      answered = asked;
+      std::lock_guard lock(mu_);
+      turns_done_ = asked;
+      turn_cv_.notify_all();
+    }
   }
+  std::lock_guard lock(mu_);
+  reader_done_ = true;
+  turn_cv_.notify_all();
 }
 
 void FastPathClient::SendHelloLocked() {
@@ -237,17 +270,17 @@ void FastPathClient::SendHelloLocked() {
 }
 
 int FastPathClient::NextTimeoutLocked() const {
-  int64_t due = std::numeric_limits<int64_t>::max();
-  if (!acks_.empty()) due = acks_.front().second + kAckDelayUs;
+  TimePoint due = TimePoint::max();
+  if (!acks_.empty()) due = acks_.front().second + kAckDelay;
   if (!copies_.empty()) due = std::min(due, copies_.front().second);
-  if (due == std::numeric_limits<int64_t>::max()) return kPollMs;
-  return static_cast<int>(
-      std::clamp<int64_t>((due - SteadyUs() + 999) / 1000, 0, kPollMs));
+  if (due == TimePoint::max()) return kPollMs;
+  const int64_t wait_ms =
+      std::chrono::ceil<milliseconds>(due - clock_->Now()).count();
+  return static_cast<int>(std::clamp<int64_t>(wait_ms, 0, kPollMs));
 }
 
 void FastPathClient::SendDueLocked(
-    std::vector<sluice::v1::SidecarMessage>* copies) {
-  const int64_t now = SteadyUs();
+    TimePoint now, std::vector<sluice::v1::SidecarMessage>* copies) {
   size_t c = 0;
   while (c < copies_.size() && copies_[c].second <= now) {
     copies->push_back(std::move(copies_[c].first));
@@ -257,10 +290,12 @@ void FastPathClient::SendDueLocked(
   size_t n = 0;
   for (; n < acks_.size(); ++n) {
     auto& [ack, queued] = acks_[n];
-    if (now - queued < kAckDelayUs) break;
+    if (now - queued < kAckDelay) break;
     if (key_.empty()) continue;  // the stream ended: dropped
+    const int64_t held_us =
+        std::chrono::duration_cast<microseconds>(now - queued).count();
     ack.set_held_us(static_cast<uint32_t>(
-        std::min<int64_t>(now - queued, std::numeric_limits<uint32_t>::max())));
+        std::min<int64_t>(held_us, std::numeric_limits<uint32_t>::max())));
     sluice::v1::FastPathBody body;
     *body.mutable_pause_ack() = std::move(ack);
     SendLocked(body);
@@ -286,14 +321,14 @@ void FastPathClient::OnDatagram(const char* data, size_t size) {
     if (body.has_welcome()) {
       // A welcome answers a hello: the round trip works both ways. (Grants
       // alone would not show that reports still arrive.)
-      last_welcome_ms_ = SteadyMs();
+      last_welcome_ = clock_->Now();
       if (!stats_.up) {
         // Tell the server its datagrams arrive (it may then delay the
         // stream's copies, and send grants this way), then keep the NAT
         // state alive.
         stats_.up = true;
         SendHelloLocked();
-        next_hello_ms_ = SteadyMs() + (leases_ ? kHelloLeaseMs : kHelloKeepMs);
+        next_hello_ = last_welcome_ + (leases_ ? kHelloLease : kHelloKeep);
       }
       return;
     }

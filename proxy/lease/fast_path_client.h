@@ -2,6 +2,7 @@
 #define SLUICE_PROXY_LEASE_FAST_PATH_CLIENT_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "common/protocol/replay_window.h"
+#include "common/time/clock.h"
 #include "sluice/v1/quota.pb.h"
 
 namespace sluice {
@@ -39,6 +41,12 @@ namespace sluice {
 // the caller goes back to the stream), and LeaseGrant
 // datagrams are handed to `on_grant` with the offer's token, so the caller
 // can tell a grant of the current stream from a late one of the last.
+//
+// Time: every delay, hold time, hello interval and silence is measured on
+// the injected Clock. The reader blocks in poll() on the sockets for at
+// most kPollMs of real time (less when something falls due sooner by the
+// clock), so it notices a clock moved by hand within that bound; Sync()
+// makes it look at once.
 class FastPathClient {
  public:
   struct Stats {
@@ -71,8 +79,13 @@ class FastPathClient {
   // path works both ways).
   static constexpr int64_t kLeaseSilenceMs = 3500;
 
+  // The reader's longest wait in poll(), in real milliseconds.
+  static constexpr int kPollMs = 100;
+
+  // `on_grant` may be null (no leases over the fast path). `clock` must
+  // outlive the client. Starts the reader thread.
   FastPathClient(PauseHandler on_pause, StreamSender to_stream,
-                 GrantHandler on_grant = nullptr);
+                 GrantHandler on_grant, Clock* clock);
   ~FastPathClient();  // Stop()s
   // Stops and joins the reader; nothing is sent or handed on afterwards.
   // Idempotent.
@@ -101,9 +114,15 @@ class FastPathClient {
   // a welcome came within kLeaseSilenceMs.
   // False: the caller sends it on the stream. Any thread; never blocks.
   bool SendDemand(const sluice::v1::SidecarMessage& msg);
-  // Replaces kLeaseSilenceMs (tests).
-  void SetLeaseSilenceMs(int64_t ms);
 
+  // Wakes the reader and returns once it has finished a turn that began
+  // after the call: every ack and stream copy due by the clock's time at
+  // the call has been sent (copies through `to_stream`), and a hello that
+  // was due has left. For tests that move a FakeClock. After Stop(), returns
+  // at once. Not from the reader thread (a handler).
+  void Sync();
+
+  // Stats::leasing is read on the clock at the call.
   Stats stats() const;
 
  private:
@@ -113,35 +132,44 @@ class FastPathClient {
   bool SendLocked(const sluice::v1::FastPathBody& body);
   // Says hello (with `welcomed` once the server has answered); mu_ held.
   void SendHelloLocked();
-  // Sends the acks queued at least kAckDelayUs ago and takes out the stream
-  // copies due; mu_ held.
-  void SendDueLocked(std::vector<sluice::v1::SidecarMessage>* copies);
-  // Milliseconds until the next queued item falls due (at most kPollMs).
+  // Sends the acks queued at least kAckDelayUs before `now` and takes out
+  // the stream copies due by then; mu_ held.
+  void SendDueLocked(TimePoint now,
+                     std::vector<sluice::v1::SidecarMessage>* copies);
+  // Real milliseconds until the next queued item falls due by the clock
+  // (at most kPollMs).
   int NextTimeoutLocked() const;
   bool LeasingLocked() const;
+  // Makes the reader's poll() return.
+  void Wake();
 
   const PauseHandler on_pause_;
   const StreamSender to_stream_;
   const GrantHandler on_grant_;
+  Clock* const clock_;
   int fd4_ = -1;
   int fd6_ = -1;
+  int wake_fd_ = -1;  // an eventfd in the reader's poll set
   std::atomic<bool> stopping_{false};
   std::thread reader_;
   mutable std::mutex mu_;
+  std::condition_variable turn_cv_;       // a turn ended (Sync)
+  std::atomic<uint64_t> turns_asked_{0};  // Sync calls so far
+  uint64_t turns_done_ = 0;   // the last Sync a finished turn saw; mu_
+  bool reader_done_ = false;  // the reader has returned; mu_
   // Current offer (guarded by mu_); key empty: none.
   int fd_ = -1;
   std::string key_;
   uint64_t token_ = 0;
-  bool leases_ = false;          // the offer's
-  int64_t last_welcome_ms_ = 0;  // steady clock
-  int64_t lease_silence_ms_ = kLeaseSilenceMs;
+  bool leases_ = false;  // the offer's
+  TimePoint last_welcome_;
   uint64_t next_seq_ = 1;
   ReplayWindow seen_;
-  int64_t next_hello_ms_ = 0;  // steady clock
-  // Acks to send, with the steady-clock time (us) each was queued.
-  std::vector<std::pair<sluice::v1::PauseAck, int64_t>> acks_;
-  // Stream copies of reports, with the time (us) each falls due.
-  std::vector<std::pair<sluice::v1::SidecarMessage, int64_t>> copies_;
+  TimePoint next_hello_;
+  // Acks to send, with the time each was queued.
+  std::vector<std::pair<sluice::v1::PauseAck, TimePoint>> acks_;
+  // Stream copies of reports, with the time each falls due.
+  std::vector<std::pair<sluice::v1::SidecarMessage, TimePoint>> copies_;
   Stats stats_;
 };
 

@@ -167,7 +167,8 @@ LeaseClient::LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent,
           *m.mutable_grant() = grant;
           stream_->inbox_.push_back(std::move(m));
           cv_.notify_all();
-        });
+        },
+        clock_);
   }
 }
 

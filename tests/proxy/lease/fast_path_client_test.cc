@@ -7,17 +7,20 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/protocol/fast_path_codec.h"
+#include "common/time/clock.h"
 #include "tests/testing/fast_path_test_peer.h"
+#include "tests/testing/wait_for.h"
 
 namespace sluice {
 namespace {
 
 using sluice::v1::FastPathBody;
 using sluice::v1::SidecarMessage;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
 
 // The quota server's side: a UDP socket on loopback that answers the
 // sidecar at the address its datagrams come from.
@@ -36,8 +39,8 @@ class Server {
   }
 
   // The next datagram from the sidecar within 5 s, hellos skipped unless
-  // `hellos` (a hello is repeated every second until welcomed, and said
-  // once more after).
+  // `hellos` (a hello is said on Use(), once more on the welcome, and
+  // again whenever the fake clock passes the next hello's time).
   std::optional<FastPathBody> Receive(bool hellos = false) {
     while (true) {
       auto body = peer_.Receive(offer_, FastPathDirection::kUp);
@@ -95,12 +98,19 @@ class FastPathClientTest : public ::testing::Test {
               std::lock_guard lock(mu_);
               grants_.emplace_back(token, g.seq());
               cv_.notify_all();
-            }) {}
+            },
+            &clock_) {}
 
+  // Waits for the reader thread to hand something on.
   template <typename Pred>
   bool WaitFor(Pred pred) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(5), pred);
+    return test::WaitOn(cv_, lock, pred);
+  }
+
+  size_t StreamCopies() {
+    std::lock_guard lock(mu_);
+    return to_stream_.size();
   }
 
   // Use() the offer, read the hello, welcome it and wait until it counts.
@@ -119,16 +129,13 @@ class FastPathClientTest : public ::testing::Test {
     EXPECT_TRUE(confirm->hello().welcomed());
   }
 
-  // The welcome is handled on the reader thread: poll for it (5 s).
+  // The welcome is handled on the reader thread: wait for it.
   bool WaitUp() {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!client_.stats().up && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-    }
-    return client_.stats().up;
+    return test::WaitFor([&] { return client_.stats().up; });
   }
 
+  // Only the test moves time; the reader looks at it on Sync().
+  FakeClock clock_;
   Server server_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -169,15 +176,20 @@ TEST_F(FastPathClientTest, ReportsGoAsDatagramsThenOnTheStreamOnceUp) {
   EXPECT_EQ(first->throttle().report_id(), 1u);
   server_.Send(1, Welcome());
   ASSERT_TRUE(WaitUp());
-  const auto sent_at = std::chrono::steady_clock::now();
   EXPECT_TRUE(client_.SendThrottle(Report(2)));
   auto second = server_.Receive();
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->throttle().report_id(), 2u);
-  // The stream's copy follows, no sooner than the delay.
-  ASSERT_TRUE(WaitFor([&] { return !to_stream_.empty(); }));
-  EXPECT_GE(std::chrono::steady_clock::now() - sent_at,
-            std::chrono::microseconds(FastPathClient::kStreamCopyDelayUs));
+  // The stream's copy follows the delay later, not sooner.
+  const microseconds delay(FastPathClient::kStreamCopyDelayUs);
+  client_.Sync();
+  EXPECT_EQ(StreamCopies(), 0u) << "no time has passed";
+  clock_.Advance(delay - microseconds(1));
+  client_.Sync();
+  EXPECT_EQ(StreamCopies(), 0u) << "1 us before the delay ends";
+  clock_.Advance(microseconds(1));
+  client_.Sync();
+  ASSERT_EQ(StreamCopies(), 1u);
   EXPECT_EQ(to_stream_[0].throttle().report_id(), 2u);
 }
 
@@ -238,29 +250,39 @@ TEST_F(FastPathClientTest, SilenceFromTheServerEndsLeasing) {
   server_.OfferLeases();
   Connect();  // hellos from now on go unanswered
   EXPECT_TRUE(client_.SendDemand(DemandMsg(1)));
-  client_.SetLeaseSilenceMs(100);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (client_.stats().leasing &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // The last welcome came at the clock's current time.
+  clock_.Advance(milliseconds(FastPathClient::kLeaseSilenceMs));
+  client_.Sync();  // the hellos due meanwhile leave, unanswered
+  EXPECT_TRUE(client_.stats().leasing) << "silent exactly kLeaseSilenceMs";
+  EXPECT_TRUE(client_.SendDemand(DemandMsg(2)));
+  clock_.Advance(milliseconds(1));
+  client_.Sync();
   EXPECT_FALSE(client_.stats().leasing);
-  EXPECT_FALSE(client_.SendDemand(DemandMsg(2)));  // the stream's now
+  EXPECT_FALSE(client_.SendDemand(DemandMsg(3)));  // the stream's now
   EXPECT_TRUE(client_.stats().up);  // pauses still try datagrams first
+  EXPECT_EQ(client_.stats().demand_sent, 2u);
 }
 
 TEST_F(FastPathClientTest, AcksLeaveAfterTheirDelayWithTheWaitInside) {
   Connect();
+  const uint64_t sent_before = client_.stats().out_sent;
   sluice::v1::PauseAck ack;
   ack.set_pause_id(9);
   EXPECT_TRUE(client_.SendPauseAck(ack));
+  clock_.Advance(microseconds(FastPathClient::kAckDelayUs - 1));
+  client_.Sync();
+  EXPECT_EQ(client_.stats().out_sent, sent_before) << "held for the delay";
+  // The reader looks 2 ms after the ack fell due: held_us is the whole
+  // wait.
+  clock_.Advance(microseconds(2001));
+  client_.Sync();
+  EXPECT_EQ(client_.stats().out_sent, sent_before + 1);
   auto got = server_.Receive();
   ASSERT_TRUE(got.has_value());
   ASSERT_TRUE(got->has_pause_ack());
   EXPECT_EQ(got->pause_ack().pause_id(), 9u);
-  EXPECT_GE(got->pause_ack().held_us(),
-            static_cast<uint32_t>(FastPathClient::kAckDelayUs));
+  EXPECT_EQ(got->pause_ack().held_us(),
+            static_cast<uint32_t>(FastPathClient::kAckDelayUs + 2000));
 }
 
 TEST_F(FastPathClientTest, NothingIsSentWithoutAnOffer) {
@@ -281,29 +303,29 @@ TEST_F(FastPathClientTest, AServerThatIsGoneDoesNotSpinTheReader) {
     gone.set_port(closed.offer().port());
   }  // its socket is closed here
   ASSERT_TRUE(client_.Use(server_.peer(), gone).ok());
-  // The error is read (and counted) as it comes, not when the next hello's
-  // send() fails a second later.
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
-  while (client_.stats().out_failed == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  EXPECT_GE(client_.stats().out_failed, 1u);
+  // The error is read (and counted) as it comes: the fake clock stands
+  // still, so no second hello is ever due whose send() could fail instead.
+  ASSERT_TRUE(test::WaitFor([&] { return client_.stats().out_failed >= 1; }));
+  EXPECT_EQ(client_.stats().out_sent, 1u);  // the hello, and nothing since
   EXPECT_FALSE(client_.stats().up);
+  // The reader still takes turns, and counted the error once.
+  client_.Sync();
+  EXPECT_EQ(client_.stats().out_failed, 1u);
 }
 
 TEST_F(FastPathClientTest, AFullAckQueueFallsBackToTheStream) {
   Connect();
   sluice::v1::PauseAck ack;
-  // The reader sends some meanwhile if this thread stalls, so allow slack;
-  // what matters is that a full queue says no (the caller then acks on the
-  // stream) instead of dropping the ack.
+  // The clock stands still, so none falls due: a full queue says no (the
+  // caller then acks on the stream) instead of dropping the ack.
   const size_t most = 10 * FastPathClient::kMaxPendingAcks;
   size_t queued = 0;
   while (queued < most && client_.SendPauseAck(ack)) ++queued;
-  EXPECT_GE(queued, FastPathClient::kMaxPendingAcks);
-  EXPECT_LT(queued, most);
+  EXPECT_EQ(queued, FastPathClient::kMaxPendingAcks);
+  // Once they have left, there is room again.
+  clock_.Advance(microseconds(FastPathClient::kAckDelayUs));
+  client_.Sync();
+  EXPECT_TRUE(client_.SendPauseAck(ack));
 }
 
 TEST_F(FastPathClientTest, PeersAndOffersAreChecked) {
