@@ -21,12 +21,14 @@ struct TunnelStats {
 // buffer. When one side half-closes, the other side's write half is shut
 // down and the opposite direction keeps flowing.
 //
-// Idleness is measured on `clock`; a watchdog timer looks at it every
-// idle/4 (at least every 10 ms of real time), so the tunnel closes between
-// `idle` and about 1.25 x `idle` after the last byte moved.
+// Idleness is measured on `clock`. A watchdog timer (Asio's, on real time)
+// looks at it every idle/4, but not more often than every 10 ms, so the
+// tunnel closes between `idle` and about 1.25 x `idle` after the last byte
+// moved; with a clock moved by hand, at the first look after the clock has
+// passed `idle` since the last byte.
 boost::asio::awaitable<TunnelStats> RelayTunnel(
     boost::beast::tcp_stream& client, boost::beast::tcp_stream& upstream,
-    Duration idle, size_t buffer_bytes, Clock* clock = SystemClock::Get());
+    Duration idle, size_t buffer_bytes, Clock* clock);
 
 }  // namespace sluice
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,11 +11,13 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "common/time/clock.h"
 #include "proxy/io/await.h"
+#include "tests/testing/wait_for.h"
 
 namespace sluice {
 namespace {
@@ -23,6 +26,24 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using std::chrono::hours;
 using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+// A FakeClock that counts its reads. While no byte moves, only the
+// tunnel's watchdog reads it, once each time it looks.
+class CountingClock final : public Clock {
+ public:
+  TimePoint Now() const override {
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    return fake_.Now();
+  }
+  absl::Time WallNow() const override { return fake_.WallNow(); }
+  void Advance(Duration d) { fake_.Advance(d); }
+  int reads() const { return reads_.load(std::memory_order_relaxed); }
+
+ private:
+  FakeClock fake_;
+  mutable std::atomic<int> reads_{0};
+};
 
 // Two loopback connections: app <-> client_side and upstream_side <->
 // origin. The tunnel under test joins client_side and upstream_side.
@@ -48,6 +69,25 @@ class TunnelTest : public ::testing::Test {
           ASSERT_FALSE(e);
           stats_ = s;
         });
+  }
+
+  // Runs the io's ready handlers until `done` holds (true), for at most
+  // test::kWaitDeadline of real time (false). The watchdog's timer is
+  // Asio's, on real time: its looks come every 10 ms here.
+  bool RunUntil(const std::function<bool()>& done) {
+    return test::WaitFor([&] {
+      io_.poll();
+      return done();
+    });
+  }
+
+  // Runs the io until the watchdog has looked at the clock `looks` more
+  // times (true), or the tunnel has ended (false).
+  bool RunLooks(CountingClock& clock, int looks) {
+    const int until = clock.reads() + looks;
+    return RunUntil(
+               [&] { return clock.reads() >= until || stats_.has_value(); }) &&
+           !stats_.has_value();
   }
 
   // Reads from `s` until EOF (or error); returns what arrived.
@@ -78,7 +118,8 @@ std::string Pattern(size_t n, char seed) {
 
 TEST_F(TunnelTest, RelaysBothWaysAndHonoursHalfClose) {
   // Small buffers: every direction needs many reads and writes.
-  StartTunnel(hours(1), 7, SystemClock::Get());
+  FakeClock clock;
+  StartTunnel(hours(1), 7, &clock);
   const std::string request = Pattern(100000, 'a');
   const std::string response = Pattern(70000, 'A');
   std::string got_at_origin, got_at_app;
@@ -115,7 +156,8 @@ TEST_F(TunnelTest, RelaysBothWaysAndHonoursHalfClose) {
 }
 
 TEST_F(TunnelTest, OriginResetReachesTheAppAsEndOfStream) {
-  StartTunnel(hours(1), 1024, SystemClock::Get());
+  FakeClock clock;
+  StartTunnel(hours(1), 1024, &clock);
   origin_.set_option(asio::socket_base::linger(true, 0));
   origin_.close();  // RST towards the tunnel
   std::string got_at_app;
@@ -133,12 +175,12 @@ TEST_F(TunnelTest, OriginResetReachesTheAppAsEndOfStream) {
 }
 
 TEST_F(TunnelTest, IdleWatchdogClosesOnlyAfterIdleTimeWithoutBytes) {
-  FakeClock clock;
+  CountingClock clock;
   // idle/4 = 10 ms: the watchdog looks at the fake clock every 10 ms.
   const Duration idle = milliseconds(40);
   StartTunnel(idle, 1024, &clock);
-  io_.run_for(milliseconds(50));
-  EXPECT_FALSE(stats_.has_value()) << "no fake time has passed";
+  // (The tunnel's start reads the clock once too.)
+  EXPECT_TRUE(RunLooks(clock, 3)) << "closed though no fake time has passed";
 
   // A byte moves after 30 ms: the idle period starts again.
   clock.Advance(milliseconds(30));
@@ -148,17 +190,19 @@ TEST_F(TunnelTest, IdleWatchdogClosesOnlyAfterIdleTimeWithoutBytes) {
   origin_.async_read_some(
       asio::buffer(&byte, 1),
       [&](boost::system::error_code ec, size_t n) { relayed = !ec && n == 1; });
-  while (!relayed && io_.run_one_for(std::chrono::seconds(10)) > 0) {
-  }
-  ASSERT_TRUE(relayed);
+  ASSERT_TRUE(RunUntil([&] { return relayed; }));
   EXPECT_EQ(byte, 'x');
-  clock.Advance(milliseconds(30));  // 60 ms since start, 30 since the byte
-  io_.run_for(milliseconds(50));
-  EXPECT_FALSE(stats_.has_value());
+  // Past `idle` since the start, 1 ns short of it since the byte.
+  clock.Advance(idle - nanoseconds(1));
+  EXPECT_TRUE(RunLooks(clock, 2)) << "closed before idle since the byte";
 
-  clock.Advance(milliseconds(10));        // 40 ms since the byte
-  io_.run_for(std::chrono::seconds(10));  // returns once the tunnel is done
-  ASSERT_TRUE(stats_.has_value());
+  // `idle` since the byte: the next look closes the tunnel.
+  clock.Advance(nanoseconds(1));
+  const int looks_before = clock.reads();
+  ASSERT_TRUE(RunUntil(
+      [&] { return stats_.has_value() || clock.reads() > looks_before + 1; }));
+  ASSERT_TRUE(stats_.has_value()) << "still open after a look";
+  EXPECT_EQ(clock.reads(), looks_before + 1);
   EXPECT_TRUE(stats_->idle_timeout);
   EXPECT_EQ(stats_->client_to_upstream, 1u);
   // Both ends were closed.
