@@ -50,10 +50,10 @@ std::string_view DialResult::reason() const {
 }
 
 asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
-                                       const SsrfGuard& guard,
-                                       Duration timeout) {
+                                       const SsrfGuard& guard, Duration timeout,
+                                       Clock* clock) {
   auto ex = co_await asio::this_coro::executor;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const TimePoint deadline = clock->Now() + timeout;
 
   std::vector<tcp::endpoint> candidates;
   HostLiteral literal = ParseHostLiteral(host);
@@ -65,7 +65,7 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
     candidates.emplace_back(ToAsio(literal.address), port);
   } else {
     tcp::resolver resolver(ex);
-    asio::steady_timer timer(ex, deadline);
+    asio::steady_timer timer(ex, timeout);
     auto which = co_await (
         resolver.async_resolve(host, std::to_string(port), kNoThrow) ||
         timer.async_wait(kNoThrow));
@@ -102,8 +102,8 @@ asio::awaitable<DialResult> DialOrigin(const std::string& host, uint16_t port,
   }
 
   auto stream = std::make_unique<beast::tcp_stream>(ex);
-  auto remaining = deadline - std::chrono::steady_clock::now();
-  if (remaining <= decltype(remaining)::zero()) {
+  const Duration remaining = deadline - clock->Now();
+  if (remaining <= Duration::zero()) {
     co_return Fail(DialError::kConnectTimeout,
                    "timed out connecting to " + host);
   }

@@ -31,11 +31,13 @@ struct DialResult {
 // the first allowed address, dialling exactly the address that was checked.
 // A host that is an IP literal in any spelling (decimal, hex, short forms)
 // is classified without DNS. The whole operation, DNS included, is bounded
-// by `timeout`.
+// by `timeout`. The budget is kept on `clock` (what is left for connecting
+// is `timeout` less what the clock says resolving took); the waits
+// themselves are Asio's timers, on real time.
 boost::asio::awaitable<DialResult> DialOrigin(const std::string& host,
                                               uint16_t port,
                                               const SsrfGuard& guard,
-                                              Duration timeout);
+                                              Duration timeout, Clock* clock);
 
 }  // namespace sluice
 

@@ -34,7 +34,7 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
 
   TimePoint t0 = ctx_.clock->Now();
   DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
-                                     ctx_.config->timeouts.connect);
+                                     ctx_.config->timeouts.connect, ctx_.clock);
   ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.error);
   if (!d.stream) co_return co_await SendDialFailure(rs, d);
   std::string ok = rs.client_version == 10

@@ -83,7 +83,7 @@ asio::awaitable<std::optional<DialResult>> Session::Dial(RequestState& rs,
                                                          Upstream& up) {
   const TimePoint t0 = ctx_.clock->Now();
   DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
-                                     ctx_.config->timeouts.connect);
+                                     ctx_.config->timeouts.connect, ctx_.clock);
   ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.error);
   if (!d.stream) co_return d;
   up.stream = std::move(d.stream);

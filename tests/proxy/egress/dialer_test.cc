@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "common/time/clock.h"
 #include "proxy/egress/ip_address.h"
 #include "proxy/egress/ssrf_guard.h"
 
@@ -19,12 +20,31 @@ using tcp = asio::ip::tcp;
 using std::chrono::seconds;
 
 const IpAddress kLoopback = IpAddress::V4(0x7f000001);
+constexpr Duration kTimeout = seconds(10);
 
-// Runs DialOrigin to completion on `io`.
+// A clock that moves on by `step` each time it is read, as if each stage of
+// the dial took that long.
+class SteppingClock final : public Clock {
+ public:
+  explicit SteppingClock(Duration step) : step_(step) {}
+  TimePoint Now() const override {
+    const TimePoint now = fake_.Now();
+    fake_.Advance(step_);
+    return now;
+  }
+  absl::Time WallNow() const override { return fake_.WallNow(); }
+
+ private:
+  const Duration step_;
+  mutable FakeClock fake_;
+};
+
+// Runs DialOrigin to completion on `io` (the real timers bound it), with
+// the budget kept on `clock`.
 DialResult Dial(asio::io_context& io, const std::string& host, uint16_t port,
-                const SsrfGuard& guard) {
+                const SsrfGuard& guard, Clock* clock) {
   std::optional<DialResult> out;
-  asio::co_spawn(io, DialOrigin(host, port, guard, seconds(10)),
+  asio::co_spawn(io, DialOrigin(host, port, guard, kTimeout, clock),
                  [&out](std::exception_ptr e, DialResult r) {
                    ASSERT_FALSE(e);
                    out = std::move(r);
@@ -33,6 +53,13 @@ DialResult Dial(asio::io_context& io, const std::string& host, uint16_t port,
   io.run_for(seconds(30));
   EXPECT_TRUE(out.has_value());
   return out ? std::move(*out) : DialResult{};
+}
+
+// The same on a clock that stands still.
+DialResult Dial(asio::io_context& io, const std::string& host, uint16_t port,
+                const SsrfGuard& guard) {
+  FakeClock clock;
+  return Dial(io, host, port, guard, &clock);
 }
 
 SsrfGuard AllowLoopback() {
@@ -100,6 +127,30 @@ TEST(DialOriginTest, RefusedConnectionIsRefused) {
   EXPECT_EQ(r.stream, nullptr);
   EXPECT_EQ(r.error, DialError::kRefused);
   EXPECT_EQ(r.reason(), "refused");
+}
+
+TEST(DialOriginTest, TimeSpentBeforeConnectingComesOutOfTheTimeout) {
+  asio::io_context io;
+  tcp::acceptor listener(io,
+                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  listener.non_blocking(true);
+  const uint16_t port = listener.local_endpoint().port();
+  SsrfGuard guard = AllowLoopback();
+  // Half the budget gone before the connect: the other half is enough.
+  SteppingClock half(kTimeout / 2);
+  DialResult r = Dial(io, "127.0.0.1", port, guard, &half);
+  ASSERT_NE(r.stream, nullptr) << r.reason() << ": " << r.detail;
+  boost::system::error_code ec;
+  listener.accept(ec);
+  EXPECT_FALSE(ec) << ec.message();
+  // All of it gone: a connect timeout, and no connection is even tried.
+  SteppingClock all(kTimeout);
+  r = Dial(io, "127.0.0.1", port, guard, &all);
+  EXPECT_EQ(r.stream, nullptr);
+  EXPECT_EQ(r.error, DialError::kConnectTimeout);
+  EXPECT_EQ(r.reason(), "connect_timeout");
+  listener.accept(ec);
+  EXPECT_EQ(ec, asio::error::would_block) << ec.message();
 }
 
 TEST(DialOriginTest, MalformedNumericHostIsABadHostWithoutDns) {
