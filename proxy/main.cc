@@ -8,6 +8,7 @@
 
 #include "common/config/cli_args.h"
 #include "common/sys/process_setup.h"
+#include "common/time/clock.h"
 #include "proxy/app/proxy_app.h"
 #include "proxy/config/config_loader.h"
 
@@ -48,7 +49,8 @@ int main(int argc, char** argv) {
                  std::string(config.status().message()).c_str());
     return 1;
   }
-  auto app = sluice::ProxyApp::Create(*std::move(config));
+  auto app =
+      sluice::ProxyApp::Create(*std::move(config), sluice::SystemClock::Get());
   if (!app.ok()) {
     std::fprintf(stderr, "sluice-proxy: invalid config %s: %s\n",
                  config_path.c_str(),

@@ -25,8 +25,8 @@ class ProxyApp {
   // Builds every component. Errors name the offending config field. Every
   // component reads the time from `clock`, which must outlive the app; the
   // I/O's own timers (Asio's) run on real time whatever the clock.
-  static absl::StatusOr<std::unique_ptr<ProxyApp>> Create(
-      ProxyConfig config, Clock* clock = SystemClock::Get());
+  static absl::StatusOr<std::unique_ptr<ProxyApp>> Create(ProxyConfig config,
+                                                          Clock* clock);
   ~ProxyApp();
 
   // Binds the proxy and admin listeners. After it returns OK, ports are

@@ -58,7 +58,8 @@ int AdmitAll(RateLimiter& limiter, TimePoint now) {
 }
 
 TEST(ProxyAppLeaseTest, LeasedLimitSpendsFromItsPool) {
-  auto app = ProxyApp::Create(LeasedConfig());
+  FakeClock clock;
+  auto app = ProxyApp::Create(LeasedConfig(), &clock);
   ASSERT_TRUE(app.ok()) << app.status();
   const LimitRuntime* api = (*app)->FindLimit("api");
   ASSERT_NE(api, nullptr);
@@ -67,7 +68,7 @@ TEST(ProxyAppLeaseTest, LeasedLimitSpendsFromItsPool) {
 
   // Not connected yet: the pool applies its policy (a local share), so the
   // limiter admits something, then runs dry.
-  const TimePoint now = SystemClock::Get()->Now();
+  const TimePoint now = clock.Now();
   EXPECT_EQ(api->lease->Mode(now), LeaseMode::kFallbackShare);
   EXPECT_EQ(api->QuotaMode(now, api->shared.get()), "fallback_share");
   EXPECT_GE(AdmitAll(*api->shared, now), 1);
@@ -79,20 +80,21 @@ TEST(ProxyAppLeaseTest, LeasedLimitSpendsFromItsPool) {
 }
 
 TEST(ProxyAppLeaseTest, LocalLimitIsNotLeased) {
-  auto app = ProxyApp::Create(LeasedConfig());
+  FakeClock clock;
+  auto app = ProxyApp::Create(LeasedConfig(), &clock);
   ASSERT_TRUE(app.ok()) << app.status();
   const LimitRuntime* local = (*app)->FindLimit("local");
   ASSERT_NE(local, nullptr);
   EXPECT_EQ(local->lease, nullptr);
-  EXPECT_EQ(local->QuotaMode(SystemClock::Get()->Now(), local->shared.get()),
-            "");
+  EXPECT_EQ(local->QuotaMode(clock.Now(), local->shared.get()), "");
   // Its own bucket: the full burst at once.
-  EXPECT_EQ(AdmitAll(*local->shared, SystemClock::Get()->Now()), 5);
+  EXPECT_EQ(AdmitAll(*local->shared, clock.Now()), 5);
   EXPECT_EQ((*app)->FindLimit("nope"), nullptr);
 }
 
 TEST(ProxyAppLeaseTest, ReadyDetailAndMetricsShowTheLease) {
-  auto app = ProxyApp::Create(LeasedConfig());
+  FakeClock clock;
+  auto app = ProxyApp::Create(LeasedConfig(), &clock);
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ((*app)->ReadyDetail(),
             "quota stream: disconnected\n"
@@ -105,23 +107,32 @@ TEST(ProxyAppLeaseTest, ReadyDetailAndMetricsShowTheLease) {
   EXPECT_THAT(text, HasSubstr("sluice_proxy_lease_stream_connected 0\n"));
   EXPECT_THAT(text, Not(HasSubstr("limit=\"local\",mode=")));
 
-  // Scrapes sample the pool at that time.
+  // Scrapes sample the pool at the app's clock's time.
   const LimitRuntime* api = (*app)->FindLimit("api");
-  const TimePoint now = SystemClock::Get()->Now();
-  api->lease->AddGrant(4, now + std::chrono::hours(1), 10, now);
+  const TimePoint now = clock.Now();
+  api->lease->AddGrant(4, now + std::chrono::seconds(1), 10, now);
   text = (*app)->MetricsText();
   EXPECT_THAT(text, HasSubstr("sluice_proxy_lease_mode{limit=\"api\",mode="
                               "\"leased\"} 1\n"));
   EXPECT_THAT(text,
               HasSubstr("sluice_proxy_lease_held_tokens{limit=\"api\"} 4\n"));
   EXPECT_THAT((*app)->ReadyDetail(), HasSubstr("mode=leased"));
+  // The grant's tokens die a second later: back to the local share.
+  clock.Advance(std::chrono::seconds(1));
+  text = (*app)->MetricsText();
+  EXPECT_THAT(text, HasSubstr("sluice_proxy_lease_mode{limit=\"api\",mode="
+                              "\"fallback_share\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("sluice_proxy_lease_held_tokens{limit=\"api\"} 0\n"));
+  EXPECT_THAT((*app)->ReadyDetail(), HasSubstr("mode=fallback_share"));
 }
 
 TEST(ProxyAppLeaseTest, StandaloneHasNoLeaseAnywhere) {
   ProxyConfig c = LeasedConfig();
   c.quota.servers.clear();
   c.rate_limits["api"].resource.clear();
-  auto app = ProxyApp::Create(c);
+  FakeClock clock;
+  auto app = ProxyApp::Create(c, &clock);
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ((*app)->FindLimit("api")->lease, nullptr);
   EXPECT_EQ((*app)->ReadyDetail(), "");
@@ -156,7 +167,8 @@ ProxyConfig RoutedConfig() {
 
 TEST(ProxyAppMetricsTest, StartupRegistersRoutesAndVersions) {
   const ProxyConfig config = RoutedConfig();
-  auto app = ProxyApp::Create(config);
+  FakeClock clock;
+  auto app = ProxyApp::Create(config, &clock);
   ASSERT_TRUE(app.ok()) << app.status();
   const ProxyMetrics& m = (*app)->metrics();
 
