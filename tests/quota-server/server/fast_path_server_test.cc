@@ -10,6 +10,7 @@
 
 #include "common/protocol/fast_path_codec.h"
 #include "tests/testing/fast_path_test_peer.h"
+#include "tests/testing/wait_for.h"
 
 namespace sluice {
 namespace {
@@ -84,11 +85,10 @@ class FastPathServerTest : public ::testing::Test {
     server_ = *std::move(s);
   }
 
-  // Waits (at most 5 s) until `n` messages reached the handler.
+  // Waits until `n` messages reached the handler (the server's reader).
   bool WaitForMessages(size_t n) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(5),
-                        [&] { return got_.size() >= n; });
+    return test::WaitOn(cv_, lock, [&] { return got_.size() >= n; });
   }
 
   // Sends one hello and waits for the welcome, as a sidecar does; then,

@@ -7,10 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -24,6 +22,7 @@
 #include "quota-server/server/fast_path_server.h"
 #include "tests/testing/fast_path_test_peer.h"
 #include "tests/testing/lease_messages.h"
+#include "tests/testing/wait_for.h"
 
 namespace sluice {
 namespace {
@@ -32,21 +31,10 @@ using sluice::v1::ServerMessage;
 using sluice::v1::SidecarMessage;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+// For conditions that other threads and real sockets make true.
+using test::WaitFor;
 
 constexpr uint64_t kEpoch = 0xabcdef;
-// Every wait on the network is bounded by this.
-constexpr auto kDeadline = seconds(10);
-
-// Polls `cond` every few milliseconds until it holds or kDeadline passes.
-// For conditions that depend on other threads and real sockets.
-bool WaitFor(const std::function<bool()>& cond) {
-  const auto give_up = std::chrono::steady_clock::now() + kDeadline;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= give_up) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
 
 ServerConfig Config() {
   ServerConfig c;
@@ -56,8 +44,7 @@ ServerConfig Config() {
   r.name = "api";
   r.rate = 100;
   r.burst = 100;
-  // Long-lived tokens: the sidecar's pool (on real time) keeps its grant
-  // however slow the machine is.
+  // The grants' lifetime, as the sidecar is told it.
   r.lease.ttl = seconds(60);
   c.resources.push_back(r);
   // One bucket per key hash, each with this rate and burst.
@@ -121,7 +108,7 @@ class QuotaServiceTest : public ::testing::Test {
   }
   ~QuotaServiceTest() override {
     if (server_) {
-      server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+      server_->Shutdown(test::DeadlineFromNow(seconds(1)));
     }
   }
 
@@ -149,10 +136,12 @@ class QuotaServiceTest : public ::testing::Test {
     return *std::move(fp);
   }
 
+  // Every call is bounded: it fails rather than hang the test.
   static void SetDeadline(grpc::ClientContext* ctx) {
-    ctx->set_deadline(std::chrono::system_clock::now() + kDeadline);
+    ctx->set_deadline(test::DeadlineFromNow());
   }
 
+  // The server's time: only the test moves it.
   FakeClock clock_;
   QuotaAllocator allocator_;
   QuotaService service_;
@@ -227,7 +216,7 @@ TEST_F(QuotaServiceTest, GrantsFollowThePathOfTheLastReportTaken) {
   absl::Cleanup stop = [&] {
     ctx.TryCancel();
     stream->Finish().ok();
-    server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    server_->Shutdown(test::DeadlineFromNow(seconds(1)));
     service_.SetFastPath(nullptr);
   };
   ASSERT_TRUE(stream->Write(Hello("sc-1")));
@@ -409,7 +398,10 @@ TEST_F(QuotaServiceTest, FinishAllEndsStreamsWithUnavailable) {
   EXPECT_EQ(service_.counters().streams_rejected.load(), 0u);
 }
 
-// The sidecar's real lease stack against the real service.
+// The sidecar's real lease stack against the real service. The sidecar has
+// a fake clock of its own, which stands still: its grants never expire,
+// its connect timeout never passes and its fast path never goes silent, so
+// only the threads and sockets are waited for.
 class LeaseClientAgainstServiceTest : public QuotaServiceTest {
  protected:
   LeaseClientAgainstServiceTest() {
@@ -434,14 +426,15 @@ class LeaseClientAgainstServiceTest : public QuotaServiceTest {
     co.backoff_initial = milliseconds(10);
     co.backoff_max = milliseconds(50);
     return std::make_unique<LeaseClient>(std::move(co), std::move(agent),
-                                         SystemClock::Get());
+                                         &sidecar_clock_);
   }
 
   bool Leased() {
-    const TimePoint now = SystemClock::Get()->Now();
+    const TimePoint now = sidecar_clock_.Now();
     return pool_->Held(now) > 0 && pool_->Mode(now) == LeaseMode::kLeased;
   }
 
+  FakeClock sidecar_clock_;
   std::shared_ptr<LeasePool> pool_;
   std::shared_ptr<RateLimiter> limiter_;
 };
@@ -452,8 +445,8 @@ TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
   auto client = MakeClient({dead_target, Target()});
   client->Start();
   ASSERT_TRUE(WaitFor([&] { return Leased(); }))
-      << "held " << pool_->Held(SystemClock::Get()->Now()) << " mode "
-      << LeaseModeName(pool_->Mode(SystemClock::Get()->Now()));
+      << "held " << pool_->Held(sidecar_clock_.Now()) << " mode "
+      << LeaseModeName(pool_->Mode(sidecar_clock_.Now()));
   const LeaseClient::Stats stats = client->stats();
   EXPECT_GE(stats.failed_attempts, 1u);  // the dead one was tried first
   EXPECT_EQ(stats.connects, 1u);
@@ -468,9 +461,20 @@ TEST_F(LeaseClientAgainstServiceTest, FailsOverFromDeadServerAndGetsTokens) {
   EXPECT_EQ(snap.resources[0].sidecars[0].pod, "pod-1");
   EXPECT_GT(snap.resources[0].outstanding, 0);
   // Tokens are spendable through the limiter's source.
-  EXPECT_TRUE(pool_->TryTake(1, SystemClock::Get()->Now()));
+  EXPECT_TRUE(pool_->TryTake(1, sidecar_clock_.Now()));
   client->Stop();
   EXPECT_FALSE(client->stats().connected);
+  // Disconnected, the pool spends what it holds until the grants' ttl has
+  // passed on the sidecar's clock; then the policy the server announced
+  // for the resource applies (its default, fallback_share).
+  const double held = pool_->Held(sidecar_clock_.Now());
+  ASSERT_GT(held, 0);
+  sidecar_clock_.Advance(seconds(60) - std::chrono::nanoseconds(1));
+  EXPECT_EQ(pool_->Held(sidecar_clock_.Now()), held);
+  EXPECT_EQ(pool_->Mode(sidecar_clock_.Now()), LeaseMode::kLeased);
+  sidecar_clock_.Advance(std::chrono::nanoseconds(1));
+  EXPECT_EQ(pool_->Held(sidecar_clock_.Now()), 0);
+  EXPECT_EQ(pool_->Mode(sidecar_clock_.Now()), LeaseMode::kFallbackShare);
 }
 
 TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
@@ -481,7 +485,7 @@ TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
   // fast path goes (streams that close call into it).
   absl::Cleanup stop = [&] {
     client->Stop();
-    server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    server_->Shutdown(test::DeadlineFromNow(seconds(1)));
     service_.SetFastPath(nullptr);
   };
   client->Start();
@@ -491,7 +495,7 @@ TEST_F(LeaseClientAgainstServiceTest, LeasesMoveToDatagramsOnceWelcomed) {
   // now go as datagrams and the top-ups come back as datagrams.
   const uint64_t streamed_in = service_.counters().messages_in.load();
   ASSERT_TRUE(WaitFor([&] {
-    const TimePoint now = SystemClock::Get()->Now();
+    const TimePoint now = sidecar_clock_.Now();
     while (pool_->TryTake(1, now)) {
     }
     clock_.Advance(milliseconds(100));
@@ -554,7 +558,7 @@ TEST_F(LeaseClientAgainstServiceTest, BindingsAddedAtRunTimeGetTheirOwnBucket) {
                                     limiters[i], pools[i]});
   }
   ASSERT_TRUE(WaitFor([&] {
-    const TimePoint now = SystemClock::Get()->Now();
+    const TimePoint now = sidecar_clock_.Now();
     for (const auto& p : pools) {
       if (p->Held(now) <= 0 || p->Mode(now) != LeaseMode::kLeased) {
         return false;
