@@ -152,12 +152,19 @@ void FastPathClient::Reset() {
 bool FastPathClient::SendThrottle(const sluice::v1::SidecarMessage& msg) {
   sluice::v1::FastPathBody body;
   *body.mutable_throttle() = msg.throttle();
-  std::lock_guard lock(mu_);
-  if (key_.empty() || !SendLocked(body) || !stats_.up ||
-      copies_.size() >= kMaxPendingCopies) {
-    return false;
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    if (key_.empty() || !SendLocked(body) || !stats_.up ||
+        copies_.size() >= kMaxPendingCopies) {
+      return false;
+    }
+    first = copies_.empty();
+    copies_.emplace_back(msg, clock_->Now() + kStreamCopyDelay);
   }
-  copies_.emplace_back(msg, clock_->Now() + kStreamCopyDelay);
+  // The reader may be asleep for up to kPollMs: a new first deadline must
+  // wake it, or the copy would leave up to that much late.
+  if (first) Wake();
   return true;
 }
 
@@ -189,9 +196,15 @@ bool FastPathClient::SendLocked(const sluice::v1::FastPathBody& body) {
 }
 
 bool FastPathClient::SendPauseAck(const sluice::v1::PauseAck& ack) {
-  std::lock_guard lock(mu_);
-  if (key_.empty() || acks_.size() >= kMaxPendingAcks) return false;
-  acks_.emplace_back(ack, clock_->Now());
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    if (key_.empty() || acks_.size() >= kMaxPendingAcks) return false;
+    first = acks_.empty();
+    acks_.emplace_back(ack, clock_->Now());
+  }
+  // As for a stream copy: the ack's hold starts now, not at the next wake.
+  if (first) Wake();
   return true;
 }
 
