@@ -119,7 +119,9 @@ FleetPause::View FleetPause::ViewAt(TimePoint now) const {
   PauseSchedule schedule = schedule_;
   v.phase = schedule.PhaseAt(now);
   v.pause_id = id_;
-  v.remaining = std::max(Duration::zero(), schedule.paused_until() - now);
+  // Only a paused schedule has an end ahead (a pause never started has
+  // none: paused_until() is the earliest time there is).
+  if (v.phase == Phase::kPaused) v.remaining = schedule.paused_until() - now;
   v.rate_fraction = v.phase == Phase::kRunning ? 1 : rate_fraction_;
   v.origin_sidecar = origin_;
   v.reason = reason_;

@@ -35,6 +35,8 @@ class ServerTest : public ::testing::Test {
     work_.reset();
     io_->stop();
     if (io_thread_.joinable()) io_thread_.join();
+    // Pooled origin connections belong to io_: they go first.
+    if (context_) context_->ctx().pool->Clear();
     server_.reset();
     io_.reset();
   }

@@ -133,6 +133,8 @@ class SessionTest : public ::testing::Test {
     work_.reset();
     io_->stop();
     if (io_thread_.joinable()) io_thread_.join();
+    // Pooled origin connections belong to io_: they go first.
+    if (context_) context_->ctx().pool->Clear();
     acceptor_.reset();
     io_.reset();
   }
