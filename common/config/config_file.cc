@@ -23,6 +23,13 @@ absl::Status FromErrno(int err, const std::string& path, const char* doing) {
     case EACCES:
     case EPERM:
       return absl::PermissionDeniedError(why);
+    case ELOOP:
+    case ENAMETOOLONG:
+      return absl::InvalidArgumentError(why);
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      return absl::ResourceExhaustedError(why);
     default:
       return absl::DataLossError(why);
   }

@@ -15,10 +15,14 @@ namespace sluice {
 //
 // Reads the whole file at `path`. Every error starts with the path and
 // says what went wrong:
-//   NotFound          no such file (or a directory on the way is missing)
-//   PermissionDenied  not readable by this process
-//   InvalidArgument   not a regular file, or larger than kMaxConfigFileBytes
-//   DataLoss          the read failed part-way
+//   NotFound           no such file (or a directory on the way is missing)
+//   PermissionDenied   not readable by this process
+//   InvalidArgument    not a regular file (a directory, a FIFO such as
+//                      /dev/stdin or a shell's <(...): a config is a file),
+//                      larger than kMaxConfigFileBytes, a symlink loop or
+//                      an overlong name
+//   ResourceExhausted  the process is out of descriptors or memory
+//   DataLoss           the read failed part-way
 // Thread-safe.
 inline constexpr size_t kMaxConfigFileBytes = 4 << 20;
 absl::StatusOr<std::string> ReadConfigFile(const std::string& path);

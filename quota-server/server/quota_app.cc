@@ -60,9 +60,10 @@ struct QuotaApp::Impl {
         allocator(config, RandomEpoch(), clock->Now(), clock->WallNow()),
         service(&allocator, clock) {}
 
-  // gRPC's deadline for finishing the streams at shutdown (a wall time).
-  std::chrono::system_clock::time_point ShutdownDeadline() const {
-    return absl::ToChronoTime(clock->WallNow() +
+  // gRPC's deadline for finishing the streams at shutdown. gRPC waits on
+  // real time, so this is a real wall time whatever clock the app runs on.
+  static std::chrono::system_clock::time_point ShutdownDeadline() {
+    return absl::ToChronoTime(SystemClock::Get()->WallNow() +
                               absl::FromChrono(kShutdownGrace));
   }
 

@@ -44,37 +44,40 @@ class Origin {
 
   explicit Origin(Handler handler)
       : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+        endpoint_(acceptor_.local_endpoint()),
         handler_(std::move(handler)),
         thread_([this] { Serve(); }) {}
 
   ~Origin() {
-    stop_ = true;
     {
-      // Ends a handler blocked on a connection the proxy keeps pooled.
+      // Ends a handler blocked on a connection the proxy keeps pooled; a
+      // connection accepted after this sees stop_ and is not served.
       std::lock_guard lock(mu_);
+      stop_ = true;
       if (serving_ >= 0) ::shutdown(serving_, SHUT_RDWR);
     }
     // Unblocks the accept.
     boost::system::error_code ignored;
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ignored);
+    tcp::socket poke(poke_io_);
+    poke.connect(endpoint_, ignored);
     thread_.join();
   }
 
-  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  uint16_t port() const { return endpoint_.port(); }
   int accepts() const { return accepts_.load(); }
 
  private:
   void Serve() {
-    while (!stop_) {
+    for (;;) {
       boost::system::error_code ec;
       tcp::socket s = acceptor_.accept(ec);
-      if (ec || stop_) return;
-      ++accepts_;
+      if (ec) return;
       {
         std::lock_guard lock(mu_);
+        if (stop_) return;
         serving_ = s.native_handle();
       }
+      ++accepts_;
       handler_(s);
       std::lock_guard lock(mu_);
       serving_ = -1;
@@ -82,12 +85,14 @@ class Origin {
   }
 
   asio::io_context io_;
+  asio::io_context poke_io_;
   tcp::acceptor acceptor_;
+  const tcp::endpoint endpoint_;
   Handler handler_;
-  std::atomic<bool> stop_{false};
   std::atomic<int> accepts_{0};
   std::mutex mu_;
-  int serving_ = -1;  // the connection being served, guarded by mu_
+  bool stop_ = false;  // guarded by mu_
+  int serving_ = -1;   // the connection being served, guarded by mu_
   std::thread thread_;
 };
 
@@ -300,6 +305,32 @@ TEST_F(SessionTest, APooledConnectionTheOriginDropsIsDialledAgainOnce) {
   auto res = ReadResponse(client, buf);
   EXPECT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res.body(), "second");
+  EXPECT_EQ(origin.accepts(), 2);
+}
+
+TEST_F(SessionTest, AConnectionDialledAgainThatDropsTooIsA502) {
+  // The pooled connection dies under the second request, and so does the
+  // one dialled for it: one more dial only, then the client hears why.
+  std::atomic<int> connection{0};
+  Origin origin([&](tcp::socket& s) {
+    beast::flat_buffer buf;
+    http::request<http::string_body> req;
+    if (!ReadRequest(s, buf, req)) return;
+    if (++connection == 1) {
+      Write(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+      http::request<http::string_body> next;
+      ReadRequest(s, buf, next);
+    }
+  });
+  Start();
+  tcp::socket client = Connect();
+  beast::flat_buffer buf;
+  Write(client, Get(origin.port(), "/1"));
+  EXPECT_EQ(ReadResponse(client, buf).body(), "first");
+  Write(client, Get(origin.port(), "/2"));
+  auto res = ReadResponse(client, buf);
+  EXPECT_EQ(res.result_int(), 502u);
+  EXPECT_EQ(res["x-sluice-error"], "upstream_response");
   EXPECT_EQ(origin.accepts(), 2);
 }
 
