@@ -17,6 +17,7 @@
 
 #include "common/time/clock.h"
 #include "proxy/io/await.h"
+#include "proxy/io/maybe_tls_stream.h"
 
 namespace sluice {
 
@@ -42,13 +43,12 @@ class ReadDeadline {
 
 // Arms the deadline of the next read from `from`: `deadline`, or the
 // stream's own.
-inline void ArmRead(boost::beast::tcp_stream& from, ReadDeadline* deadline,
-                    Duration d) {
+inline void ArmRead(MaybeTlsStream& from, ReadDeadline* deadline, Duration d) {
   if (deadline != nullptr) {
-    from.expires_never();
+    from.tcp().expires_never();
     deadline->Arm(d);
   } else {
-    from.expires_after(d);
+    from.tcp().expires_after(d);
   }
 }
 
@@ -73,11 +73,11 @@ struct RelayError {
 // `parser` from `from`; it goes to `to` through the bounded buffer `buf`.
 template <bool isRequest>
 struct RelayJob {
-  boost::beast::tcp_stream& from;
+  MaybeTlsStream& from;
   boost::beast::flat_buffer& from_buf;
   boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>&
       parser;
-  boost::beast::tcp_stream& to;
+  MaybeTlsStream& to;
   RelayBuffer buf;
   // The deadline of every read and write.
   Duration idle;
@@ -111,7 +111,7 @@ boost::asio::awaitable<RelayError> RelayMessage(RelayJob<isRequest> job) {
   body.more = !p.is_done() && !head_only;
   boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body> sr{
       p.get()};
-  to.expires_after(idle);
+  to.tcp().expires_after(idle);
   auto [hec, hn] =
       co_await boost::beast::http::async_write_header(to, sr, kNoThrow);
   if (hec) co_return RelayError{hec, false};
@@ -120,7 +120,7 @@ boost::asio::awaitable<RelayError> RelayMessage(RelayJob<isRequest> job) {
     body.data = prefix.data();
     body.size = prefix.size();
     body.more = !p.is_done();
-    to.expires_after(idle);
+    to.tcp().expires_after(idle);
     auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, kNoThrow);
     if (wec == boost::beast::http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
@@ -145,7 +145,7 @@ boost::asio::awaitable<RelayError> RelayMessage(RelayJob<isRequest> job) {
     } else {
       body.data = buf.data();
     }
-    to.expires_after(idle);
+    to.tcp().expires_after(idle);
     auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, kNoThrow);
     if (wec == boost::beast::http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
@@ -154,7 +154,7 @@ boost::asio::awaitable<RelayError> RelayMessage(RelayJob<isRequest> job) {
     body.data = nullptr;
     body.size = 0;
     body.more = false;
-    to.expires_after(idle);
+    to.tcp().expires_after(idle);
     auto [wec, wn] = co_await boost::beast::http::async_write(to, sr, kNoThrow);
     if (wec == boost::beast::http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
@@ -172,7 +172,7 @@ struct PrefixRead {
 // been parsed by `parser` from `from`; its body's first bytes go to `dst`.
 template <bool isRequest>
 struct PrefixJob {
-  boost::beast::tcp_stream& from;
+  MaybeTlsStream& from;
   boost::beast::flat_buffer& from_buf;
   boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>&
       parser;

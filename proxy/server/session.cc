@@ -89,8 +89,8 @@ asio::awaitable<void> Session::Run() {
     if (buffer_.size() == 0) {
       idle_ = true;
       if (close_requested_ || ctx_.draining.load()) break;
-      stream_.expires_after(first ? ctx_.config->timeouts.header_read
-                                  : ctx_.config->timeouts.client_idle);
+      stream_.tcp().expires_after(first ? ctx_.config->timeouts.header_read
+                                        : ctx_.config->timeouts.client_idle);
       auto [ec, n] = co_await stream_.async_read_some(
           buffer_.prepare(std::min<size_t>(16384, buffer_.max_size())),
           kNoThrow);
@@ -142,7 +142,7 @@ void Session::DisarmHeadDeadline() {
 
 asio::awaitable<bool> Session::ReadHead(RequestState& rs) {
   const auto& limits = ctx_.config->limits;
-  stream_.expires_never();
+  stream_.tcp().expires_never();
   ArmHeadDeadline(ctx_.config->timeouts.header_read);
   struct Disarm {
     Session* s;
@@ -365,7 +365,7 @@ asio::awaitable<bool> Session::SendResponse(
   res.keep_alive(keep);
   res.prepare_payload();
   rs.bytes_out += res.body().size();
-  stream_.expires_after(ctx_.config->timeouts.body_idle);
+  stream_.tcp().expires_after(ctx_.config->timeouts.body_idle);
   auto [ec, n] = co_await http::async_write(stream_, res, kNoThrow);
   if (ec) co_return false;
   co_return keep;

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "proxy/egress/dialer.h"
+#include "proxy/io/maybe_tls_stream.h"
 #include "proxy/server/http_relay.h"
 #include "proxy/server/proxy_context.h"
 
@@ -45,7 +46,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The origin connection of one forwarded request.
   struct Upstream {
     std::string pool_key;  // "host:port" as the request named them
-    std::unique_ptr<boost::beast::tcp_stream> stream;
+    std::unique_ptr<MaybeTlsStream> stream;
     boost::beast::flat_buffer buf;
     // Taken from the pool, and not re-dialled since.
     bool reused = false;
@@ -146,8 +147,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // throttle.body_peek_bytes are read into rs.response_prefix first (within
   // the upstream_response timeout) and classified with the head.
   boost::asio::awaitable<UpstreamAnswer> NoteUpstreamAnswer(
-      RequestState& rs, boost::beast::tcp_stream& up,
-      boost::beast::flat_buffer& up_buf,
+      RequestState& rs, MaybeTlsStream& up, boost::beast::flat_buffer& up_buf,
       boost::beast::http::response_parser<boost::beast::http::buffer_body>&
           resp);
   // An answer that is not a throttle: it may end the bucket's probe, and a
@@ -158,7 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
                     TimePoint now);
 
   ProxyContext& ctx_;
-  boost::beast::tcp_stream stream_;
+  MaybeTlsStream stream_;
   boost::beast::flat_buffer buffer_;
   std::string client_addr_;
   // Deadline for a whole request head. On expiry it cancels the pending

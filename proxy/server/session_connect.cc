@@ -44,7 +44,7 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
     ok.append("x-sluice-quota: ").append(rs.quota_mode).append("\r\n");
   }
   ok.append("\r\n");
-  stream_.expires_after(ctx_.config->timeouts.body_idle);
+  stream_.tcp().expires_after(ctx_.config->timeouts.body_idle);
   auto [wec, wn] =
       co_await asio::async_write(stream_, asio::buffer(ok), kNoThrow);
   if (wec) co_return false;
@@ -61,7 +61,7 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
   }
   ctx_.metrics->OnTunnelOpened();
   TunnelStats stats = co_await RelayTunnel(
-      stream_, *d.stream, ctx_.config->timeouts.tunnel_idle,
+      stream_.tcp(), *d.stream, ctx_.config->timeouts.tunnel_idle,
       ctx_.config->limits.buffer_bytes, ctx_.clock);
   ctx_.metrics->OnTunnelClosed();
   rs.bytes_in += stats.client_to_upstream;

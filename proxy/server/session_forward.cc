@@ -86,7 +86,7 @@ asio::awaitable<std::optional<DialResult>> Session::Dial(RequestState& rs,
                                      ctx_.config->timeouts.connect, ctx_.clock);
   ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.error);
   if (!d.stream) co_return d;
-  up.stream = std::move(d.stream);
+  up.stream = std::make_unique<MaybeTlsStream>(std::move(*d.stream));
   up.buf.clear();
   up.reused = false;
   ctx_.metrics->OnPoolNew();
@@ -185,7 +185,7 @@ asio::awaitable<std::optional<bool>> Session::SendAndReadHead(RequestState& rs,
   for (int attempt = 0;; ++attempt) {
     if (attempt == 0 && rs.expect_continue && rs.body_pending) {
       static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(ctx_.config->timeouts.body_idle);
+      stream_.tcp().expires_after(ctx_.config->timeouts.body_idle);
       auto [cec, cn] =
           co_await asio::async_write(stream_, asio::buffer(k100), kNoThrow);
       if (cec) co_return false;
@@ -277,7 +277,7 @@ asio::awaitable<beast::error_code> Session::ReadResponseHead(RequestState& rs,
         static_cast<uint32_t>(ctx_.config->limits.max_header_bytes));
     up.response->body_limit(boost::none);
     if (head) up.response->skip(true);
-    up.stream->expires_after(ctx_.config->timeouts.upstream_response);
+    up.stream->tcp().expires_after(ctx_.config->timeouts.upstream_response);
     auto [ec, n] = co_await http::async_read_header(*up.stream, up.buf,
                                                     *up.response, kNoThrow);
     if (ec) co_return ec;

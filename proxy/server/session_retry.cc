@@ -105,7 +105,7 @@ void Session::NoteAnswered(RequestState& rs,
 }
 
 asio::awaitable<Session::UpstreamAnswer> Session::NoteUpstreamAnswer(
-    RequestState& rs, beast::tcp_stream& up, beast::flat_buffer& up_buf,
+    RequestState& rs, MaybeTlsStream& up, beast::flat_buffer& up_buf,
     http::response_parser<http::buffer_body>& resp) {
   UpstreamAnswer out;
   rs.response_prefix.clear();

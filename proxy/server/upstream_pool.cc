@@ -44,7 +44,7 @@ void UpstreamPool::Put(const std::string& key, std::unique_ptr<Stream> stream) {
   if (!stream || opts_.max_idle_per_host == 0 || opts_.max_idle_total == 0) {
     return;
   }
-  stream->expires_never();
+  stream->tcp().expires_never();
   std::lock_guard<std::mutex> lock(mu_);
   auto& q = idle_[key];
   if (q.size() >= opts_.max_idle_per_host) {

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/time/clock.h"
+#include "proxy/io/maybe_tls_stream.h"
 
 namespace sluice {
 
@@ -25,7 +26,7 @@ class UpstreamPool {
     size_t max_idle_total = 256;
     Duration idle_timeout = std::chrono::seconds(30);
   };
-  using Stream = boost::beast::tcp_stream;
+  using Stream = MaybeTlsStream;
 
   UpstreamPool(Options opts, Clock* clock) : opts_(opts), clock_(clock) {}
 
