@@ -219,6 +219,10 @@ struct HandshakeResult {
   bool ok = false;
   int client_error = SSL_ERROR_NONE;  // SSL_get_error of the last step
   int server_error = SSL_ERROR_NONE;
+  // ERR_GET_REASON of the error that stopped a side (0: none), e.g.
+  // SSL_R_TLSV1_UNRECOGNIZED_NAME for a client that got that alert.
+  int client_reason = 0;
+  int server_reason = 0;
 };
 
 // Connects `client` and `server` with a BIO pair (each SSL owns its end)
@@ -243,6 +247,12 @@ inline HandshakeResult Handshake(SSL* client, SSL* server) {
       if (result.client_error != SSL_ERROR_NONE &&
           result.client_error != SSL_ERROR_WANT_READ &&
           result.client_error != SSL_ERROR_WANT_WRITE) {
+        result.client_reason = ERR_GET_REASON(ERR_peek_last_error());
+        ERR_clear_error();
+        // Let the server read the alert the client sent.
+        const int src = SSL_do_handshake(server);
+        result.server_error = SSL_get_error(server, src);
+        result.server_reason = ERR_GET_REASON(ERR_peek_last_error());
         break;
       }
     }
@@ -254,6 +264,12 @@ inline HandshakeResult Handshake(SSL* client, SSL* server) {
       if (result.server_error != SSL_ERROR_NONE &&
           result.server_error != SSL_ERROR_WANT_READ &&
           result.server_error != SSL_ERROR_WANT_WRITE) {
+        result.server_reason = ERR_GET_REASON(ERR_peek_last_error());
+        ERR_clear_error();
+        // Let the client read the alert the server sent.
+        const int crc = SSL_do_handshake(client);
+        result.client_error = SSL_get_error(client, crc);
+        result.client_reason = ERR_GET_REASON(ERR_peek_last_error());
         break;
       }
     }
