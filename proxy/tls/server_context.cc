@@ -114,7 +114,9 @@ int TlsServerContext::OnServerName(SSL* ssl, int* alert, void* arg) {
   auto* self = static_cast<TlsServerContext*>(arg);
   ConnectionInfo* info = ConnectionData::Get(ssl);
   if (info == nullptr || info->connect_host.empty()) {
-    if (info != nullptr) info->refusal = Refusal::kNoConnectHost;
+    // Recorded for RefusalOf (best effort: the slot may fail to allocate).
+    ConnectionData::Set(ssl,
+                        ConnectionInfo{.refusal = Refusal::kNoConnectHost});
     self->no_connect_host_.fetch_add(1, std::memory_order_relaxed);
     *alert = SSL_AD_INTERNAL_ERROR;
     return SSL_TLSEXT_ERR_ALERT_FATAL;

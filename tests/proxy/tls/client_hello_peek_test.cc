@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "proxy/tls/openssl_util.h"
 
 namespace sluice {
@@ -84,7 +85,7 @@ TEST(PeekClientBytesTest, Table) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(PeekResultName(PeekClientBytes(c.bytes)), PeekResultName(c.want))
-        << "bytes of size " << c.bytes.size() << ": \"" << c.bytes << "\"";
+        << "\"" << absl::CEscape(c.bytes) << "\"";
   }
 }
 

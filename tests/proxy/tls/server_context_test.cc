@@ -238,6 +238,43 @@ TEST_F(TlsServerContextTest, Tls12GetsAnAeadCipherWithForwardSecrecy) {
   }
 }
 
+// The minted leaves carry an ECDSA key, which rules out RSA key exchange
+// by itself; the settings must refuse it for any server context.
+TEST_F(TlsServerContextTest, ServerSettingsRefuseRsaKeyExchangeForAnRsaKey) {
+  EvpPkeyPtr rsa(EVP_RSA_gen(2048));
+  ASSERT_NE(rsa, nullptr);
+  X509Ptr cert =
+      test::MakeCert({.common_name = "rsa.example.com",
+                      .not_before = clock_.WallNow() - absl::Hours(1),
+                      .not_after = clock_.WallNow() + absl::Hours(1),
+                      .subject_alt_name = "DNS:rsa.example.com"},
+                     rsa.get(), test_ca_.cert.get(), test_ca_.key.get());
+  SslCtxPtr server_ctx(SSL_CTX_new(TLS_server_method()));
+  ASSERT_TRUE(TlsServerContext::ApplyServerSettings(server_ctx.get()).ok());
+  ASSERT_EQ(SSL_CTX_use_certificate(server_ctx.get(), cert.get()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx.get(), rsa.get()), 1);
+
+  SslPtr good = NewClient(
+      {.verify_host = "rsa.example.com", .max_version = TLS1_2_VERSION});
+  SslPtr good_server(SSL_new(server_ctx.get()));
+  ASSERT_TRUE(Handshake(good.get(), good_server.get()).ok);
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(good.get());
+  EXPECT_EQ(SSL_CIPHER_get_kx_nid(cipher), NID_kx_ecdhe);
+  EXPECT_EQ(SSL_CIPHER_get_auth_nid(cipher), NID_auth_rsa);
+  EXPECT_EQ(SSL_CIPHER_is_aead(cipher), 1);
+
+  for (const char* ciphers :
+       {"AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA",
+        "DHE-RSA-AES128-GCM-SHA256"}) {
+    SslPtr weak =
+        NewClient({.max_version = TLS1_2_VERSION, .tls12_ciphers = ciphers});
+    SslPtr weak_server(SSL_new(server_ctx.get()));
+    HandshakeResult result = Handshake(weak.get(), weak_server.get());
+    EXPECT_FALSE(result.ok) << ciphers;
+    EXPECT_EQ(result.server_reason, SSL_R_NO_SHARED_CIPHER) << ciphers;
+  }
+}
+
 TEST_F(TlsServerContextTest, SessionsAreNeverResumed) {
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     SslPtr client =
