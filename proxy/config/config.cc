@@ -125,6 +125,25 @@ absl::Status CheckRouteHostPattern(std::string_view host) {
   return CheckHostName(host);
 }
 
+std::string_view RouteSchemeName(RouteScheme scheme) {
+  switch (scheme) {
+    case RouteScheme::kAny:
+      return "";
+    case RouteScheme::kHttp:
+      return "http";
+    case RouteScheme::kHttps:
+      return "https";
+  }
+  return "";
+}
+
+std::optional<RouteScheme> ParseRouteScheme(std::string_view name) {
+  if (name.empty()) return RouteScheme::kAny;
+  if (name == "http") return RouteScheme::kHttp;
+  if (name == "https") return RouteScheme::kHttps;
+  return std::nullopt;
+}
+
 const LimitConfig* ProxyConfig::FindLimit(std::string_view name) const {
   auto it = rate_limits.find(name);
   return it == rate_limits.end() ? nullptr : &it->second;

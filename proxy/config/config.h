@@ -223,6 +223,16 @@ struct RetryConfig {
   bool operator==(const RetryConfig&) const = default;
 };
 
+// Which requests a route takes by how they reached sluice.
+enum class RouteScheme {
+  kAny,
+  kHttp,   // plain http:// (absolute-form, or inside a plain CONNECT tunnel)
+  kHttps,  // inside an intercepted https:// tunnel (docs/https.md)
+};
+// "" (kAny), "http", "https".
+std::string_view RouteSchemeName(RouteScheme scheme);
+std::optional<RouteScheme> ParseRouteScheme(std::string_view name);
+
 // Maps requests to a limit. All conditions must hold; an empty/unset
 // condition matches anything. Routes are tried in order; the first match
 // wins (see router.h).
@@ -236,8 +246,52 @@ struct RouteConfig {
   // without a limit (useful to exempt paths ahead of a broader route).
   std::string limit;
   RetryConfig retry;
+  // Only requests that came as plain http:// or only those from inside an
+  // intercepted https:// tunnel; kAny: both.
+  RouteScheme scheme = RouteScheme::kAny;
+  // TLS origination (docs/https.md): a plain http:// request of this route
+  // goes to the origin over https, verified as any https origin, on the
+  // port its URL names or 443.
+  bool originate_tls = false;
 
   bool operator==(const RouteConfig&) const = default;
+};
+
+// HTTPS interception (docs/https.md): for the hosts named here, sluice
+// answers CONNECT itself, completes the client's TLS handshake with a
+// certificate it mints for the host, and sees every request inside.
+// Tunnels to other hosts stay opaque.
+struct InterceptConfig {
+  // "api.openai.com" (exact) or "*.example.com" (any subdomain), as route
+  // hosts. Empty: interception is off.
+  std::vector<std::string> hosts;
+  // PEM files of the CA that signs the minted certificates. Both are
+  // required when `hosts` is set; the key file must not be readable by
+  // group or others.
+  std::string ca_cert;
+  std::string ca_key;
+  // How long a minted certificate is valid (it is renewed an hour before
+  // the end): 2h..30d.
+  Duration leaf_validity = std::chrono::hours(24);
+  // Minted certificates kept, one per host name: 1..100000.
+  size_t leaf_cache = 1000;
+
+  bool operator==(const InterceptConfig&) const = default;
+};
+
+// TLS towards origins: intercepted requests and TLS origination.
+struct UpstreamTlsConfig {
+  // PEM file of the CAs to trust instead of the system store; "": the
+  // system store.
+  std::string ca_bundle;
+  // Exact host names whose certificates are not verified. Each one is
+  // logged as a warning at start and shown in /config; there is no other
+  // way to turn verification off.
+  std::vector<std::string> insecure_skip_verify;
+  // TLS sessions kept for resumption, one per host:port: 0..100000.
+  size_t session_cache = 1000;
+
+  bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
 // Returns OK if `host` is a valid RouteConfig::host pattern.
@@ -274,6 +328,8 @@ struct ProxyConfig {
   AccessLogConfig access_log;
   HeadersConfig headers;
   QuotaClientConfig quota;
+  InterceptConfig intercept;
+  UpstreamTlsConfig upstream_tls;
   std::map<std::string, LimitConfig, std::less<>> rate_limits;
   std::vector<RouteConfig> routes;
 
