@@ -28,11 +28,13 @@
 #include "proxy/limit/limit_gate.h"
 #include "proxy/limit/rate_limiter.h"
 #include "proxy/server/server.h"
+#include "proxy/server/tls_endpoints.h"
 #include "proxy/server/upstream_pool.h"
 #include "proxy/stats/access_log.h"
 #include "proxy/stats/lease_metrics.h"
 #include "proxy/stats/pause_metrics.h"
 #include "proxy/stats/proxy_metrics.h"
+#include "proxy/stats/tls_metrics.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
@@ -59,7 +61,12 @@ struct ProxyApp::Impl {
   std::unique_ptr<ProxyMetrics> metrics;
   std::unique_ptr<PauseMetrics> pause_metrics;
   std::unique_ptr<LeaseMetrics> lease_metrics;
+  std::unique_ptr<TlsMetrics> tls_metrics;
   std::unique_ptr<AccessLog> access_log;
+  // HTTPS interception and TLS towards origins (docs/https.md); null when
+  // the config asks for neither.
+  std::unique_ptr<Router> intercept_hosts;
+  std::unique_ptr<TlsEndpoints> tls;
   std::vector<std::unique_ptr<LimitRuntime>> limits;
   // Leased mode: the limits that lease their tokens, and the client that
   // feeds their pools (declared after `limits`, so destroyed before them).
@@ -85,6 +92,10 @@ struct ProxyApp::Impl {
   void RefreshLeaseMetrics();
   // The pause phase and probe count of every unkeyed limit (scrape time).
   void RefreshPauseMetrics();
+  // The TLS ends' counters (scrape time).
+  void RefreshTlsMetrics();
+  // Builds `tls` when the config intercepts hosts or originates TLS.
+  absl::Status SetUpTls(Clock* clock);
   std::string LeaseDetail();
   void BeginShutdown();
   void CheckDrained();
@@ -135,6 +146,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
   m.gate = std::make_unique<LimitGate>(clock);
   m.metrics = std::make_unique<ProxyMetrics>(ProxyVersion());
   m.lease_metrics = std::make_unique<LeaseMetrics>(*m.metrics->registry());
+  m.tls_metrics = std::make_unique<TlsMetrics>(*m.metrics->registry());
+  if (absl::Status s = m.SetUpTls(clock); !s.ok()) return s;
   auto log = AccessLog::Open(m.config.access_log.enabled,
                              m.config.access_log.path, clock);
   if (!log.ok()) {
@@ -209,6 +222,8 @@ absl::StatusOr<std::unique_ptr<ProxyApp>> ProxyApp::Create(ProxyConfig config,
   m.ctx.metrics = m.metrics.get();
   m.ctx.pause_metrics = m.pause_metrics.get();
   m.ctx.access_log = m.config.access_log.enabled ? m.access_log.get() : nullptr;
+  m.ctx.tls = m.tls.get();
+  m.ctx.tls_metrics = m.tls_metrics.get();
   m.server = std::make_unique<Server>(m.io, m.ctx);
   return app;
 }
@@ -244,6 +259,7 @@ absl::Status ProxyApp::Bind() {
       m.metrics->SetPoolIdle(m.pool->idle());
       m.RefreshLeaseMetrics();
       m.RefreshPauseMetrics();
+      m.RefreshTlsMetrics();
       return m.metrics->Serialize();
     };
     h.ready = [&m] { return !m.ctx.draining.load(); };
@@ -328,6 +344,57 @@ void ProxyApp::Impl::SetUpLeasing(Clock* clock) {
         [client] { return client->connected(); });
   }
   RefreshLeaseMetrics();
+}
+
+absl::Status ProxyApp::Impl::SetUpTls(Clock* clock) {
+  const InterceptConfig& ic = config.intercept;
+  bool originates = false;
+  for (const RouteConfig& r : config.routes) originates |= r.originate_tls;
+  if (ic.hosts.empty() && !originates) return absl::OkStatus();
+  TlsEndpoints::Options o;
+  if (!ic.hosts.empty()) {
+    // The intercepted hosts match as route hosts do.
+    std::vector<RouteConfig> patterns;
+    for (const std::string& host : ic.hosts) {
+      patterns.push_back(RouteConfig{.host = host});
+    }
+    intercept_hosts = std::make_unique<Router>(patterns);
+    const Router* hosts = intercept_hosts.get();
+    o.intercepts = [hosts](std::string_view host) {
+      return hosts->Find(host, "/", "CONNECT").has_value();
+    };
+    o.ca_cert = ic.ca_cert;
+    o.ca_key = ic.ca_key;
+    o.authority.leaf_validity = absl::FromChrono(ic.leaf_validity);
+    o.leaves.capacity = ic.leaf_cache;
+  }
+  o.client = true;
+  o.origins.ca_file = config.upstream_tls.ca_bundle;
+  o.origins.session_cache_capacity = config.upstream_tls.session_cache;
+  o.insecure_skip_verify = config.upstream_tls.insecure_skip_verify;
+  for (const std::string& host : o.insecure_skip_verify) {
+    spdlog::warn(
+        "upstream_tls.insecure_skip_verify: the certificate of {} is NOT "
+        "verified; anyone on the path can read and change its traffic",
+        host);
+  }
+  auto tls_ends = TlsEndpoints::Create(std::move(o), clock);
+  if (!tls_ends.ok()) return tls_ends.status();
+  tls = std::move(*tls_ends);
+  return absl::OkStatus();
+}
+
+void ProxyApp::Impl::RefreshTlsMetrics() {
+  if (!tls) return;
+  const TlsEndpoints::Stats s = tls->stats();
+  tls_metrics->SetTotals(
+      TlsMetrics::Totals{.leaf_hits = s.leaves.hits,
+                         .leaf_misses = s.leaves.misses,
+                         .leaf_evictions = s.leaves.evictions,
+                         .leaf_cache_size = s.leaves.size,
+                         .origin_handshakes = s.client.handshakes,
+                         .origin_resumed = s.client.resumed,
+                         .origin_unverified = s.unverified});
 }
 
 void ProxyApp::Impl::RefreshPauseMetrics() {

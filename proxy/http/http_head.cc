@@ -113,6 +113,7 @@ std::optional<HttpRuleError> ParseForwardTarget(std::string_view target,
     return HttpRuleError{400, "bad_host", "the URI has no usable host"};
   }
   out.port = 80;
+  out.explicit_port = url.has_port();
   if (url.has_port() && !ParsePort(Sv(url.port()), out.port)) {
     return HttpRuleError{400, "bad_port", "the URI port is invalid"};
   }
@@ -125,6 +126,87 @@ std::optional<HttpRuleError> ParseForwardTarget(std::string_view target,
   out.host_header =
       out.host.find(':') != std::string::npos ? "[" + out.host + "]" : out.host;
   if (out.port != 80) out.host_header += ":" + std::to_string(out.port);
+  return std::nullopt;
+}
+
+namespace {
+
+HttpRuleError Misdirected(const TunnelOrigin& tunnel) {
+  return HttpRuleError{
+      421, "misdirected",
+      "this connection was opened with CONNECT to " + tunnel.host + ":" +
+          std::to_string(tunnel.port) +
+          "; a request for another origin needs its own CONNECT"};
+}
+
+// Whether an authority ("host" or "host:port") names the tunnel's origin.
+template <class View>
+bool NamesTunnel(const View& authority, const TunnelOrigin& tunnel) {
+  if (HostOf(authority) != tunnel.host) return false;
+  if (!authority.has_port()) return true;
+  uint16_t port = 0;
+  return ParsePort(Sv(authority.port()), port) && port == tunnel.port;
+}
+
+}  // namespace
+
+std::optional<HttpRuleError> ParseTunnelTarget(std::string_view target,
+                                               std::string_view host_field,
+                                               const TunnelOrigin& tunnel,
+                                               ForwardTarget& out) {
+  const boost::core::string_view t(target.data(), target.size());
+  if (!target.empty() && target[0] == '/') {
+    auto origin = boost::urls::parse_origin_form(t);
+    if (!origin) {
+      return HttpRuleError{400, "bad_target",
+                           "the request target is not a valid path"};
+    }
+    out.path = std::string(Sv(origin->encoded_path()));
+    out.origin_target = std::string(target);
+  } else {
+    auto absolute = boost::urls::parse_absolute_uri(t);
+    if (!absolute) {
+      return HttpRuleError{400, "bad_target",
+                           "inside a tunnel, send origin-form requests "
+                           "(GET /path)"};
+    }
+    const std::string scheme = Lower(Sv(absolute->scheme()));
+    if (scheme != "http" && scheme != "https") {
+      return HttpRuleError{400, "bad_target",
+                           "inside a tunnel, send origin-form requests "
+                           "(GET /path)"};
+    }
+    if (scheme != (tunnel.tls ? "https" : "http") || absolute->has_userinfo() ||
+        !NamesTunnel(*absolute, tunnel)) {
+      return Misdirected(tunnel);
+    }
+    out.path = std::string(Sv(absolute->encoded_path()));
+    out.origin_target = std::string(Sv(absolute->encoded_target()));
+    if (out.origin_target.empty() || out.origin_target[0] != '/') {
+      out.origin_target.insert(0, "/");
+    }
+  }
+  if (out.path.empty()) out.path = "/";
+  const uint16_t default_port = tunnel.tls ? 443 : 80;
+  if (!host_field.empty()) {
+    auto authority = boost::urls::parse_authority(
+        boost::core::string_view(host_field.data(), host_field.size()));
+    if (!authority || authority->has_userinfo() ||
+        !NamesTunnel(*authority, tunnel)) {
+      return Misdirected(tunnel);
+    }
+    out.host_header = std::string(host_field);
+  } else {
+    out.host_header = tunnel.host.find(':') != std::string::npos
+                          ? "[" + tunnel.host + "]"
+                          : tunnel.host;
+    if (tunnel.port != default_port) {
+      out.host_header += ":" + std::to_string(tunnel.port);
+    }
+  }
+  out.host = tunnel.host;
+  out.port = tunnel.port;
+  out.explicit_port = true;
   return std::nullopt;
 }
 

@@ -28,9 +28,10 @@ std::optional<HttpRuleError> ParseRequestHead(std::string_view head,
 struct ForwardTarget {
   std::string host;  // lowercase; IPv6 without brackets
   uint16_t port = 80;
-  std::string path;           // path only, for routing and logs
-  std::string origin_target;  // path + query, for the origin request
-  std::string host_header;    // value for the Host field
+  bool explicit_port = false;  // the target named the port
+  std::string path;            // path only, for routing and logs
+  std::string origin_target;   // path + query, for the origin request
+  std::string host_header;     // value for the Host field
 };
 
 // Parses an absolute-form target ("http://host:port/path?q"). Origin-form
@@ -38,6 +39,25 @@ struct ForwardTarget {
 // gives a 400 that points to CONNECT.
 std::optional<HttpRuleError> ParseForwardTarget(std::string_view target,
                                                 ForwardTarget& out);
+
+// The origin a CONNECT tunnel was opened to, whose requests sluice reads
+// (an intercepted https:// tunnel, or plain HTTP through CONNECT).
+struct TunnelOrigin {
+  std::string host;  // as ParseConnectTarget gives it
+  uint16_t port = 443;
+  bool tls = true;  // the client speaks TLS inside
+};
+
+// Parses the target of a request read inside `tunnel`: origin-form
+// ("/path?q"), or absolute-form naming the tunnel's own origin. The request
+// goes to the tunnel's origin whatever it says: a `host_field` (the Host
+// header; may be empty for HTTP/1.0) or an absolute target naming another
+// host or port is 421 Misdirected Request, since routing and the SSRF
+// guard judged the tunnel's host. "*" and other forms are 400.
+std::optional<HttpRuleError> ParseTunnelTarget(std::string_view target,
+                                               std::string_view host_field,
+                                               const TunnelOrigin& tunnel,
+                                               ForwardTarget& out);
 
 // Parses a CONNECT authority-form target ("host:port").
 std::optional<HttpRuleError> ParseConnectTarget(std::string_view target,

@@ -18,6 +18,8 @@ class PauseMetrics;
 class ProxyMetrics;
 class Router;
 class SsrfGuard;
+class TlsMetrics;
+class TlsEndpoints;
 class UpstreamPool;
 
 // Everything a client session needs, owned by ProxyApp and alive for as
@@ -32,6 +34,9 @@ struct ProxyContext {
   ProxyMetrics* metrics = nullptr;
   PauseMetrics* pause_metrics = nullptr;
   AccessLog* access_log = nullptr;
+  // HTTPS interception and TLS towards origins; null when neither is on.
+  TlsEndpoints* tls = nullptr;
+  TlsMetrics* tls_metrics = nullptr;
   // Indexed by route index (Router::Match::index); nullptr = no limit.
   std::vector<LimitRuntime*> route_limits;
   // Set on SIGTERM: finish the current request, then close.

@@ -350,6 +350,7 @@ asio::awaitable<bool> Session::SendError(RequestState& rs, unsigned status,
 
 asio::awaitable<bool> Session::SendResponse(
     RequestState& rs, http::response<http::string_body>& res) {
+  if (rs.answered) co_return false;
   // If the client's body was not read, the connection's framing is lost.
   bool keep = rs.client_keep_alive && !rs.body_pending && rs.parser &&
               !close_requested_ && !ctx_.draining.load() &&

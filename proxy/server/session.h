@@ -1,6 +1,8 @@
 #ifndef SLUICE_PROXY_SERVER_SESSION_H_
 #define SLUICE_PROXY_SERVER_SESSION_H_
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,9 +19,12 @@
 #include <string_view>
 
 #include "proxy/egress/dialer.h"
+#include "proxy/http/http_head.h"
 #include "proxy/io/maybe_tls_stream.h"
 #include "proxy/server/http_relay.h"
 #include "proxy/server/proxy_context.h"
+#include "proxy/stats/proxy_metrics.h"
+#include "proxy/tls/client_hello_peek.h"
 
 namespace sluice {
 
@@ -59,7 +64,24 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> Run();
   // Reads one request head into parser_. Returns false to end the session.
   boost::asio::awaitable<bool> ReadHead(RequestState& rs);
+  // CONNECT (session_connect.cc): an opaque tunnel, or one sluice reads
+  // itself (ReadTunnel), after which the session goes on reading requests
+  // for the tunnel's origin (tunnel_).
   boost::asio::awaitable<bool> HandleConnect(RequestState& rs);
+  // Dials the CONNECT's origin and relays bytes both ways until done.
+  // `answered`: the client already has its 200 (a failure then closes).
+  boost::asio::awaitable<bool> OpenTunnel(RequestState& rs, bool answered);
+  // Answers 200 and looks at what the client sends: TLS to a host sluice
+  // intercepts is terminated with a minted certificate, plain HTTP is read
+  // as such, anything else becomes an opaque tunnel.
+  boost::asio::awaitable<bool> ReadTunnel(RequestState& rs, bool intercept);
+  // Reads the client's first bytes into buffer_ until PeekClientBytes can
+  // tell them (kNeedMore: the connection ended or the head deadline
+  // passed first).
+  boost::asio::awaitable<PeekResult> PeekTunnel();
+  // Why a client's TLS handshake failed, as a metric label.
+  static std::string_view HandshakeFailure(SSL* ssl,
+                                           boost::beast::error_code ec);
   // Waits for tokens when a route with a limit matches. Returns true when
   // the request may proceed; otherwise the 429 has been sent.
   boost::asio::awaitable<bool> ApplyLimit(RequestState& rs);
@@ -68,14 +90,30 @@ class Session : public std::enable_shared_from_this<Session> {
   // stage that answers the client itself returns the session's keep-alive
   // decision; the handlers return whether the connection stays open.
   boost::asio::awaitable<bool> HandleForward(RequestState& rs);
+  // Why the origin could not be reached, as the client is told.
+  struct UpstreamFailure {
+    unsigned status;
+    RequestOutcome outcome;
+    std::string reason;  // x-sluice-error and the JSON's "reason"
+    std::string detail;
+  };
   // Dials the request's origin into `up` (a fresh connection, counted in
-  // the metrics). The failure when it could not.
-  boost::asio::awaitable<std::optional<DialResult>> Dial(RequestState& rs,
-                                                         Upstream& up);
-  // Answers a failed dial: 400 (bad host), 403 (the SSRF guard), 504
-  // (timeouts) or 502, naming the reason.
+  // the metrics) and, for an https origin, completes the TLS handshake.
+  // The failure when it could not.
+  boost::asio::awaitable<std::optional<UpstreamFailure>> Dial(RequestState& rs,
+                                                              Upstream& up);
+  // The client side of TLS on a fresh origin connection: SNI, the
+  // certificate verified for the host (tls_expired, tls_unknown_issuer,
+  // tls_wrong_host, ... when it is not), within timeouts.connect.
+  boost::asio::awaitable<std::optional<UpstreamFailure>> StartOriginTls(
+      RequestState& rs, MaybeTlsStream& stream);
+  // A failed dial as the client is told: 400 (bad host), 403 (the SSRF
+  // guard), 504 (timeouts) or 502, naming the reason.
+  static UpstreamFailure FailureOf(const DialResult& failed);
   boost::asio::awaitable<bool> SendDialFailure(RequestState& rs,
                                                const DialResult& failed);
+  boost::asio::awaitable<bool> SendUpstreamFailure(
+      RequestState& rs, const UpstreamFailure& failed);
   // Rewrites the request head for the origin: origin-form target, Host,
   // hop-by-hop fields stripped, Via added, Expect taken off (noted in
   // rs.expect_continue).
@@ -159,6 +197,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ProxyContext& ctx_;
   MaybeTlsStream stream_;
+  // Set once a CONNECT opened a tunnel this session reads: every request
+  // after it goes to this origin.
+  std::optional<TunnelOrigin> tunnel_;
   boost::beast::flat_buffer buffer_;
   std::string client_addr_;
   // Deadline for a whole request head. On expiry it cancels the pending

@@ -6,6 +6,7 @@
 // response.
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
@@ -20,9 +21,12 @@
 #include "proxy/server/proxy_context.h"
 #include "proxy/server/session.h"
 #include "proxy/server/session_request.h"
+#include "proxy/server/tls_endpoints.h"
 #include "proxy/server/upstream_pool.h"
 #include "proxy/stats/pause_metrics.h"
 #include "proxy/stats/proxy_metrics.h"
+#include "proxy/stats/tls_metrics.h"
+#include "proxy/tls/client_context.h"
 
 namespace sluice {
 namespace {
@@ -56,7 +60,15 @@ DialAnswer AnswerFor(DialError error) {
 asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   auto& req = rs.parser->get();
   ForwardTarget ft;
-  if (auto bad = ParseForwardTarget(Sv(req.target()), ft)) {
+  if (tunnel_) {
+    // Inside a tunnel sluice reads: the origin is the tunnel's.
+    if (auto bad = ParseTunnelTarget(
+            Sv(req.target()), Sv(req[http::field::host]), *tunnel_, ft)) {
+      co_return co_await SendError(rs, bad->status, bad->reason, bad->detail);
+    }
+    rs.scheme = tunnel_->tls ? RouteScheme::kHttps : RouteScheme::kHttp;
+    rs.origin_tls = tunnel_->tls;
+  } else if (auto bad = ParseForwardTarget(Sv(req.target()), ft)) {
     co_return co_await SendError(rs, bad->status, bad->reason, bad->detail);
   }
   rs.host = ft.host;
@@ -64,41 +76,100 @@ asio::awaitable<bool> Session::HandleForward(RequestState& rs) {
   rs.path = ft.path;
 
   if (!co_await ApplyLimit(rs)) co_return rs.keep_after_reject;
+  if (!tunnel_ && rs.route_index &&
+      ctx_.config->routes[*rs.route_index].originate_tls) {
+    // TLS origination: the app's http:// request goes out as https.
+    rs.origin_tls = true;
+    if (!ft.explicit_port) rs.port = 443;
+  }
 
   Upstream up;
-  up.pool_key = rs.host + ":" + std::to_string(rs.port);
+  up.pool_key = (rs.origin_tls ? "https://" : "") + rs.host + ":" +
+                std::to_string(rs.port);
   up.stream = ctx_.pool->Take(up.pool_key);
   up.reused = up.stream != nullptr;
   if (up.reused) {
     ctx_.metrics->OnPoolReuse();
   } else if (auto failed = co_await Dial(rs, up)) {
-    co_return co_await SendDialFailure(rs, *failed);
+    co_return co_await SendUpstreamFailure(rs, *failed);
   }
   RewriteRequestHead(rs, ft);
   if (auto sent = co_await Exchange(rs, up)) co_return *sent;
   co_return co_await RelayResponse(rs, up);
 }
 
-asio::awaitable<std::optional<DialResult>> Session::Dial(RequestState& rs,
-                                                         Upstream& up) {
+asio::awaitable<std::optional<Session::UpstreamFailure>> Session::Dial(
+    RequestState& rs, Upstream& up) {
   const TimePoint t0 = ctx_.clock->Now();
   DialResult d = co_await DialOrigin(rs.host, rs.port, *ctx_.guard,
                                      ctx_.config->timeouts.connect, ctx_.clock);
   ctx_.metrics->ObserveConnect(ctx_.clock->Now() - t0, d.error);
-  if (!d.stream) co_return d;
+  if (!d.stream) co_return FailureOf(d);
   up.stream = std::make_unique<MaybeTlsStream>(std::move(*d.stream));
   up.buf.clear();
   up.reused = false;
+  if (rs.origin_tls) {
+    if (auto failed = co_await StartOriginTls(rs, *up.stream)) {
+      up.stream.reset();
+      co_return failed;
+    }
+  }
   ctx_.metrics->OnPoolNew();
   co_return std::nullopt;
 }
 
+asio::awaitable<std::optional<Session::UpstreamFailure>>
+Session::StartOriginTls(RequestState& rs, MaybeTlsStream& stream) {
+  if (ctx_.tls == nullptr || !ctx_.tls->has_client()) {
+    co_return UpstreamFailure{502, RequestOutcome::kUpstreamError,
+                              "upstream_tls", "no TLS client is configured"};
+  }
+  MaybeTlsStream::TlsLayer& tls = stream.StartTls(ctx_.tls->client());
+  if (absl::Status s =
+          ctx_.tls->PrepareClient(tls.native_handle(), rs.host, rs.port);
+      !s.ok()) {
+    co_return UpstreamFailure{502, RequestOutcome::kUpstreamError,
+                              "upstream_tls", std::string(s.message())};
+  }
+  stream.tcp().expires_after(ctx_.config->timeouts.connect);
+  auto [ec] =
+      co_await tls.async_handshake(asio::ssl::stream_base::client, kNoThrow);
+  if (!ec) co_return std::nullopt;
+  const long verify = SSL_get_verify_result(tls.native_handle());
+  const bool timeout = ec == beast::error::timeout;
+  std::string reason = "tls_handshake";
+  std::string detail =
+      "the TLS handshake with the origin failed: " + ec.message();
+  if (timeout) {
+    reason = "tls_timeout";
+    detail = "the TLS handshake with the origin did not finish in time";
+  } else if (verify != X509_V_OK) {
+    reason = "tls_" + std::string(VerifyResultName(verify));
+    detail = std::string("the origin's certificate failed verification: ") +
+             X509_verify_cert_error_string(verify);
+  }
+  ctx_.tls_metrics->OnOriginTlsFailure(reason);
+  co_return UpstreamFailure{timeout ? 504u : 502u,
+                            timeout ? RequestOutcome::kUpstreamTimeout
+                                    : RequestOutcome::kUpstreamError,
+                            std::move(reason), std::move(detail)};
+}
+
+Session::UpstreamFailure Session::FailureOf(const DialResult& failed) {
+  const DialAnswer answer = AnswerFor(failed.error);
+  return UpstreamFailure{answer.status, answer.outcome,
+                         std::string(failed.reason()), failed.detail};
+}
+
 asio::awaitable<bool> Session::SendDialFailure(RequestState& rs,
                                                const DialResult& failed) {
-  const DialAnswer answer = AnswerFor(failed.error);
-  rs.outcome = answer.outcome;
-  co_return co_await SendError(rs, answer.status, std::string(failed.reason()),
-                               failed.detail);
+  co_return co_await SendUpstreamFailure(rs, FailureOf(failed));
+}
+
+asio::awaitable<bool> Session::SendUpstreamFailure(
+    RequestState& rs, const UpstreamFailure& failed) {
+  rs.outcome = failed.outcome;
+  co_return co_await SendError(rs, failed.status, failed.reason, failed.detail);
 }
 
 void Session::RewriteRequestHead(RequestState& rs, const ForwardTarget& ft) {
@@ -174,7 +245,7 @@ asio::awaitable<std::optional<bool>> Session::Exchange(RequestState& rs,
     }
     rs.admitted_at = ctx_.clock->Now();
     if (auto failed = co_await Dial(rs, up)) {
-      co_return co_await SendDialFailure(rs, *failed);
+      co_return co_await SendUpstreamFailure(rs, *failed);
     }
   }
 }
@@ -230,7 +301,7 @@ asio::awaitable<std::optional<bool>> Session::SendAndReadHead(RequestState& rs,
     if (attempt == 0 && OriginClosedIdle(rs, up, ec)) {
       // A pooled connection the origin had closed: try a fresh one once.
       if (auto failed = co_await Dial(rs, up)) {
-        co_return co_await SendDialFailure(rs, *failed);
+        co_return co_await SendUpstreamFailure(rs, *failed);
       }
       continue;
     }

@@ -51,6 +51,12 @@ struct RequestState {
   std::string host;
   uint16_t port = 80;
   std::string path;  // without query: never logged with secrets
+  // How the request reached sluice: plain http://, or inside an
+  // intercepted https:// tunnel.
+  RouteScheme scheme = RouteScheme::kHttp;
+  // The origin is reached over TLS: the request came from an intercepted
+  // tunnel, or its route originates TLS.
+  bool origin_tls = false;
   std::string route = "unmatched";
   std::optional<size_t> route_index;
   std::string limit;
@@ -81,6 +87,9 @@ struct RequestState {
   unsigned status = 0;
   bool limited_by_sluice = false;
   bool keep_after_reject = false;  // connection reusable after a local 429
+  // The client already has a response (a CONNECT's 200): no other may be
+  // written; an error closes the connection instead.
+  bool answered = false;
   Duration wait{};
   Duration upstream_time{};
   uint64_t bytes_in = 0;

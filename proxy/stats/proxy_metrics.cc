@@ -38,6 +38,7 @@ constexpr std::array<std::string_view, kRequestOutcomeCount> kOutcomeNames = {
     "denied_port",        "bad_request",
     "upstream_error",     "upstream_timeout",
     "client_timeout",     "tunnel",
+    "intercepted",
 };
 
 // limiter_rejected_total reasons; the last one absorbs unknown reasons.

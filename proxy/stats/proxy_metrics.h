@@ -34,9 +34,12 @@ enum class RequestOutcome {
   kUpstreamTimeout,
   kClientTimeout,
   kTunnel,
+  // A CONNECT whose tunnel sluice reads itself (docs/https.md): each
+  // request inside then counts on its own.
+  kIntercepted,
 };
-inline constexpr size_t kRequestOutcomeCount = 12;
-static_assert(static_cast<size_t>(RequestOutcome::kTunnel) + 1 ==
+inline constexpr size_t kRequestOutcomeCount = 13;
+static_assert(static_cast<size_t>(RequestOutcome::kIntercepted) + 1 ==
               kRequestOutcomeCount);
 
 // The label value for `outcome` ("forwarded", "limited_queue_full", ...).

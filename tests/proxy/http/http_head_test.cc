@@ -146,5 +146,69 @@ TEST(ParseConnectTargetTest, RefusesIncompleteTargets) {
   }
 }
 
+TEST(ParseForwardTargetTest, SaysWhetherThePortWasNamed) {
+  ForwardTarget ft;
+  ASSERT_FALSE(ParseForwardTarget("http://a.example/x", ft));
+  EXPECT_FALSE(ft.explicit_port);
+  EXPECT_EQ(ft.port, 80);
+  ASSERT_FALSE(ParseForwardTarget("http://a.example:80/x", ft));
+  EXPECT_TRUE(ft.explicit_port);
+}
+
+const TunnelOrigin kTlsTunnel{
+    .host = "api.example.com", .port = 443, .tls = true};
+
+TEST(ParseTunnelTargetTest, OriginFormGoesToTheTunnelsOrigin) {
+  ForwardTarget ft;
+  ASSERT_FALSE(ParseTunnelTarget("/v1/models?limit=2", "API.example.com",
+                                 kTlsTunnel, ft));
+  EXPECT_EQ(ft.host, "api.example.com");
+  EXPECT_EQ(ft.port, 443);
+  EXPECT_EQ(ft.path, "/v1/models");
+  EXPECT_EQ(ft.origin_target, "/v1/models?limit=2");
+  EXPECT_EQ(ft.host_header, "API.example.com");  // as the client sent it
+  // The default port may be named; HTTP/1.0 may send no Host at all.
+  EXPECT_FALSE(ParseTunnelTarget("/", "api.example.com:443", kTlsTunnel, ft));
+  ASSERT_FALSE(ParseTunnelTarget("/", "", kTlsTunnel, ft));
+  EXPECT_EQ(ft.host_header, "api.example.com");
+  const TunnelOrigin odd{.host = "::1", .port = 8443, .tls = true};
+  ASSERT_FALSE(ParseTunnelTarget("/", "", odd, ft));
+  EXPECT_EQ(ft.host_header, "[::1]:8443");
+}
+
+TEST(ParseTunnelTargetTest, AbsoluteFormMustNameTheTunnel) {
+  ForwardTarget ft;
+  ASSERT_FALSE(ParseTunnelTarget("https://api.example.com/x?y",
+                                 "api.example.com", kTlsTunnel, ft));
+  EXPECT_EQ(ft.origin_target, "/x?y");
+  for (const char* target :
+       {"https://other.example/x", "http://api.example.com/x",
+        "https://api.example.com:8443/x", "https://u@api.example.com/x"}) {
+    auto bad = ParseTunnelTarget(target, "api.example.com", kTlsTunnel, ft);
+    ASSERT_TRUE(bad.has_value()) << target;
+    EXPECT_EQ(bad->status, 421u) << target;
+    EXPECT_EQ(bad->reason, "misdirected") << target;
+  }
+}
+
+TEST(ParseTunnelTargetTest, AHostFieldForAnotherOriginIsMisdirected) {
+  ForwardTarget ft;
+  for (const char* host : {"other.example", "api.example.com:8443",
+                           "user@api.example.com", "api.example.com:x"}) {
+    auto bad = ParseTunnelTarget("/", host, kTlsTunnel, ft);
+    ASSERT_TRUE(bad.has_value()) << host;
+    EXPECT_EQ(bad->status, 421u) << host;
+  }
+}
+
+TEST(ParseTunnelTargetTest, OtherFormsAreBadRequests) {
+  ForwardTarget ft;
+  for (const char* target : {"*", "api.example.com:443", "", "x y"}) {
+    auto bad = ParseTunnelTarget(target, "api.example.com", kTlsTunnel, ft);
+    ASSERT_TRUE(bad.has_value()) << target;
+    EXPECT_EQ(bad->status, 400u) << target;
+  }
+}
+
 }  // namespace
 }  // namespace sluice

@@ -37,7 +37,8 @@ TEST(OutcomeNameTest, NamesEveryOutcomeDistinctly) {
       "limited_too_costly", "denied_ssrf",
       "denied_port",        "bad_request",
       "upstream_error",     "upstream_timeout",
-      "client_timeout",     "tunnel"};
+      "client_timeout",     "tunnel",
+      "intercepted"};
   ASSERT_EQ(expected.size(), kRequestOutcomeCount);
   for (size_t i = 0; i < kRequestOutcomeCount; ++i) {
     EXPECT_EQ(OutcomeName(static_cast<RequestOutcome>(i)), expected[i]);
