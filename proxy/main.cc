@@ -5,10 +5,12 @@
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "common/config/cli_args.h"
 #include "common/sys/process_setup.h"
 #include "common/time/clock.h"
+#include "proxy/app/ca_command.h"
 #include "proxy/app/proxy_app.h"
 #include "proxy/config/config_loader.h"
 
@@ -17,6 +19,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: sluice-proxy [--config FILE] [--check-config] [--help] "
     "[--version]\n"
+    "       sluice-proxy ca init --out DIR | ca bundle --dir DIR\n"
     "\n"
     "A sidecar HTTP/1.1 forward proxy that rate-limits outbound API calls.\n"
     "Point apps at it with http_proxy/HTTPS_PROXY (see README.md).\n"
@@ -25,12 +28,22 @@ constexpr char kUsage[] =
     "                   listening on 127.0.0.1:3128 and [::1]:3128)\n"
     "  --check-config   validate the configuration and exit (0 = valid)\n"
     "  --help           show this help\n"
-    "  --version        print the version\n";
+    "  --version        print the version\n"
+    "  ca ...           the CA of HTTPS interception (sluice-proxy ca "
+    "--help)\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   sluice::ConfigureProcess();
+  if (argc >= 2 && std::string_view(argv[1]) == "ca") {
+    std::string out, err;
+    const int code = sluice::RunCaCommand(
+        argc - 2, argv + 2, sluice::SystemClock::Get(), &out, &err);
+    std::fputs(out.c_str(), stdout);
+    std::fputs(err.c_str(), code == 0 ? stdout : stderr);
+    return code;
+  }
   const sluice::CliArgs args = sluice::ParseCliArgs(
       argc, argv, "sluice-proxy", sluice::ProxyVersion(), kUsage);
   if (args.exit_code) return sluice::FinishCliArgs(args);
