@@ -8,17 +8,19 @@
 #include <vector>
 
 #include "proxy/config/config.h"
+#include "proxy/http/host_pattern.h"
 
 namespace sluice {
 
 // Maps a request (host, path, method) to the first matching RouteConfig.
 //
 // Matching rules, per route, all of which must hold:
-//  - host: compared case-insensitively, ignoring one trailing dot and IPv6
-//    brackets on either side. "api.example.com" matches exactly;
-//    "*.example.com" matches any subdomain at any depth ("a.example.com",
-//    "a.b.example.com") but not "example.com" itself; "" or "*" matches
-//    any host (including an empty one).
+//  - host: a HostPattern (host_pattern.h): compared case-insensitively,
+//    ignoring one trailing dot and IPv6 brackets on either side.
+//    "api.example.com" matches exactly; "*.example.com" matches any
+//    subdomain at any depth ("a.example.com", "a.b.example.com") but not
+//    "example.com" itself; "" or "*" matches any host (including an empty
+//    one).
 //  - path_prefix: a plain, case-sensitive byte prefix of `path`; empty
 //    matches every path.
 //  - methods: case-insensitive; an empty list matches every method.
@@ -49,13 +51,9 @@ class Router {
   size_t size() const { return routes_.size(); }
 
  private:
-  enum class HostKind { kAny, kExact, kSuffix };
   struct CompiledRoute {
     RouteConfig route;
-    HostKind kind = HostKind::kAny;
-    // Lower-cased, no trailing dot, no brackets. For kSuffix this keeps the
-    // leading dot (".example.com").
-    std::string host;
+    HostPattern host;
     std::vector<std::string> methods;  // Upper-cased.
   };
 
