@@ -25,11 +25,15 @@ Router::Router(const std::vector<RouteConfig>& routes) {
 
 std::optional<Router::Match> Router::Find(std::string_view host,
                                           std::string_view path,
-                                          std::string_view method) const {
+                                          std::string_view method,
+                                          RouteScheme scheme) const {
   const absl::string_view p = AbslView(path);
   const absl::string_view m = AbslView(method);
   for (size_t i = 0; i < routes_.size(); ++i) {
     const CompiledRoute& r = routes_[i];
+    if (r.route.scheme != RouteScheme::kAny && r.route.scheme != scheme) {
+      continue;
+    }
     if (!r.host.Matches(host)) continue;
     if (!absl::StartsWith(p, r.route.path_prefix)) continue;
     if (!r.methods.empty()) {

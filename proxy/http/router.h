@@ -12,7 +12,8 @@
 
 namespace sluice {
 
-// Maps a request (host, path, method) to the first matching RouteConfig.
+// Maps a request (host, path, method, scheme) to the first matching
+// RouteConfig.
 //
 // Matching rules, per route, all of which must hold:
 //  - host: a HostPattern (host_pattern.h): compared case-insensitively,
@@ -24,6 +25,8 @@ namespace sluice {
 //  - path_prefix: a plain, case-sensitive byte prefix of `path`; empty
 //    matches every path.
 //  - methods: case-insensitive; an empty list matches every method.
+//  - scheme: a route with RouteScheme::kAny matches requests of either
+//    scheme; one with kHttp or kHttps only requests of that scheme.
 // Routes are tried in configuration order; the first match wins.
 //
 // The Router keeps its own copy of the routes; Match::route points into it
@@ -44,9 +47,12 @@ class Router {
   };
 
   // `host` comes without a port; `path` without query or fragment (as the
-  // request target's path, already normalised by the caller).
+  // request target's path, already normalised by the caller). `scheme` is
+  // how the request reached sluice: kHttp (plain http://) or kHttps (from
+  // inside an intercepted tunnel). kAny is no request's scheme: given it,
+  // only routes without a scheme match.
   std::optional<Match> Find(std::string_view host, std::string_view path,
-                            std::string_view method) const;
+                            std::string_view method, RouteScheme scheme) const;
 
   size_t size() const { return routes_.size(); }
 

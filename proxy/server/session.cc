@@ -200,7 +200,8 @@ asio::awaitable<bool> Session::ReadHead(RequestState& rs) {
 }
 
 asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
-  auto match = ctx_.router->Find(rs.host, rs.path, rs.method);
+  auto match =
+      ctx_.router->Find(rs.host, rs.path, rs.method, RouteScheme::kHttp);
   if (!match) co_return true;
   rs.route_index = match->index;
   rs.route = RouteLabel(*match->route);

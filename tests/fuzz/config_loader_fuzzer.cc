@@ -33,8 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   sluice::Router router(config->routes);
   for (const sluice::RouteConfig& route : config->routes) {
-    router.Find(route.host, route.path_prefix, "GET");
+    router.Find(route.host, route.path_prefix, "GET",
+                sluice::RouteScheme::kHttp);
+    router.Find(route.host, route.path_prefix, "GET",
+                sluice::RouteScheme::kHttps);
   }
-  router.Find("api.example.com", "/v1/chat", "POST");
+  router.Find("api.example.com", "/v1/chat", "POST",
+              sluice::RouteScheme::kHttp);
   return 0;
 }

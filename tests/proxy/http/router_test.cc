@@ -11,27 +11,30 @@ namespace {
 
 RouteConfig Route(std::string host, std::string limit,
                   std::string path_prefix = "",
-                  std::vector<std::string> methods = {}) {
+                  std::vector<std::string> methods = {},
+                  RouteScheme scheme = RouteScheme::kAny) {
   RouteConfig route;
   route.host = std::move(host);
   route.limit = std::move(limit);
   route.path_prefix = std::move(path_prefix);
   route.methods = std::move(methods);
+  route.scheme = scheme;
   return route;
 }
 
 // The limit name of the matching route, or "<none>".
 std::string Limit(const Router& router, std::string_view host,
-                  std::string_view path = "/",
-                  std::string_view method = "GET") {
-  std::optional<Router::Match> match = router.Find(host, path, method);
+                  std::string_view path = "/", std::string_view method = "GET",
+                  RouteScheme scheme = RouteScheme::kHttp) {
+  std::optional<Router::Match> match = router.Find(host, path, method, scheme);
   return match ? match->route->limit : "<none>";
 }
 
 TEST(RouterTest, EmptyRouterMatchesNothing) {
   Router router({});
   EXPECT_EQ(router.size(), 0u);
-  EXPECT_FALSE(router.Find("a.com", "/", "GET").has_value());
+  EXPECT_FALSE(
+      router.Find("a.com", "/", "GET", RouteScheme::kHttp).has_value());
 }
 
 TEST(RouterTest, ExactHost) {
@@ -131,28 +134,68 @@ TEST(RouterTest, AllConditionsMustHold) {
   EXPECT_EQ(Limit(router, "a.com", "/v1/x", "GET"), "<none>");
 }
 
+TEST(RouterTest, SchemeSelectsRoutesThatNameOne) {
+  Router router({Route("a.com", "https-only", "", {}, RouteScheme::kHttps),
+                 Route("a.com", "http-only", "", {}, RouteScheme::kHttp),
+                 Route("b.com", "any", "", {}, RouteScheme::kAny)});
+  const RouteScheme kHttp = RouteScheme::kHttp;
+  const RouteScheme kHttps = RouteScheme::kHttps;
+  EXPECT_EQ(Limit(router, "a.com", "/", "GET", kHttps), "https-only");
+  EXPECT_EQ(Limit(router, "a.com", "/", "GET", kHttp), "http-only");
+  EXPECT_EQ(Limit(router, "b.com", "/", "GET", kHttps), "any");
+  EXPECT_EQ(Limit(router, "b.com", "/", "GET", kHttp), "any");
+
+  // A scheme is one more condition: the other conditions still hold.
+  Router https_only({Route("a.com", "s", "/v1/", {"POST"}, kHttps)});
+  EXPECT_EQ(Limit(https_only, "a.com", "/v1/x", "POST", kHttps), "s");
+  EXPECT_EQ(Limit(https_only, "a.com", "/v1/x", "POST", kHttp), "<none>");
+  EXPECT_EQ(Limit(https_only, "b.com", "/v1/x", "POST", kHttps), "<none>");
+  EXPECT_EQ(Limit(https_only, "a.com", "/v2/x", "POST", kHttps), "<none>");
+  EXPECT_EQ(Limit(https_only, "a.com", "/v1/x", "GET", kHttps), "<none>");
+
+  // kAny is no request's scheme: only routes without one match it.
+  EXPECT_EQ(Limit(router, "a.com", "/", "GET", RouteScheme::kAny), "<none>");
+  EXPECT_EQ(Limit(router, "b.com", "/", "GET", RouteScheme::kAny), "any");
+}
+
+TEST(RouterTest, SchemeRoutesKeepTheirIndexInOrder) {
+  // A request of the other scheme skips a route and takes the next one;
+  // Match::index is still the position in the configured list.
+  Router router({Route("*", "https", "", {}, RouteScheme::kHttps),
+                 Route("*", "fallback")});
+  std::optional<Router::Match> plain =
+      router.Find("a.com", "/", "GET", RouteScheme::kHttp);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->index, 1u);
+  std::optional<Router::Match> tls =
+      router.Find("a.com", "/", "GET", RouteScheme::kHttps);
+  ASSERT_TRUE(tls.has_value());
+  EXPECT_EQ(tls->index, 0u);
+}
+
 TEST(RouterTest, FirstMatchWinsInOrder) {
   Router router({Route("api.openai.com", "", "/v1/models"),
                  Route("api.openai.com", "openai", "/v1/", {"POST"}),
                  Route("*.openai.com", "wild"), Route("*", "catch-all")});
-  std::optional<Router::Match> exempt =
-      router.Find("api.openai.com", "/v1/models/gpt", "POST");
+  std::optional<Router::Match> exempt = router.Find(
+      "api.openai.com", "/v1/models/gpt", "POST", RouteScheme::kHttp);
   ASSERT_TRUE(exempt.has_value());
   EXPECT_EQ(exempt->index, 0u);
   EXPECT_EQ(exempt->route->limit, "");
 
   std::optional<Router::Match> post =
-      router.Find("api.openai.com", "/v1/chat", "POST");
+      router.Find("api.openai.com", "/v1/chat", "POST", RouteScheme::kHttp);
   ASSERT_TRUE(post.has_value());
   EXPECT_EQ(post->index, 1u);
   EXPECT_EQ(post->route->limit, "openai");
 
   std::optional<Router::Match> get =
-      router.Find("api.openai.com", "/v1/chat", "GET");
+      router.Find("api.openai.com", "/v1/chat", "GET", RouteScheme::kHttp);
   ASSERT_TRUE(get.has_value());
   EXPECT_EQ(get->index, 2u);
 
-  std::optional<Router::Match> other = router.Find("x.org", "/", "GET");
+  std::optional<Router::Match> other =
+      router.Find("x.org", "/", "GET", RouteScheme::kHttp);
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(other->index, 3u);
   EXPECT_EQ(other->route->limit, "catch-all");
@@ -167,14 +210,16 @@ TEST(RouterTest, KeepsItsOwnCopyOfTheRoutes) {
   Router router(routes);
   routes[0].limit = "changed";
   routes.clear();
-  std::optional<Router::Match> match = router.Find("a.com", "/", "GET");
+  std::optional<Router::Match> match =
+      router.Find("a.com", "/", "GET", RouteScheme::kHttp);
   ASSERT_TRUE(match.has_value());
   EXPECT_EQ(match->route->limit, "first");
   EXPECT_EQ(match->route->host, "a.com");
 
   // The route pointer survives moving the router.
   Router moved = std::move(router);
-  std::optional<Router::Match> again = moved.Find("a.com", "/", "GET");
+  std::optional<Router::Match> again =
+      moved.Find("a.com", "/", "GET", RouteScheme::kHttp);
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->route, match->route);
 }

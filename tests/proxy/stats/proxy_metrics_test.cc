@@ -462,7 +462,7 @@ TEST(RegisterConfigSeriesTest, LabelsMatchWhatRequestsAreCountedUnder) {
   const size_t before =
       SeriesCount(*m.registry(), "sluice_proxy_requests_total");
   Router router(config.routes);
-  auto match = router.Find("a.b.example.com", "/x", "GET");
+  auto match = router.Find("a.b.example.com", "/x", "GET", RouteScheme::kHttp);
   ASSERT_TRUE(match.has_value());
   m.OnRequest(RouteLabel(*match->route), RequestOutcome::kForwarded);
   EXPECT_EQ(
