@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "common/time/duration.h"
@@ -98,6 +99,41 @@ void EmitRoute(YAML::Emitter& out, const RouteConfig& route) {
   out << YAML::Key << "max_body_bytes" << YAML::Value
       << route.retry.max_body_bytes;
   out << YAML::EndMap;
+  EmitString(out, "scheme", std::string(RouteSchemeName(route.scheme)),
+             Exposure::kPublic);
+  out << YAML::Key << "originate_tls" << YAML::Value << route.originate_tls;
+  out << YAML::EndMap;
+}
+
+void EmitHosts(YAML::Emitter& out, absl::string_view key,
+               const std::vector<std::string>& hosts) {
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::Flow
+      << YAML::BeginSeq;
+  for (const std::string& host : hosts) out << YAML::DoubleQuoted << host;
+  out << YAML::EndSeq;
+}
+
+void EmitIntercept(YAML::Emitter& out, const InterceptConfig& intercept) {
+  out << YAML::BeginMap;
+  EmitHosts(out, "hosts", intercept.hosts);
+  out << YAML::Key << "ca" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  // Paths only, never the files: where the CA key lives is configuration,
+  // the key itself is never read here.
+  EmitString(out, "cert", intercept.ca_cert, Exposure::kPublic);
+  EmitString(out, "key", intercept.ca_key, Exposure::kPublic);
+  out << YAML::EndMap;
+  EmitDuration(out, "leaf_validity", intercept.leaf_validity);
+  EmitInt(out, "leaf_cache", intercept.leaf_cache);
+  out << YAML::EndMap;
+}
+
+void EmitUpstreamTls(YAML::Emitter& out, const UpstreamTlsConfig& tls) {
+  out << YAML::BeginMap;
+  EmitString(out, "ca_bundle", tls.ca_bundle, Exposure::kPublic);
+  // Shown on purpose: /config is where an operator sees which origins are
+  // not verified.
+  EmitHosts(out, "insecure_skip_verify", tls.insecure_skip_verify);
+  EmitInt(out, "session_cache", tls.session_cache);
   out << YAML::EndMap;
 }
 
@@ -179,6 +215,11 @@ std::string DumpRedactedConfig(const ProxyConfig& config) {
   EmitDuration(out, "connect_timeout", config.quota.connect_timeout);
   out << YAML::Key << "fast_path" << YAML::Value << config.quota.fast_path;
   out << YAML::EndMap;
+
+  out << YAML::Key << "intercept" << YAML::Value;
+  EmitIntercept(out, config.intercept);
+  out << YAML::Key << "upstream_tls" << YAML::Value;
+  EmitUpstreamTls(out, config.upstream_tls);
 
   out << YAML::Key << "rate_limits" << YAML::Value;
   if (config.rate_limits.empty()) out << YAML::Flow;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/config_file.h"
 #include "proxy/config/config_throttle.h"
+#include "proxy/config/config_tls.h"
 #include "proxy/config/config_yaml.h"
 
 namespace sluice {
@@ -378,11 +379,16 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path,
   if (node.IsNull()) {
     return FieldError(path, node, "must be a map (got nothing)");
   }
-  return ForEachField(
-      node, path, {"host", "path_prefix", "methods", "limit", "retry"},
+  absl::Status status = ForEachField(
+      node, path,
+      {"host", "path_prefix", "methods", "limit", "retry", "scheme",
+       "originate_tls"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& field) -> absl::Status {
         if (key == "retry") return ParseRetry(value, field, &route->retry);
+        if (key == "scheme" || key == "originate_tls") {
+          return ReadRouteTlsField(key, value, field, route);
+        }
         if (key == "methods") {
           route->methods.clear();
           return ForEachItem(
@@ -436,6 +442,8 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path,
         }
         return absl::OkStatus();
       });
+  if (!status.ok()) return status;
+  return CheckRouteTls(node, path, *route);
 }
 
 absl::Status ParseQuota(const YAML::Node& node, QuotaClientConfig* quota) {
@@ -490,8 +498,8 @@ absl::Status ParseRoot(const YAML::Node& root, ProxyConfig* config) {
   absl::Status status = ForEachField(
       root, "",
       {"listen", "workers", "admin", "timeouts", "limits", "connect", "ssrf",
-       "shutdown_grace", "access_log", "headers", "quota", "rate_limits",
-       "routes"},
+       "shutdown_grace", "access_log", "headers", "quota", "intercept",
+       "upstream_tls", "rate_limits", "routes"},
       [&](absl::string_view key, const YAML::Node& value,
           const std::string& path) -> absl::Status {
         if (key == "listen") return ParseListen(value, config);
@@ -510,6 +518,12 @@ absl::Status ParseRoot(const YAML::Node& root, ProxyConfig* config) {
         }
         if (key == "headers") return ParseHeaders(value, &config->headers);
         if (key == "quota") return ParseQuota(value, &config->quota);
+        if (key == "intercept") {
+          return ParseInterceptConfig(value, &config->intercept);
+        }
+        if (key == "upstream_tls") {
+          return ParseUpstreamTlsConfig(value, &config->upstream_tls);
+        }
         if (key == "rate_limits") return ParseRateLimits(value, config);
         routes.emplace(value);
         return absl::OkStatus();

@@ -215,6 +215,15 @@ access_log:
   path: /var/log/sluice/access.log
 headers:
   max_wait: ""
+intercept:
+  hosts: [api.openai.com, "*.stripe.com", "[2001:db8::1]"]
+  ca: {cert: /etc/sluice/ca.pem, key: /etc/sluice/ca-key.pem}
+  leaf_validity: 2h
+  leaf_cache: 3
+upstream_tls:
+  ca_bundle: /etc/ssl/corp.pem
+  insecure_skip_verify: [legacy.internal, 10.0.0.9]
+  session_cache: 0
 rate_limits:
   slow:
     rate: 0.5
@@ -252,7 +261,10 @@ routes:
     limit: slow
     retry: {on_throttle: true, methods: all, max_attempts: 4,
             max_body_bytes: 1048576}
+    scheme: http
+    originate_tls: true
   - {}
+  - {host: "*.stripe.com", scheme: https}
 )";
 
 TEST(ConfigLoaderTest, EveryFieldIsRead) {
@@ -284,6 +296,18 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_FALSE(c.access_log.enabled);
   EXPECT_EQ(c.access_log.path, "/var/log/sluice/access.log");
   EXPECT_EQ(c.headers.max_wait, "");
+  EXPECT_EQ(c.intercept,
+            (InterceptConfig{
+                .hosts = {"api.openai.com", "*.stripe.com", "[2001:db8::1]"},
+                .ca_cert = "/etc/sluice/ca.pem",
+                .ca_key = "/etc/sluice/ca-key.pem",
+                .leaf_validity = hours(2),
+                .leaf_cache = 3}));
+  EXPECT_EQ(c.upstream_tls,
+            (UpstreamTlsConfig{
+                .ca_bundle = "/etc/ssl/corp.pem",
+                .insecure_skip_verify = {"legacy.internal", "10.0.0.9"},
+                .session_cache = 0}));
 
   const LimitConfig* slow = c.FindLimit("slow");
   ASSERT_NE(slow, nullptr);
@@ -325,7 +349,7 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(t.pause.ramp, Duration::zero());
   EXPECT_EQ(t.pause.ramp_start, 1);
 
-  ASSERT_EQ(c.routes.size(), 2u);
+  ASSERT_EQ(c.routes.size(), 3u);
   EXPECT_EQ(c.routes[0].host, "API.Example.COM.");
   EXPECT_EQ(c.routes[0].path_prefix, "/");
   EXPECT_EQ(c.routes[0].methods,
@@ -335,8 +359,13 @@ TEST(ConfigLoaderTest, EveryFieldIsRead) {
                                             .all_methods = true,
                                             .max_attempts = 4,
                                             .max_body_bytes = 1048576}));
+  EXPECT_EQ(c.routes[0].scheme, RouteScheme::kHttp);
+  EXPECT_TRUE(c.routes[0].originate_tls);
   EXPECT_EQ(c.routes[1], RouteConfig{});
   EXPECT_EQ(c.routes[1].retry.max_body_bytes, 65536u);
+  EXPECT_EQ(c.routes[2].host, "*.stripe.com");
+  EXPECT_EQ(c.routes[2].scheme, RouteScheme::kHttps);
+  EXPECT_FALSE(c.routes[2].originate_tls);
 }
 
 TEST(ConfigLoaderTest, AdminCanBeDisabled) {
@@ -386,8 +415,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"lisen: []\n",
                   "lisen: unknown field (expected one of: listen, workers, "
                   "admin, timeouts, limits, connect, ssrf, shutdown_grace, "
-                  "access_log, headers, quota, rate_limits, routes) (line 1, "
-                  "column 1)"},
+                  "access_log, headers, quota, intercept, upstream_tls, "
+                  "rate_limits, routes) (line 1, column 1)"},
         ErrorCase{"quota: {weight: 0}\n",
                   "quota.weight: must be a number > 0 and <= 1e12 (got \"0\") "
                   "(line 1, column 17)"},
@@ -800,7 +829,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "column 14)"},
         ErrorCase{"routes:\n  - hots: a.com\n",
                   "routes[0].hots: unknown field (expected one of: host, "
-                  "path_prefix, methods, limit, retry) (line 2, column 5)"},
+                  "path_prefix, methods, limit, retry, scheme, originate_tls) "
+                  "(line 2, column 5)"},
         ErrorCase{"routes:\n  - retry: {max_body_bytes: 1048577}\n",
                   "routes[0].retry.max_body_bytes: must be an integer in "
                   "0..1048576 (got \"1048577\") (line 2, column 29)"},
@@ -894,9 +924,18 @@ TEST(ConfigDumpTest, RoundTripsEveryField) {
         std::string_view("access_log:\n  path: \"/var/log/caf\xc3\xa9 "
                          "\xf0\x9f\x93\x9c.log\"\n"),
         std::string_view("access_log:\n  path: \"null\"\n"),
+        std::string_view("rate_limits:\n  \"null\": {rate: 1e-9, period: 1ns}\n"
+                         "  \"true\": {rate: 123456789012, period: 8760h}\n"),
+        // Paths that read as other YAML types, or need quoting.
         std::string_view(
-            "rate_limits:\n  \"null\": {rate: 1e-9, period: 1ns}\n"
-            "  \"true\": {rate: 123456789012, period: 8760h}\n")}) {
+            "intercept: {hosts: [\"A.example.\", \"::1\", 10.0.0.1], ca: "
+            "{cert: \"null\", key: \"/k\xc3\xa9y: #1.pem\"}, "
+            "leaf_validity: 720h, leaf_cache: 100000}\n"
+            "upstream_tls: {ca_bundle: \"true\", insecure_skip_verify: "
+            "[\"[::1]\"], session_cache: 100000}\n"
+            "routes: [{scheme: https}, {originate_tls: true}, {scheme: \"\"}]"
+            "\n"),
+        std::string_view("intercept: {leaf_validity: 150m}\n")}) {
     const ProxyConfig config = LoadOrDie(yaml);
     std::string dump = DumpRedactedConfig(config);
     absl::StatusOr<ProxyConfig> reloaded = LoadProxyConfigFromString(dump);
@@ -932,6 +971,32 @@ routes:
   absl::StatusOr<ProxyConfig> reloaded = LoadProxyConfigFromString(dump);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   EXPECT_EQ(*reloaded, config);
+}
+
+TEST(ConfigDumpTest, ShowsTheTlsSettings) {
+  // The CA key's path is configuration (the key is never read here), and
+  // the unverified origins are what an operator must be able to see.
+  const ProxyConfig config = LoadOrDie(R"(
+intercept:
+  hosts: [api.openai.com]
+  ca: {cert: /etc/sluice/ca.pem, key: /etc/sluice/ca-key.pem}
+upstream_tls:
+  insecure_skip_verify: [legacy.internal]
+routes:
+  - {host: api.openai.com, scheme: https}
+  - {host: legacy.internal, originate_tls: true}
+)");
+  const std::string dump = DumpRedactedConfig(config);
+  EXPECT_THAT(dump, HasSubstr("hosts: [\"api.openai.com\"]"));
+  EXPECT_THAT(dump, HasSubstr("cert: \"/etc/sluice/ca.pem\""));
+  EXPECT_THAT(dump, HasSubstr("key: \"/etc/sluice/ca-key.pem\""));
+  EXPECT_THAT(dump, HasSubstr("leaf_validity: 24h"));
+  EXPECT_THAT(dump, HasSubstr("insecure_skip_verify: [\"legacy.internal\"]"));
+  EXPECT_THAT(dump, HasSubstr("scheme: \"https\""));
+  EXPECT_THAT(dump, HasSubstr("originate_tls: true"));
+  absl::StatusOr<ProxyConfig> reloaded = LoadProxyConfigFromString(dump);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status() << "\n" << dump;
+  EXPECT_EQ(*reloaded, config) << dump;
 }
 
 TEST(ConfigDumpTest, RoundTripsTheExampleFile) {
