@@ -180,6 +180,8 @@ TEST(ConfigLoaderTest, ExampleFileLoads) {
   EXPECT_EQ(c.routes[1].path_prefix, "/v1/");
   EXPECT_EQ(c.routes[1].methods, std::vector<std::string>{"POST"});
   EXPECT_EQ(c.routes[1].limit, "openai");
+  EXPECT_EQ(c.routes[1].scheme, RouteScheme::kAny);
+  EXPECT_FALSE(c.routes[1].originate_tls);
   EXPECT_EQ(c.routes[2].host, "*.anthropic.com");
   EXPECT_TRUE(c.routes[2].methods.empty());
   EXPECT_EQ(c.routes[2].limit, "anthropic-tokens");
