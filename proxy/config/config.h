@@ -263,11 +263,13 @@ struct RouteConfig {
 // Tunnels to other hosts stay opaque.
 struct InterceptConfig {
   // "api.openai.com" (exact) or "*.example.com" (any subdomain), as route
-  // hosts. Empty: interception is off.
+  // hosts, but never "" or "*": interception names its hosts. Empty:
+  // interception is off.
   std::vector<std::string> hosts;
   // PEM files of the CA that signs the minted certificates. Both are
-  // required when `hosts` is set; the key file must not be readable by
-  // group or others.
+  // required when `hosts` is set, and neither may be set without `hosts`;
+  // the key file must not be readable by group or others. The loader
+  // checks the paths only; the files are read when the proxy starts.
   std::string ca_cert;
   std::string ca_key;
   // How long a minted certificate is valid (it is renewed an hour before
@@ -284,9 +286,10 @@ struct UpstreamTlsConfig {
   // PEM file of the CAs to trust instead of the system store; "": the
   // system store.
   std::string ca_bundle;
-  // Exact host names whose certificates are not verified. Each one is
-  // logged as a warning at start and shown in /config; there is no other
-  // way to turn verification off.
+  // Exact host names or IP literals (valid route hosts without a wildcard)
+  // whose certificates are not verified. Each one is logged as a warning at
+  // start and shown in /config; there is no other way to turn verification
+  // off.
   std::vector<std::string> insecure_skip_verify;
   // TLS sessions kept for resumption, one per host:port: 0..100000.
   size_t session_cache = 1000;
