@@ -18,6 +18,7 @@
 #include "proxy/app/pause_wiring.h"
 #include "proxy/config/config_loader.h"
 #include "proxy/egress/ssrf_guard.h"
+#include "proxy/http/host_pattern.h"
 #include "proxy/http/router.h"
 #include "proxy/lease/lease_agent.h"
 #include "proxy/lease/lease_client.h"
@@ -65,7 +66,7 @@ struct ProxyApp::Impl {
   std::unique_ptr<AccessLog> access_log;
   // HTTPS interception and TLS towards origins (docs/https.md); null when
   // the config asks for neither.
-  std::unique_ptr<Router> intercept_hosts;
+  std::unique_ptr<HostSet> intercept_hosts;
   std::unique_ptr<TlsEndpoints> tls;
   std::vector<std::unique_ptr<LimitRuntime>> limits;
   // Leased mode: the limits that lease their tokens, and the client that
@@ -354,14 +355,10 @@ absl::Status ProxyApp::Impl::SetUpTls(Clock* clock) {
   TlsEndpoints::Options o;
   if (!ic.hosts.empty()) {
     // The intercepted hosts match as route hosts do.
-    std::vector<RouteConfig> patterns;
-    for (const std::string& host : ic.hosts) {
-      patterns.push_back(RouteConfig{.host = host});
-    }
-    intercept_hosts = std::make_unique<Router>(patterns);
-    const Router* hosts = intercept_hosts.get();
+    intercept_hosts = std::make_unique<HostSet>(ic.hosts);
+    const HostSet* hosts = intercept_hosts.get();
     o.intercepts = [hosts](std::string_view host) {
-      return hosts->Find(host, "/", "CONNECT").has_value();
+      return hosts->Matches(host);
     };
     o.ca_cert = ic.ca_cert;
     o.ca_key = ic.ca_key;

@@ -200,8 +200,7 @@ asio::awaitable<bool> Session::ReadHead(RequestState& rs) {
 }
 
 asio::awaitable<bool> Session::ApplyLimit(RequestState& rs) {
-  auto match =
-      ctx_.router->Find(rs.host, rs.path, rs.method, RouteScheme::kHttp);
+  auto match = ctx_.router->Find(rs.host, rs.path, rs.method, rs.scheme);
   if (!match) co_return true;
   rs.route_index = match->index;
   rs.route = RouteLabel(*match->route);
