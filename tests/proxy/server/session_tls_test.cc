@@ -200,18 +200,38 @@ class SessionTlsTest : public ::testing::Test {
   }
 
   // A limit of `burst` tokens (no refill on the fake clock) on every
-  // request to 127.0.0.1.
-  void LimitEverything(double burst) {
+  // request to 127.0.0.1 of `scheme`.
+  void LimitEverything(double burst, RouteScheme scheme = RouteScheme::kAny) {
     limit_config_.name = "lim";
     limit_config_.rate = 1;
     limit_config_.burst = burst;
     limit_config_.max_wait = Duration::zero();
-    config_.routes.push_back(RouteConfig{.host = "127.0.0.1", .limit = "lim"});
+    config_.routes.push_back(
+        RouteConfig{.host = "127.0.0.1", .limit = "lim", .scheme = scheme});
     limit_.config = &limit_config_;
     limit_.shared = std::make_shared<RateLimiter>(
         MakeTokenSource(Algorithm::kTokenBucket, RateSpec{1, seconds(1), burst},
                         TimePoint()),
         RateLimiterOptions{});
+  }
+
+  // The status of the second of two requests inside an intercepted
+  // tunnel, under a limit of one token on routes of `scheme`.
+  unsigned SecondRequestUnderALimitOn(RouteScheme scheme) {
+    X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
+    TlsOrigin origin(cert.get(), origin_key_.get());
+    config_.connect.allowed_ports = {origin.port()};
+    LimitEverything(/*burst=*/1, scheme);
+    Start();
+    tcp::socket client = Connect();
+    ConnectTo(client, origin.port());
+    boost::system::error_code ec;
+    auto tls = Handshake(client, proxy_ca_, "127.0.0.1", ec);
+    EXPECT_FALSE(ec) << ec.message();
+    if (ec) return 0;
+    beast::flat_buffer buf;
+    EXPECT_EQ(Get(*tls, buf, "/1", "127.0.0.1").result_int(), 200u);
+    return Get(*tls, buf, "/2", "127.0.0.1").result_int();
   }
 
   tcp::socket Connect() {
@@ -341,6 +361,16 @@ TEST_F(SessionTlsTest, EachRequestInsideTheTunnelMeetsTheLimit) {
   EXPECT_EQ(res.result_int(), 429u);
   EXPECT_EQ(res["x-sluice-limited"], "local");
   EXPECT_EQ(origin.seen().size(), 1u);
+}
+
+// A route of scheme http does not see the https requests of an
+// intercepted tunnel; a route of scheme https does.
+TEST_F(SessionTlsTest, AnHttpsRouteLimitsTheRequestsInsideTheTunnel) {
+  EXPECT_EQ(SecondRequestUnderALimitOn(RouteScheme::kHttps), 429u);
+}
+
+TEST_F(SessionTlsTest, AnHttpRouteDoesNotLimitTheRequestsInsideTheTunnel) {
+  EXPECT_EQ(SecondRequestUnderALimitOn(RouteScheme::kHttp), 200u);
 }
 
 TEST_F(SessionTlsTest, AnOriginCertificateThatFailsIsA502NamingWhy) {
