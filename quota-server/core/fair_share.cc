@@ -79,4 +79,24 @@ double DistributeSpare(double capacity, std::span<const double> weights,
   return per_weight;
 }
 
+ShareLevels ShareOut(double capacity, std::span<const double> demands,
+                     std::span<const double> weights, double headroom,
+                     std::vector<double>* shares) {
+  ShareLevels levels;
+  const WaterLevel level = WaterFill(capacity, demands, weights, shares);
+  levels.lambda = level.lambda;
+  if (level.spare > 0 && headroom > 0) {
+    std::vector<double> extra_wanted(demands.size());
+    for (size_t i = 0; i < demands.size(); ++i) {
+      extra_wanted[i] = headroom * CleanDemand(demands[i]);
+    }
+    std::vector<double> extra;
+    levels.headroom_lambda =
+        WaterFill(level.spare, extra_wanted, weights, &extra).lambda;
+    for (size_t i = 0; i < extra.size(); ++i) (*shares)[i] += extra[i];
+  }
+  levels.spare_per_weight = DistributeSpare(capacity, weights, *shares);
+  return levels;
+}
+
 }  // namespace sluice

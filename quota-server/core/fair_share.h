@@ -36,6 +36,31 @@ WaterLevel WaterFill(double capacity, std::span<const double> demands,
 double DistributeSpare(double capacity, std::span<const double> weights,
                        std::span<double> shares);
 
+// The levels of one ShareOut run.
+struct ShareLevels {
+  // The max-min level of the demands (WaterLevel::lambda): infinite when
+  // every demand is met.
+  double lambda = 0;
+  // The max-min level of the headroom pass: each share above its demand
+  // is min(headroom * d_i, w_i * headroom_lambda). 0 while demands are not
+  // all met, infinite when every headroom is met too.
+  double headroom_lambda = 0;
+  // What is left after both passes, per unit of weight (DistributeSpare).
+  double spare_per_weight = 0;
+};
+
+// The shares the quota server leases by (docs/leasing.md, "Allocation"):
+//  1. exact weighted max-min of the demands (WaterFill);
+//  2. only if every demand is met, the spare tops each share up by at most
+//     `headroom` * d_i, itself shared weighted max-min, so a low estimate
+//     of a growing demand is not left short;
+//  3. what is still left goes out by weight (DistributeSpare).
+// No share is ever below its exact max-min value: headroom comes only out
+// of capacity that no demand wants. `headroom` >= 0.
+ShareLevels ShareOut(double capacity, std::span<const double> demands,
+                     std::span<const double> weights, double headroom,
+                     std::vector<double>* shares);
+
 }  // namespace sluice
 
 #endif  // SLUICE_QUOTA_SERVER_CORE_FAIR_SHARE_H_

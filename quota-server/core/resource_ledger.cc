@@ -14,7 +14,10 @@ constexpr double kDemandTauSeconds = 0.25;
 // Smallest target of a member with a share: one request of cost 1.
 constexpr double kMinTarget = 1.0;
 // Members are allocated this multiple of their measured demand.
-constexpr double kDemandHeadroom = 1.1;
+// A met demand is topped up by up to this fraction of itself, from spare
+// capacity only (ShareOut), so a slightly low estimate or a late grant
+// does not leave a member short for good.
+constexpr double kDemandHeadroom = 0.1;
 // A demand change smaller than this fraction does not trigger a recompute.
 constexpr double kMaterialChange = 0.1;
 // A target must fall by this fraction below the last one sent to warrant a
@@ -240,19 +243,13 @@ void ResourceLedger::Recompute() {
   scratch_weight_.clear();
   for (const Member& m : members_) {
     if (!m.attached) continue;
-    // Headroom: a member held to its demand is allocated a little more than
-    // measured, so a slightly low estimate or a late grant does not leave it
-    // short for good; what it leaves unused returns through the level.
-    scratch_demand_.push_back(m.demand * kDemandHeadroom);
+    scratch_demand_.push_back(m.demand);
     scratch_weight_.push_back(m.weight);
   }
-  const WaterLevel level = WaterFill(limits_.rate_per_second, scratch_demand_,
-                                     scratch_weight_, &scratch_share_);
-  lambda_ = level.lambda;
+  levels_ = ShareOut(limits_.rate_per_second, scratch_demand_, scratch_weight_,
+                     kDemandHeadroom, &scratch_share_);
   total_weight_ = 0;
   for (double w : scratch_weight_) total_weight_ += w;
-  spare_per_weight_ =
-      DistributeSpare(limits_.rate_per_second, scratch_weight_, scratch_share_);
   size_t k = 0;
   for (Member& m : members_) {
     m.share = m.attached ? scratch_share_[k++] : 0;
@@ -261,8 +258,13 @@ void ResourceLedger::Recompute() {
 }
 
 double ResourceLedger::InterimShare(const Member& m) const {
-  return std::min(m.demand * kDemandHeadroom, m.weight * lambda_) +
-         m.weight * spare_per_weight_;
+  // As ShareOut would give it at the last run's levels.
+  const double fair = std::min(m.demand, m.weight * levels_.lambda);
+  if (fair < m.demand) return fair;
+  return fair +
+         std::min(kDemandHeadroom * m.demand,
+                  m.weight * levels_.headroom_lambda) +
+         m.weight * levels_.spare_per_weight;
 }
 
 void ResourceLedger::SendGrant(Member& m, double tokens, double target,

@@ -16,6 +16,7 @@
 #include "common/pause/pause_schedule.h"
 #include "common/time/clock.h"
 #include "quota-server/config/server_config.h"
+#include "quota-server/core/fair_share.h"
 #include "quota-server/core/fleet_pause.h"
 #include "sluice/v1/quota.pb.h"
 
@@ -237,8 +238,7 @@ class ResourceLedger {
   Pass pass_ = Pass::kReport;
   double leftover_ = 0;      // level at the start of the leftover pass
   double total_weight_ = 0;  // of attached members, at the last Recompute
-  double lambda_ = std::numeric_limits<double>::infinity();
-  double spare_per_weight_ = 0;
+  ShareLevels levels_{.lambda = std::numeric_limits<double>::infinity()};
   size_t serve_offset_ = 0;
   std::vector<double> scratch_demand_, scratch_weight_, scratch_share_;
 };

@@ -11,6 +11,7 @@
 namespace sluice {
 namespace {
 
+using ::testing::DoubleEq;
 using ::testing::DoubleNear;
 using ::testing::ElementsAre;
 
@@ -161,6 +162,77 @@ TEST(FairShareTest, RandomInstancesAreMaxMinOptimal) {
     double total = 0;
     for (double s : shares) total += s;
     EXPECT_NEAR(total, capacity, 1e-9 * capacity);
+  }
+}
+
+TEST(ShareOutTest, ExactMaxMinWhenTheCapacityIsShort) {
+  std::vector<double> shares;
+  const ShareLevels levels =
+      ShareOut(100, std::vector<double>{1, 30, 34, 1000},
+               std::vector<double>{1, 1, 1, 1}, 0.1, &shares);
+  EXPECT_THAT(shares, ElementsAre(DoubleEq(1), DoubleEq(30), DoubleEq(34),
+                                  DoubleEq(35)));
+  EXPECT_DOUBLE_EQ(levels.lambda, 35);
+  EXPECT_EQ(levels.headroom_lambda, 0);
+  EXPECT_EQ(levels.spare_per_weight, 0);
+}
+
+TEST(ShareOutTest, HeadroomComesOnlyOutOfTheSpare) {
+  std::vector<double> shares;
+  // Demands 50 and 45 of 100: the spare 5 is less than the headroom
+  // wanted (5 and 4.5), so it is shared max-min: 2.5 each.
+  ShareOut(100, std::vector<double>{50, 45}, std::vector<double>{1, 1}, 0.1,
+           &shares);
+  EXPECT_THAT(shares, ElementsAre(DoubleEq(52.5), DoubleEq(47.5)));
+  // Demands 20 and 10: headroom 2 and 1, then the 67 left by weight 1:2.
+  const ShareLevels levels = ShareOut(100, std::vector<double>{20, 10},
+                                      std::vector<double>{1, 2}, 0.1, &shares);
+  EXPECT_THAT(shares, ElementsAre(DoubleNear(22 + 67.0 / 3, 1e-9),
+                                  DoubleNear(11 + 134.0 / 3, 1e-9)));
+  EXPECT_NEAR(levels.spare_per_weight, 67.0 / 3, 1e-9);
+}
+
+TEST(ShareOutTest, RandomInstancesNeverGoBelowTheFairShare) {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937_64 rng(seed);
+    const size_t n = 1 + rng() % 200;
+    std::uniform_real_distribution<double> weight(0.1, 10);
+    std::exponential_distribution<double> demand(0.01);
+    std::vector<double> demands(n);
+    std::vector<double> weights(n);
+    double sum_d = 0;
+    for (size_t i = 0; i < n; ++i) {
+      demands[i] = rng() % 7 == 0 ? 0 : demand(rng);
+      weights[i] = rng() % 3 == 0 ? 1 : weight(rng);
+      sum_d += demands[i];
+    }
+    const double capacity =
+        sum_d * std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+    SCOPED_TRACE(testing::Message() << "seed " << seed << " n " << n);
+    // The fair shares, checked against the optimality conditions.
+    std::vector<double> fair;
+    WaterFill(capacity, demands, weights, &fair);
+    ExpectMaxMinOptimal(capacity, demands, weights, fair);
+    if (HasFatalFailure()) return;
+    std::vector<double> shares;
+    ShareOut(capacity, demands, weights, 0.1, &shares);
+    double total = 0;
+    double headroom_wanted = 0;
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_GE(shares[i], fair[i] * (1 - 1e-12)) << "sidecar " << i;
+      total += shares[i];
+      headroom_wanted += 0.1 * demands[i];
+    }
+    EXPECT_NEAR(total, capacity, 1e-9 * capacity);
+    if (sum_d >= capacity) {
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(shares[i], fair[i], 1e-9 * capacity) << "sidecar " << i;
+      }
+    } else if (capacity - sum_d >= headroom_wanted * (1 + 1e-9)) {
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_GE(shares[i], 1.1 * demands[i] * (1 - 1e-12)) << "sidecar " << i;
+      }
+    }
   }
 }
 

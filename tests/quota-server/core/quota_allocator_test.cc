@@ -253,8 +253,8 @@ TEST_F(QuotaAllocatorTest, DemandShiftMovesSharesAndShrinks) {
     }
   }
   auto r = Res(At(1000));
-  EXPECT_NEAR(r.sidecars[0].share_per_second, 90, 1);
-  EXPECT_NEAR(r.sidecars[1].share_per_second, 10, 1);
+  EXPECT_DOUBLE_EQ(r.sidecars[0].share_per_second, 90);
+  EXPECT_DOUBLE_EQ(r.sidecars[1].share_per_second, 10);
   EXPECT_NEAR(held_a, 18, 0.5);  // target 90/s * 200 ms, unspent
   // Now b is busy and a goes quiet: a's target falls below what it holds,
   // so it is told to shrink (no tokens, the new target).

@@ -89,39 +89,67 @@ std::map<StreamId, ResourceLedger::MemberView> Members(
 
 // --- Weighted max-min oracle ----------------------------------------------
 
-// Shares for `capacity` by the spec, independently of fair_share.cc: each
-// member gets min(1.1 * d_i, lambda * w_i), lambda the largest level that
-// fits (found by bisection); if every (headroom) demand fits, the spare is
-// added by weight.
-std::vector<double> OracleShares(double capacity,
-                                 const std::vector<double>& demand,
-                                 const std::vector<double>& weight) {
-  const size_t n = demand.size();
-  std::vector<double> want(n), share(n);
-  double total = 0, total_weight = 0;
-  for (size_t i = 0; i < n; ++i) {
-    want[i] = 1.1 * demand[i];
-    total += want[i];
-    total_weight += weight[i];
-  }
-  if (total <= capacity) {
-    for (size_t i = 0; i < n; ++i) {
-      share[i] = want[i] + weight[i] * (capacity - total) / total_weight;
-    }
-    return share;
-  }
+// The largest level lambda with sum min(want_i, lambda * w_i) <= capacity,
+// by bisection (independent of fair_share.cc's sort-and-sweep).
+double BisectLevel(double capacity, const std::vector<double>& want,
+                   const std::vector<double>& weight) {
   auto fill = [&](double lambda) {
     double sum = 0;
-    for (size_t i = 0; i < n; ++i) sum += std::min(want[i], lambda * weight[i]);
+    for (size_t i = 0; i < want.size(); ++i) {
+      sum += std::min(want[i], lambda * weight[i]);
+    }
     return sum;
   };
   double lo = 0, hi = 0;
-  for (size_t i = 0; i < n; ++i) hi = std::max(hi, want[i] / weight[i]);
+  for (size_t i = 0; i < want.size(); ++i) {
+    hi = std::max(hi, want[i] / weight[i]);
+  }
   for (int k = 0; k < 200; ++k) {
     const double mid = (lo + hi) / 2;
     (fill(mid) <= capacity ? lo : hi) = mid;
   }
-  for (size_t i = 0; i < n; ++i) share[i] = std::min(want[i], lo * weight[i]);
+  return lo;
+}
+
+// Shares for `capacity` by the spec (docs/leasing.md, "Allocation"): exact
+// weighted max-min of the demands; only when all are met, a headroom of up
+// to 0.1 * d_i each, itself max-min over the spare; then what is left by
+// weight.
+std::vector<double> OracleShares(double capacity,
+                                 const std::vector<double>& demand,
+                                 const std::vector<double>& weight) {
+  const size_t n = demand.size();
+  std::vector<double> share(n);
+  double total = 0, total_weight = 0;
+  for (size_t i = 0; i < n; ++i) {
+    total += demand[i];
+    total_weight += weight[i];
+  }
+  if (total > capacity) {
+    const double lambda = BisectLevel(capacity, demand, weight);
+    for (size_t i = 0; i < n; ++i) {
+      share[i] = std::min(demand[i], lambda * weight[i]);
+    }
+    return share;
+  }
+  std::vector<double> headroom(n);
+  double total_headroom = 0;
+  for (size_t i = 0; i < n; ++i) {
+    headroom[i] = 0.1 * demand[i];
+    total_headroom += headroom[i];
+  }
+  const double spare = capacity - total;
+  if (total_headroom > spare) {
+    const double lambda = BisectLevel(spare, headroom, weight);
+    for (size_t i = 0; i < n; ++i) {
+      share[i] = demand[i] + std::min(headroom[i], lambda * weight[i]);
+    }
+    return share;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    share[i] = demand[i] + headroom[i] +
+               weight[i] * (spare - total_headroom) / total_weight;
+  }
   return share;
 }
 
@@ -163,8 +191,7 @@ TEST(ResourceLedgerTest, SharesAreExactWeightedMaxMin) {
       EXPECT_NEAR(s, want[i], 1e-6 * rate) << "round " << round << " i " << i;
       sum += s;
     }
-    // Optimality: the rate is used in full, no member gets more than it
-    // asks unless there is spare for all, and a member held below its
+    // Optimality: the rate is used in full, and a member held below its
     // demand has the highest level s_i / w_i of all.
     EXPECT_NEAR(sum, rate, 1e-6 * rate);
     double top = 0;
@@ -173,11 +200,33 @@ TEST(ResourceLedgerTest, SharesAreExactWeightedMaxMin) {
     }
     for (size_t i = 0; i < n; ++i) {
       const double s = members.at(i + 1).share_per_second;
-      if (s < 1.1 * demand[i] - 1e-6) {
+      if (s < demand[i] - 1e-6) {
         EXPECT_NEAR(s / weight[i], top, 1e-6 * top) << "round " << round;
       }
     }
   }
+}
+
+// Headroom never comes out of another member's fair share: demands 1,
+// 30, 34 and 1000 of a rate of 100 get exactly 1, 30, 34 and 35.
+TEST(ResourceLedgerTest, HeadroomNeverLowersAFairShare) {
+  const LedgerLimits limits = Limits(100, 50);
+  const TimePoint t0 = TimePoint(seconds(100));
+  ResourceLedger ledger(limits, t0, TimePoint::min());
+  Grants grants;
+  std::vector<StreamId> removed;
+  const double demand[] = {1, 30, 34, 1000};
+  for (StreamId s = 1; s <= 4; ++s) {
+    ledger.OnReport({.stream = s, .sidecar_id = "s" + std::to_string(s)},
+                    Report(demand[s - 1], 0, 0, 1000), t0, grants.Sink(t0),
+                    &removed);
+  }
+  ledger.Tick(t0, grants.Sink(t0), &removed);
+  auto m = Members(ledger);
+  EXPECT_DOUBLE_EQ(m[1].share_per_second, 1);
+  EXPECT_DOUBLE_EQ(m[2].share_per_second, 30);
+  EXPECT_DOUBLE_EQ(m[3].share_per_second, 34);
+  EXPECT_DOUBLE_EQ(m[4].share_per_second, 35);
 }
 
 TEST(ResourceLedgerTest, DetachedMembersGetNoShare) {
@@ -186,9 +235,8 @@ TEST(ResourceLedgerTest, DetachedMembersGetNoShare) {
   ResourceLedger ledger(limits, t0, TimePoint::min());
   Grants grants;
   std::vector<StreamId> removed;
-  // Demands 80, 40, 40 with weights 1, 1, 2 (headroom makes them 88, 44,
-  // 44): stream 3 is met (44 < 2 * 28) and the other two split the 56
-  // left.
+  // Demands 80, 40, 40 with weights 1, 1, 2: stream 3 is met (40 < 2 * 30)
+  // and the other two split the 60 left.
   const double demand[] = {80, 40, 40};
   const double weight[] = {1, 1, 2};
   for (StreamId s = 1; s <= 3; ++s) {
@@ -200,18 +248,18 @@ TEST(ResourceLedgerTest, DetachedMembersGetNoShare) {
   }
   ledger.Tick(t0, grants.Sink(t0), &removed);
   auto m = Members(ledger);
-  EXPECT_NEAR(m[1].share_per_second, 28, 1e-9);
-  EXPECT_NEAR(m[2].share_per_second, 28, 1e-9);
-  EXPECT_NEAR(m[3].share_per_second, 44, 1e-9);
+  EXPECT_NEAR(m[1].share_per_second, 30, 1e-9);
+  EXPECT_NEAR(m[2].share_per_second, 30, 1e-9);
+  EXPECT_NEAR(m[3].share_per_second, 40, 1e-9);
   ledger.Detach(3, t0);
   const TimePoint t1 = t0 + milliseconds(50);
   ledger.Tick(t1, grants.Sink(t1), &removed);
   m = Members(ledger);
   EXPECT_FALSE(m[3].attached);
   EXPECT_EQ(m[3].share_per_second, 0);
-  // Now 44 is met for stream 2 and stream 1 takes the rest.
-  EXPECT_NEAR(m[1].share_per_second, 56, 1e-9);
-  EXPECT_NEAR(m[2].share_per_second, 44, 1e-9);
+  // Now 40 is met for stream 2 and stream 1 takes the rest.
+  EXPECT_NEAR(m[1].share_per_second, 60, 1e-9);
+  EXPECT_NEAR(m[2].share_per_second, 40, 1e-9);
 }
 
 // --- The invariant over random runs ---------------------------------------
@@ -657,8 +705,8 @@ TEST(ResourceLedgerTest, LearningCapIsMinOfBurstAndKnownHeld) {
 }
 
 TEST(ResourceLedgerTest, ShrinksWhenDemandDrops) {
-  // Rate 100, burst 50, horizon 200 ms. Demands 90 and 10 (99 and 11 with
-  // headroom): B is met, A gets the other 89.
+  // Rate 100, burst 50, horizon 200 ms. Demands 90 and 10 use the rate in
+  // full: no spare, so no headroom.
   const LedgerLimits limits = Limits(100, 50);
   const TimePoint t0 = TimePoint(seconds(100));
   ResourceLedger ledger(limits, t0, TimePoint::min());
@@ -670,23 +718,25 @@ TEST(ResourceLedgerTest, ShrinksWhenDemandDrops) {
                   grants.Sink(t0), &removed);
   TimePoint t = t0 + milliseconds(500);
   ledger.Tick(t, grants.Sink(t), &removed);
-  ASSERT_NEAR(grants.TokensTo(1), 89 * 0.2, kEps);
-  ASSERT_NEAR(grants.TokensTo(2), 11 * 0.2, kEps);
+  ASSERT_NEAR(grants.TokensTo(1), 90 * 0.2, kEps);
+  ASSERT_NEAR(grants.TokensTo(2), 10 * 0.2, kEps);
   const size_t before = grants.sent.size();
   // A's demand drops to 80 (a 10 s interval replaces the smoothed value):
-  // 88 and 11 fit, each gets half the spare 1, so A's share is 88.5 and
-  // its target 17.7: less than 10% below the 17.8 it was sent, no shrink.
+  // 80 and 10 fit, the spare 10 gives each its headroom (8 and 1) and half
+  // of the 1 left, so A's share is 88.5 and its target 17.7: less than 10%
+  // below the 18 it was sent, no shrink.
   t += milliseconds(50);
   ledger.OnReport({.stream = 1, .sidecar_id = "a"},
-                  Report(80 * 10, 89 * 0.2, 1, 10000), t, grants.Sink(t),
+                  Report(80 * 10, 90 * 0.2, 1, 10000), t, grants.Sink(t),
                   &removed);
   EXPECT_EQ(grants.sent.size(), before);
   EXPECT_NEAR(Members(ledger)[1].share_per_second, 88.5, kEps);
-  // Now to 10: both are met (11 each) and the spare 78 is split by weight,
-  // so A's share is 50 and its target 10, well below the 17.8 it holds.
+  // Now to 10: both are met with headroom (11 each) and the spare 78 is
+  // split by weight, so A's share is 50 and its target 10, well below the
+  // 18 it holds.
   t += milliseconds(50);
   ledger.OnReport({.stream = 1, .sidecar_id = "a"},
-                  Report(10 * 10, 89 * 0.2, 1, 10000), t, grants.Sink(t),
+                  Report(10 * 10, 90 * 0.2, 1, 10000), t, grants.Sink(t),
                   &removed);
   ASSERT_EQ(grants.sent.size(), before + 1);
   const GrantOrder& shrink = grants.sent.back().order;
