@@ -146,6 +146,27 @@ TEST(FleetSim, ReconvergesWithinOneSecondOfADemandShift) {
   }
 }
 
+// Idle sidecars are offered the spare capacity, but what they hold must
+// not starve one whose demand rises. 99 stay idle (more than the burst of
+// 40: if each held the one-token minimum, the burst would be theirs); the
+// last goes from nothing to twice the rate at 5 s and has the whole rate
+// (within 3%) from 300 ms later: the idle ones are told to shrink at once
+// (without the shrink it gets 182/s, their tokens dying only with the
+// lease).
+TEST(FleetSim, SpareHeldByIdleSidecarsDoesNotStarveARisingOne) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 100;
+    c.demand = [](size_t i, double t) {
+      return i == 99 && t >= 5 ? 400.0 : 0.0;
+    };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    const double got = r.SentBetween(99, 5.3, 10) / 4.7;
+    EXPECT_NEAR(got, 200, 0.03 * 200) << "seed " << seed;
+  }
+}
+
 TEST(FleetSim, BurstyOnOffDemandNeverBreaksTheBound) {
   for (uint64_t seed = 1; seed <= 10; ++seed) {
     SimConfig c = Base(seed);
