@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <utility>
 
 #include "proxy/limit/rate_limiter.h"
@@ -26,6 +28,19 @@ struct LeaseAgent::Bucket {
   bool early_armed = false;
   // Time of the last report on any stream (start of the demand interval).
   std::optional<TimePoint> last_report;
+  // (report_seq, when it was made) of the recent reports, oldest first:
+  // a grant that echoes one of them is younger than it (its tokens live
+  // ttl from then, at most).
+  std::deque<std::pair<uint64_t, TimePoint>> reports_made;
+
+  // When the report `seq` was made, if it is still remembered.
+  std::optional<TimePoint> ReportMadeAt(uint64_t seq) const {
+    for (auto it = reports_made.rbegin(); it != reports_made.rend(); ++it) {
+      if (it->first == seq) return it->second;
+      if (it->first < seq) break;
+    }
+    return std::nullopt;
+  }
 
   bool Is(const sluice::v1::BucketId& id) const {
     return binding.resource == id.resource() &&
@@ -145,6 +160,15 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(Bucket& b, TimePoint now) {
   }
   if (b.binding.pool != nullptr) r->set_held(b.binding.pool->Held(now));
   r->set_grant_seq_seen(grant_seq_seen_);
+  const uint64_t report_seq = next_report_seq_++;
+  r->set_report_seq(report_seq);
+  b.reports_made.emplace_back(report_seq, now);
+  // A grant older than a ttl is refused anyway: remember what a ttl of up
+  // to a minute needs, and never more than a bounded number of reports.
+  while (b.reports_made.size() > kReportsRemembered ||
+         b.reports_made.front().second + kReportMemory < now) {
+    b.reports_made.pop_front();
+  }
   if (b.binding.pause != nullptr) {
     if (auto stated = b.binding.pause->TakeStatedLimit()) {
       r->set_stated_limit(stated->limit);
@@ -277,9 +301,20 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
       const bool paused =
           b.binding.pause != nullptr &&
           b.binding.pause->PhaseAt(now) == PauseSchedule::Phase::kPaused;
-      if (pool != nullptr && !paused) {
-        pool->AddGrant(g.tokens(), now + std::chrono::milliseconds(g.ttl_ms()),
-                       g.share_per_second(), now);
+      // The tokens live ttl from the moment the grant was made, at most,
+      // and the grant is younger than the report it echoes: so a grant that
+      // waited in a queue, behind a retransmission or in a frozen process
+      // dies before the server stops counting it (docs/leasing.md, "The
+      // bound"). A server that echoes no report (0) gets ttl from now.
+      const Duration ttl = std::chrono::milliseconds(g.ttl_ms());
+      TimePoint expires = now + ttl;
+      if (g.report_seq() != 0) {
+        const std::optional<TimePoint> made = b.ReportMadeAt(g.report_seq());
+        expires = made.has_value() ? std::min(expires, *made + ttl) : now;
+      }
+      if (expires <= now && g.tokens() > 0) ++aged_grants_;
+      if (pool != nullptr && !paused && expires > now) {
+        pool->AddGrant(g.tokens(), expires, g.share_per_second(), now);
       }
       if (g.refresh_after_ms() > 0) {
         b.refresh = std::chrono::milliseconds(g.refresh_after_ms());

@@ -74,8 +74,9 @@ class LeaseAgent {
   // tokens expire).
   void OnDisconnected(TimePoint now);
 
-  // Applies one server message: grants (tokens expire ttl after `now`,
-  // target shrinks), limit updates, pauses (the bucket's held tokens are
+  // Applies one server message: grants (tokens expire ttl after the report
+  // the grant echoes was made, or after `now` if it echoes none; target
+  // shrinks), limit updates, pauses (the bucket's held tokens are
   // dropped, its throttle paused, and a PauseAck queued for the next Poll).
   // A message for an unknown bucket is ignored. A new server_epoch is noted
   // (logged by the owner).
@@ -130,6 +131,10 @@ class LeaseAgent {
   size_t server_restarts_seen() const { return server_restarts_; }
   // Grants dropped because a newer grant of the stream came first.
   uint64_t stale_grants() const { return stale_grants_; }
+  // Grants whose tokens came dead: older than a ttl, counted from the
+  // report they echo (DemandReport.report_seq), or echoing a report no
+  // longer remembered.
+  uint64_t aged_grants() const { return aged_grants_; }
 
  private:
   struct Bucket;
@@ -156,6 +161,12 @@ class LeaseAgent {
   size_t server_restarts_ = 0;
   uint64_t grant_seq_seen_ = 0;
   uint64_t stale_grants_ = 0;
+  uint64_t aged_grants_ = 0;
+  // Numbers every report (DemandReport.report_seq), across streams.
+  uint64_t next_report_seq_ = 1;
+  // Per bucket, at most this many reports and this long are remembered.
+  static constexpr size_t kReportsRemembered = 1024;
+  static constexpr Duration kReportMemory = std::chrono::seconds(60);
   // Messages to send with the next Poll (pause acknowledgements).
   std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.

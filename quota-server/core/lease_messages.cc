@@ -26,6 +26,7 @@ sluice::v1::ServerMessage MakeGrantMessage(
   g->set_seq(seq);
   g->set_share_per_second(order.share_per_second);
   g->set_target(order.target);
+  g->set_report_seq(order.report_seq);
   g->set_ttl_ms(Millis(lease.ttl));
   g->set_refresh_after_ms(Millis(lease.refresh));
   g->set_valid_until_unix_ms(

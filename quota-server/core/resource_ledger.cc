@@ -162,6 +162,7 @@ bool ResourceLedger::OnReport(const Reporter& who,
     }
   }
   m.seq_seen = std::max(m.seq_seen, report.grant_seq_seen());
+  m.report_seq = std::max(m.report_seq, report.report_seq());
   m.held = held;
   if (held > 0) {
     // Held tokens were received before `now` and die ttl after receipt.
@@ -272,7 +273,8 @@ void ResourceLedger::SendGrant(Member& m, double tokens, double target,
   const uint64_t seq = sink(GrantOrder{.stream = m.stream,
                                        .tokens = tokens,
                                        .target = target,
-                                       .share_per_second = m.share});
+                                       .share_per_second = m.share,
+                                       .report_seq = m.report_seq});
   m.last_target_sent = target;
   if (tokens <= 0) return;
   m.in_flight.push_back(InFlight{seq, tokens, now + dead_after_grant_});
@@ -391,7 +393,7 @@ void ResourceLedger::Tick(TimePoint now, GrantSink sink,
 void ResourceLedger::RevokeAll(GrantSink sink) {
   for (Member& m : members_) {
     if (!m.attached) continue;
-    sink(GrantOrder{.stream = m.stream});
+    sink(GrantOrder{.stream = m.stream, .report_seq = m.report_seq});
     m.last_target_sent = 0;
   }
 }

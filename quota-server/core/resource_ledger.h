@@ -28,6 +28,8 @@ struct GrantOrder {
   double tokens = 0;  // 0: only a new target (a shrink, or a revoke at 0)
   double target = 0;
   double share_per_second = 0;
+  // The member's latest DemandReport.report_seq (LeaseGrant.report_seq).
+  uint64_t report_seq = 0;
 };
 // Sends one grant (in order on its stream) and returns its seq (> 0).
 using GrantSink = absl::FunctionRef<uint64_t(const GrantOrder&)>;
@@ -173,6 +175,7 @@ class ResourceLedger {
     double last_queued = 0;  // backlog in the previous report
     double held = 0;
     uint64_t seq_seen = 0;
+    uint64_t report_seq = 0;          // the latest report's, echoed in grants
     std::vector<InFlight> in_flight;  // ascending seq
     double outstanding = 0;           // held + in-flight tokens
     double share = 0;                 // tokens/s

@@ -270,14 +270,40 @@ class Fleet {
       } else {
         st.last_down = at;
       }
-      Push(at, [this, id, m = std::move(msg)] {
-        auto it2 = streams_.find(id);
-        if (it2 == streams_.end() || !it2->second.sidecar_open) return;
-        Sidecar& s = sidecars_[it2->second.sidecar];
-        if (s.alive) s.agent->OnServerMessage(m, now_);
-      });
+      if (const auto stall = During(cfg_.stalls, st.sidecar, now_)) {
+        at = std::max(at, *stall);
+        st.last_down = std::max(st.last_down, at);
+      }
+      Push(at, [this, id, m = std::move(msg)] { Deliver(id, m); });
     }
     out.messages.clear();
+  }
+
+  // The end of the stall in `stalls` of sidecar i that `t` falls in.
+  std::optional<TimePoint> During(const std::vector<SimConfig::Stall>& stalls,
+                                  size_t i, TimePoint t) const {
+    const double s = Seconds(t);
+    for (const SimConfig::Stall& st : stalls) {
+      if (st.sidecar == i && s >= st.from && s < st.to) {
+        return t0_ + std::chrono::duration_cast<Duration>(
+                         std::chrono::duration<double>(st.to));
+      }
+    }
+    return std::nullopt;
+  }
+
+  // A server message reaches the sidecar of stream `id` (or waits for the
+  // sidecar to thaw, in order).
+  void Deliver(StreamId id, const sluice::v1::ServerMessage& m) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || !it->second.sidecar_open) return;
+    const size_t i = it->second.sidecar;
+    if (const auto thaw = During(cfg_.freezes, i, now_)) {
+      Push(*thaw, [this, id, m] { Deliver(id, m); });
+      return;
+    }
+    Sidecar& s = sidecars_[i];
+    if (s.alive) s.agent->OnServerMessage(m, now_);
   }
 
   void Crash(size_t i) {
@@ -377,7 +403,7 @@ class Fleet {
 
   void StepSidecar(size_t i) {
     Sidecar& s = sidecars_[i];
-    if (!s.alive) return;
+    if (!s.alive || During(cfg_.freezes, i, now_)) return;
     const double t = Seconds(now_);
     const double step_s = std::chrono::duration<double>(cfg_.step).count();
     if (t >= cfg_.demand_start) {

@@ -81,6 +81,22 @@ struct SimConfig {
   bool learn = false;
   LearnOptions learn_options;
   Duration resume_jitter = std::chrono::milliseconds(20);
+  // A stretch of time in which one sidecar's control plane misbehaves,
+  // seconds since start.
+  struct Stall {
+    double from = 0;
+    double to = 0;
+    size_t sidecar = 0;
+  };
+  // Stalled streams: what the server sends the sidecar in [from, to) waits
+  // (in a write queue, behind TCP retransmission) and arrives all at `to`,
+  // in order. Reports still go up.
+  std::vector<Stall> stalls;
+  // Frozen sidecars (SIGSTOP, CPU throttling): in [from, to) the sidecar
+  // runs nothing: no request is admitted or sent, no report made, no
+  // message read. What reached it meanwhile is read at `to`; the server
+  // sees a live stream throughout.
+  std::vector<Stall> freezes;
   // How long the server takes to notice a crashed sidecar's stream.
   Duration crash_detect = std::chrono::seconds(1);
   // A sidecar whose stream ended reconnects after this.

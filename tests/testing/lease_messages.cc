@@ -37,6 +37,7 @@ sluice::v1::ServerMessage GrantMessage(const Grant& grant) {
   g->set_seq(grant.seq);
   g->set_target(grant.target);
   g->set_ttl_ms(grant.ttl_ms);
+  g->set_report_seq(grant.report_seq);
   g->set_share_per_second(grant.share);
   g->set_refresh_after_ms(grant.refresh_ms);
   return m;

@@ -42,6 +42,7 @@ struct Grant {
   double share = 10;  // share_per_second
   uint32_t refresh_ms = 0;
   uint64_t epoch = 42;
+  uint64_t report_seq = 0;  // the report it echoes (0: none)
 };
 sluice::v1::ServerMessage GrantMessage(const Grant& grant);
 

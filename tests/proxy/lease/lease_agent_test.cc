@@ -206,6 +206,50 @@ TEST_F(LeaseAgentTest, GrantFeedsThePoolAndTheLimiterAdmits) {
   EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(600)), 0);
 }
 
+// A grant is younger than the report it echoes, so its tokens live ttl
+// from when that report was made, however late the grant arrives; one that
+// echoes a report no longer remembered brings nothing.
+TEST_F(LeaseAgentTest, GrantTokensLiveTtlFromTheReportTheyEcho) {
+  const std::vector<SidecarMessage> hello = agent_->OnConnected(kT0);
+  const uint64_t first = hello[1].demand().report_seq();
+  EXPECT_GT(first, 0u);
+  EXPECT_GT(hello[2].demand().report_seq(), first);  // numbered per report
+  auto grant = [](double tokens, uint64_t seq, uint64_t report_seq) {
+    return test::GrantMessage({.resource = "a",
+                               .tokens = tokens,
+                               .seq = seq,
+                               .target = 10,
+                               .ttl_ms = 1000,
+                               .report_seq = report_seq});
+  };
+  // The answer to the report of kT0 arrives 800 ms late: 200 ms left.
+  agent_->OnServerMessage(grant(4, 1, first), kT0 + milliseconds(800));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(999)), 4);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(1000)), 0);
+  EXPECT_EQ(agent_->aged_grants(), 0u);
+  // Older than a ttl on arrival: nothing, and counted.
+  agent_->OnServerMessage(grant(4, 2, first), kT0 + milliseconds(1000));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(1000)), 0);
+  EXPECT_EQ(agent_->aged_grants(), 1u);
+  // A newer report: its answer lives ttl from that report.
+  std::vector<SidecarMessage> reports = agent_->Poll(kT0 + milliseconds(1500));
+  ASSERT_FALSE(reports.empty());
+  const uint64_t later = reports[0].demand().report_seq();
+  EXPECT_GT(later, first);
+  agent_->OnServerMessage(grant(3, 3, later), kT0 + milliseconds(1600));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(1600)), 3);
+  // A report this sidecar never made (or has forgotten): nothing.
+  agent_->OnServerMessage(grant(5, 4, later + 1000), kT0 + milliseconds(1600));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(1600)), 3);
+  EXPECT_EQ(agent_->aged_grants(), 2u);
+  // A server that echoes nothing: ttl from receipt, as before.
+  agent_->OnServerMessage(grant(2, 5, 0), kT0 + milliseconds(1700));
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(2499)), 5);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(2500)), 2);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(2699)), 2);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(2700)), 0);
+}
+
 TEST_F(LeaseAgentTest, ReportsCarryMeasuredDemandAndState) {
   agent_->OnConnected(kT0);
   agent_->OnServerMessage(Grant("a", 3, 1, 10), kT0);

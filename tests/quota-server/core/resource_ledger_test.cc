@@ -229,6 +229,37 @@ TEST(ResourceLedgerTest, HeadroomNeverLowersAFairShare) {
   EXPECT_DOUBLE_EQ(m[4].share_per_second, 35);
 }
 
+// Every grant echoes the latest report the ledger took from its member,
+// which is what bounds its age on the sidecar (docs/leasing.md).
+TEST(ResourceLedgerTest, GrantsEchoTheLatestReport) {
+  const LedgerLimits limits = Limits(100, 50);
+  const TimePoint t0 = TimePoint(seconds(100));
+  ResourceLedger ledger(limits, t0, TimePoint::min(), /*initial_level=*/50);
+  Grants grants;
+  std::vector<StreamId> removed;
+  sluice::v1::DemandReport r = Report(50, 0, 0, 1000);
+  r.set_report_seq(7);
+  ledger.OnReport({.stream = 1, .sidecar_id = "a"}, r, t0, grants.Sink(t0),
+                  &removed);
+  ASSERT_FALSE(grants.sent.empty());
+  EXPECT_EQ(grants.sent.back().order.report_seq, 7u);
+  // Reports that saw the grant and spent it; an older one (overtaken)
+  // does not lower the echo.
+  r = Report(50, 0, /*seen=*/1, 300);
+  r.set_report_seq(5);
+  const TimePoint t1 = t0 + milliseconds(300);
+  ledger.OnReport({.stream = 1, .sidecar_id = "a"}, r, t1, grants.Sink(t1),
+                  &removed);
+  r.set_report_seq(9);
+  ledger.OnReport({.stream = 1, .sidecar_id = "a"}, r, t1, grants.Sink(t1),
+                  &removed);
+  const size_t before = grants.sent.size();
+  const TimePoint t2 = t1 + milliseconds(300);
+  ledger.Tick(t2, grants.Sink(t2), &removed);
+  ASSERT_GT(grants.sent.size(), before);
+  EXPECT_EQ(grants.sent.back().order.report_seq, 9u);
+}
+
 TEST(ResourceLedgerTest, DetachedMembersGetNoShare) {
   const LedgerLimits limits = Limits(100, 50);
   const TimePoint t0 = TimePoint(seconds(100));
