@@ -190,6 +190,22 @@ class HttpsClientsTest(h.ProxyTestCase):
              "SSL_CERT_FILE": self.ca.bundle_pem})
         self.check_client(name, r)
 
+    def test_node_undici(self):
+        name = "node"
+        undici = os.path.join(node_modules(), "undici", "package.json")
+        self.assertTrue(os.path.exists(undici),
+                        "%s is missing: run `npm ci` in %s (ctest does, in "
+                        "the fixture integration.node_modules)" %
+                        (undici, NODE_DIR))
+        self.assertTrue(shutil.which("node"), "node is not installed")
+        r = tlsh.run_client(
+            ["node", os.path.join(NODE_DIR, "client.mjs"), self.base(name),
+             str(COUNT), str(BODY_SIZE)],
+            {"HTTPS_PROXY": self.proxy.url,
+             "NODE_EXTRA_CA_CERTS": self.ca.ca_pem,
+             "SLUICE_NODE_MODULES": node_modules()})
+        self.check_client(name, r)
+
 
 if __name__ == "__main__":
     unittest.main()
