@@ -206,6 +206,20 @@ class HttpsClientsTest(h.ProxyTestCase):
              "SLUICE_NODE_MODULES": node_modules()})
         self.check_client(name, r)
 
+    def test_java_http_client(self):
+        name = "java"
+        self.assertTrue(shutil.which("java"), "java is not installed "
+                        "(Debian: openjdk-17-jdk-headless)")
+        store, password = self.ca.java_truststore()
+        r = tlsh.run_client(
+            ["java", os.path.join(JAVA_DIR, "Client.java"), "127.0.0.1",
+             str(self.proxy.port), self.base(name), str(COUNT),
+             str(BODY_SIZE)],
+            {"JAVA_TOOL_OPTIONS":
+             "-Djavax.net.ssl.trustStore=%s "
+             "-Djavax.net.ssl.trustStorePassword=%s" % (store, password)})
+        self.check_client(name, r)
+
 
 if __name__ == "__main__":
     unittest.main()
