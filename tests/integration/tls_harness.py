@@ -102,6 +102,13 @@ class OriginPki:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-it-pki-")
+        try:
+            self._make()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make(self):
         d = self.dir
         os.mkdir(os.path.join(d, "issued"))
         open(os.path.join(d, "index.txt"), "w").close()
@@ -252,6 +259,7 @@ class SluiceCa:
         os.mkdir(out)
         r = h.run_proxy_cli(["ca", "init", "--out", out])
         if r.returncode != 0:
+            self.close()
             raise RuntimeError("sluice-proxy ca init failed (%d): %s%s" %
                                (r.returncode, r.stdout, r.stderr))
         self.ca_pem = os.path.join(out, "ca.pem")
