@@ -11,7 +11,14 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   curl openssl ca-certificates python3 python3-requests
+  openjdk-17-jdk-headless
 )
+# The HTTPS integration tests run a Node client (npm ci installs its pinned
+# packages). Debian's nodejs and npm only when the commands are absent: a
+# Node installed otherwise (e.g. NodeSource, whose nodejs conflicts with
+# Debian's npm) is used as it is.
+if ! command -v node >/dev/null 2>&1; then PKGS+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi
 # Only the benchmark script needs these; install with SLUICE_BENCH_DEPS=1.
 if [[ "${SLUICE_BENCH_DEPS:-0}" == "1" ]]; then
   PKGS+=(wrk nginx-light squid haproxy)

@@ -1552,11 +1552,12 @@ def proxied_session(proxy):
     return s
 
 
-def run_curl(args, proxy=None, env_proxy=None, timeout=60):
+def run_curl(args, proxy=None, env_proxy=None, timeout=60, env=None):
     """Runs curl. `env_proxy` is set as the lowercase http_proxy variable
-    (curl ignores HTTP_PROXY); `proxy` is passed as --proxy. Returns the
-    CompletedProcess (text mode)."""
-    env = dict(os.environ)
+    (curl ignores HTTP_PROXY); `proxy` is passed as --proxy; `env` adds
+    variables (HTTPS_PROXY, CURL_CA_BUNDLE). Returns the CompletedProcess
+    (text mode)."""
+    env = dict(os.environ, **(env or {}))
     if env_proxy:
         env["http_proxy"] = env_proxy
     cmd = ["curl", "--silent", "--show-error", "--max-time", "30"]
