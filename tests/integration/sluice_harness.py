@@ -13,6 +13,7 @@ Pieces:
     limit (429 + Retry-After beyond it), answers chosen paths with scripted
     replies, and records every request.
   * TlsUpstream: the same origin behind TLS with a throwaway certificate.
+  * SluiceCa: a CA from `sluice-proxy ca init`, for HTTPS interception.
   * raw_request / slow_send / open_tunnel / read_head: raw sockets for
     malformed input, slowloris, CONNECT and interim responses; replies are
     parsed with http.client.
@@ -897,6 +898,30 @@ class TlsUpstream(RateLimitedUpstream):
         return ssl.create_default_context(cafile=self.cert_path)
 
 
+class SluiceCa:
+    """A CA for HTTPS interception, written by `sluice-proxy ca init` into a
+    new temporary directory: cert (ca.pem), key (ca-key.pem, 0600), bundle
+    (the system roots, then the CA; what clients trust). intercept_yaml(hosts)
+    is the `intercept:` section of a sidecar config using it."""
+
+    def __init__(self, binary=None):
+        self.dir = tempfile.mkdtemp(prefix="sluice-it-ca-")
+        r = run_proxy_cli(["ca", "init", "--out", self.dir], binary=binary)
+        if r.returncode != 0:
+            raise RuntimeError("sluice-proxy ca init failed: %s%s" %
+                               (r.stdout, r.stderr))
+        self.cert = os.path.join(self.dir, "ca.pem")
+        self.key = os.path.join(self.dir, "ca-key.pem")
+        self.bundle = os.path.join(self.dir, "bundle.pem")
+
+    def intercept_yaml(self, hosts):
+        return "intercept:\n  hosts: [%s]\n  ca: {cert: %s, key: %s}\n" % (
+            ", ".join(hosts), self.cert, self.key)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------
 # The proxy process
 # --------------------------------------------------------------------------
@@ -1542,13 +1567,17 @@ def admin_get(port, path, timeout=10.0):
     return status, headers, body.decode("utf-8", "replace")
 
 
-def proxied_session(proxy):
+def proxied_session(proxy, verify=None):
     """A requests.Session that goes through `proxy` for http and https and
-    ignores the environment (proxy variables, netrc, CA bundle)."""
+    ignores the environment (proxy variables, netrc, CA bundle). `verify`:
+    the CA file https:// servers are checked against (e.g. a SluiceCa's
+    bundle, for hosts sluice intercepts); None keeps requests' default."""
     import requests  # Debian's python3-requests.
     s = requests.Session()
     s.trust_env = False
     s.proxies = {"http": proxy.url, "https": proxy.url}
+    if verify is not None:
+        s.verify = verify
     return s
 
 

@@ -128,7 +128,7 @@ class FleetPauseBase(h.ProxyTestCase):
         Returns each sidecar's {origin: pause start or None}."""
         self.wait_running()
         self.up.reset()
-        load = tq.Load()
+        load = self.new_load()
         for i, p in enumerate(self.proxies):
             load.add(p, i, self.up.url + "/api/%d" % i, threads=THREADS,
                      pause=0.02)
@@ -224,6 +224,11 @@ class FleetPauseBase(h.ProxyTestCase):
         st = self.quota.resource_status("api")
         self.assertTrue(st["pauses_total"], st)
         return origins
+
+    def new_load(self):
+        """The Load of run_ban (a subclass may give its clients other
+        sessions)."""
+        return tq.Load()
 
     def fleet_metric(self, name, labels=""):
         return sum(tq.metric(p, name, labels) or 0 for p in self.proxies)
