@@ -908,6 +908,7 @@ class SluiceCa:
         self.dir = tempfile.mkdtemp(prefix="sluice-it-ca-")
         r = run_proxy_cli(["ca", "init", "--out", self.dir], binary=binary)
         if r.returncode != 0:
+            self.close()
             raise RuntimeError("sluice-proxy ca init failed: %s%s" %
                                (r.stdout, r.stderr))
         self.cert = os.path.join(self.dir, "ca.pem")

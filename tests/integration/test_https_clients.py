@@ -80,7 +80,7 @@ class HttpsClientsTest(h.ProxyTestCase):
             tlsh.PkiUpstream, pki=cls.pki, rate=ORIGIN_RATE,
             burst=ORIGIN_BURST)
         cls.proxy = cls.start_class_proxy(CONFIG % {
-            "port": cls.up.port, "ca": cls.ca.ca_pem, "key": cls.ca.key_pem,
+            "port": cls.up.port, "ca": cls.ca.cert, "key": cls.ca.key,
             "origin_ca": cls.pki.ca_path, "rate": PROXY_RATE,
             "burst": PROXY_BURST})
         cls.tmp = tempfile.mkdtemp(prefix="sluice-it-clients-")
@@ -168,7 +168,7 @@ class HttpsClientsTest(h.ProxyTestCase):
                 args += section
         r = h.run_curl(args, timeout=300, env={
             "HTTPS_PROXY": self.proxy.url,
-            "CURL_CA_BUNDLE": self.ca.bundle_pem})
+            "CURL_CA_BUNDLE": self.ca.bundle})
         r.stdout, r.stderr = r.stdout.encode(), r.stderr.encode()
         self.check_client(name, r)
 
@@ -178,7 +178,7 @@ class HttpsClientsTest(h.ProxyTestCase):
             ["/usr/bin/python3", PY_CLIENT, "requests", self.base(name),
              str(COUNT), str(BODY_SIZE)],
             {"HTTPS_PROXY": self.proxy.url,
-             "REQUESTS_CA_BUNDLE": self.ca.bundle_pem})
+             "REQUESTS_CA_BUNDLE": self.ca.bundle})
         self.check_client(name, r)
 
     def test_python_urllib(self):
@@ -187,7 +187,7 @@ class HttpsClientsTest(h.ProxyTestCase):
             ["/usr/bin/python3", PY_CLIENT, "urllib", self.base(name),
              str(COUNT), str(BODY_SIZE)],
             {"https_proxy": self.proxy.url,
-             "SSL_CERT_FILE": self.ca.bundle_pem})
+             "SSL_CERT_FILE": self.ca.bundle})
         self.check_client(name, r)
 
     def test_node_undici(self):
@@ -202,7 +202,7 @@ class HttpsClientsTest(h.ProxyTestCase):
             ["node", os.path.join(NODE_DIR, "client.mjs"), self.base(name),
              str(COUNT), str(BODY_SIZE)],
             {"HTTPS_PROXY": self.proxy.url,
-             "NODE_EXTRA_CA_CERTS": self.ca.ca_pem,
+             "NODE_EXTRA_CA_CERTS": self.ca.cert,
              "SLUICE_NODE_MODULES": node_modules()})
         self.check_client(name, r)
 

@@ -64,7 +64,7 @@ class HttpsOriginTest(h.ProxyTestCase):
         cls.up = cls.origins["good"]
         cls.config = CONFIG % {
             "ports": ", ".join(str(o.port) for o in cls.origins.values()),
-            "ca": cls.ca.ca_pem, "key": cls.ca.key_pem,
+            "ca": cls.ca.cert, "key": cls.ca.key,
             "origin_ca": cls.pki.ca_path}
         cls.proxy = cls.start_class_proxy(cls.config)
 
@@ -75,7 +75,7 @@ class HttpsOriginTest(h.ProxyTestCase):
 
     def session(self, proxy=None):
         s = h.proxied_session(proxy or self.proxy)
-        s.verify = self.ca.bundle_pem
+        s.verify = self.ca.bundle
         self.addCleanup(s.close)
         return s
 

@@ -249,26 +249,15 @@ class RawTcpOrigin:
         self._thread.join(5)
 
 
-class SluiceCa:
-    """A CA written by `sluice-proxy ca init --out DIR`: ca_pem, key_pem,
-    bundle_pem (the system roots, then the CA)."""
+class SluiceCa(h.SluiceCa):
+    """sluice_harness.SluiceCa (cert, key, bundle) plus a Java truststore."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="sluice-it-ca-")
-        out = os.path.join(self.dir, "ca")
-        os.mkdir(out)
-        r = h.run_proxy_cli(["ca", "init", "--out", out])
-        if r.returncode != 0:
-            self.close()
-            raise RuntimeError("sluice-proxy ca init failed (%d): %s%s" %
-                               (r.returncode, r.stdout, r.stderr))
-        self.ca_pem = os.path.join(out, "ca.pem")
-        self.key_pem = os.path.join(out, "ca-key.pem")
-        self.bundle_pem = os.path.join(out, "bundle.pem")
+        super().__init__()
         self._truststore = None
 
     def java_truststore(self, password="changeit"):
-        """A copy of the JDK's cacerts with ca.pem imported (keytool), made
+        """A copy of the JDK's cacerts with the CA imported (keytool), made
         once. Returns (path, password)."""
         if self._truststore is None:
             java = shutil.which("java")
@@ -282,7 +271,7 @@ class SluiceCa:
             shutil.copyfile(cacerts, store)
             r = subprocess.run(
                 [keytool, "-importcert", "-noprompt", "-alias", "sluice-it",
-                 "-file", self.ca_pem, "-keystore", store, "-storepass",
+                 "-file", self.cert, "-keystore", store, "-storepass",
                  password], capture_output=True, text=True, timeout=120,
                 stdin=subprocess.DEVNULL)
             if r.returncode != 0:
@@ -290,9 +279,6 @@ class SluiceCa:
                                    (r.returncode, r.stdout, r.stderr))
             self._truststore = (store, password)
         return self._truststore
-
-    def close(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
