@@ -14,7 +14,7 @@ PKGS=(
 )
 # Only the benchmark script needs these; install with SLUICE_BENCH_DEPS=1.
 if [[ "${SLUICE_BENCH_DEPS:-0}" == "1" ]]; then
-  PKGS+=(wrk nginx-light squid haproxy)
+  PKGS+=(wrk nginx-light squid-openssl haproxy)
 fi
 
 missing=()
