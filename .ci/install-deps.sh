@@ -10,7 +10,7 @@ PKGS=(
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  curl openssl ca-certificates python3 python3-requests
+  curl openssl ca-certificates python3 python3-requests testssl.sh
 )
 # Only the benchmark script needs these; install with SLUICE_BENCH_DEPS=1.
 if [[ "${SLUICE_BENCH_DEPS:-0}" == "1" ]]; then
