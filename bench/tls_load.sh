@@ -21,6 +21,9 @@
 #   SLUICE_BUILD_DIR    build directory (default: <repo>/build)
 #   SLUICE_SKIP_BUILD=1 do not build; use the binaries if they are there
 #   SLUICE_SKIP_DEPS=1  do not run .ci/install-deps.sh
+#   PROFILE=1           after the rounds, one more (unrecorded) kept-alive run
+#                       at CONNS against sluice under `perf record`; its
+#                       self time by library and by symbol is printed at the end
 #   KEEP_TMP=1          keep the temp dir (configs, certificates, logs, results)
 #
 # All traffic stays on 127.0.0.1. Every process started here is stopped on
@@ -355,7 +358,7 @@ run_client() {
     return 0
   fi
   [[ -n $before && -n $after ]] && ticks=$((after - before))
-  [[ $round == warmup ]] && return 0
+  [[ $round == warmup || $round == profile ]] && return 0
   kv=$(json_kv <"$TMP/client.out" 2>"$TMP/client.err2") || {
     log "no result from the load client on $path $kind c=$conns: $(<"$TMP/client.out")"
     return 0
@@ -435,6 +438,27 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
+PERF_REPORT=""
+if [[ ${PROFILE:-0} == 1 && -n ${CLIENT_ARGS[sluice]:-} && -z ${DEAD[sluice]:-} ]]; then
+  if command -v perf >/dev/null; then
+    perf record -F 999 -o "$TMP/perf.data" -p "${PID_OF[sluice]}" \
+      -- sleep $((DURATION + 1)) >"$TMP/perf-record.log" 2>&1 &
+    perf_pid=$!
+    run_client sluice keepalive "$CONNS" "$DURATION" profile
+    wait "$perf_pid" || log "perf record failed: $(<"$TMP/perf-record.log")"
+    PERF_REPORT="$TMP/perf-report.txt"
+    {
+      perf report -i "$TMP/perf.data" --no-children --sort dso --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | sed 's/ *$//' | head -n 12
+      echo
+      perf report -i "$TMP/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | cut -c1-150 | sed 's/ *$//' | head -n 30
+    } >"$PERF_REPORT" || true
+  else
+    log "PROFILE=1 but perf is not installed"
+  fi
+fi
+
 if ((IDLE_CONNS > 0)); then
   for p in sluice haproxy squid; do
     [[ -n ${CLIENT_ARGS[$p]:-} ]] && idle_run "$p"
@@ -461,3 +485,10 @@ done
 
 echo
 python3 "$BENCH/summarize_tls.py" "$RESULTS"
+if [[ -n $PERF_REPORT && -s $PERF_REPORT ]]; then
+  echo "## sluice under perf (kept-alive, $CONNS tunnels): self time by library, then by symbol"
+  echo
+  echo '```'
+  cat "$PERF_REPORT"
+  echo '```'
+fi
