@@ -10,7 +10,7 @@ PKGS=(
   libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  curl openssl ca-certificates python3 python3-requests
+  curl openssl ca-certificates python3 python3-requests testssl.sh
   openjdk-17-jdk-headless
 )
 # The HTTPS integration tests run a Node client (npm ci installs its pinned
@@ -21,7 +21,7 @@ if ! command -v node >/dev/null 2>&1; then PKGS+=(nodejs); fi
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi
 # Only the benchmark script needs these; install with SLUICE_BENCH_DEPS=1.
 if [[ "${SLUICE_BENCH_DEPS:-0}" == "1" ]]; then
-  PKGS+=(wrk nginx-light squid haproxy)
+  PKGS+=(wrk nginx-light squid-openssl haproxy)
 fi
 
 missing=()
