@@ -232,7 +232,11 @@ class RunningServerTest(unittest.TestCase):
             lambda: (self.server.metric(errors) or 0) >= 1, timeout=10.0),
             self.server.log())
         self.assertEqual(self.server.rate_of("api"), 20)
-        self.assertIn("resources.api.rate", self.server.log())
+        # The error line reaches the log through a pipe and a reader thread:
+        # it may come a moment after the metric counted the failure.
+        self.assertTrue(wait_until(
+            lambda: "resources.api.rate" in self.server.log(), timeout=10.0),
+            self.server.log())
         self.assertEqual(self.server.proc.poll(), None)  # still serving
 
     def test_sigterm_exits_zero(self):
