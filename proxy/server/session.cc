@@ -89,10 +89,14 @@ asio::awaitable<void> Session::Run() {
     if (buffer_.size() == 0) {
       idle_ = true;
       if (close_requested_ || ctx_.draining.load()) break;
+      // An idle connection keeps no buffer it does not need: a kept-alive
+      // tunnel may wait for minutes, and a sidecar may hold thousands.
+      relay_buf_.reset();
+      buffer_.shrink_to_fit();
       stream_.tcp().expires_after(first ? ctx_.config->timeouts.header_read
                                         : ctx_.config->timeouts.client_idle);
       auto [ec, n] = co_await stream_.async_read_some(
-          buffer_.prepare(std::min<size_t>(16384, buffer_.max_size())),
+          buffer_.prepare(std::min<size_t>(kIdleReadBytes, buffer_.max_size())),
           kNoThrow);
       buffer_.commit(n);
       idle_ = false;

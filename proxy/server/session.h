@@ -222,8 +222,11 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   BodyDeadline body_deadline_{this};
   void DisarmHeadDeadline();
-  // Streaming buffer, allocated on first use and kept for the connection.
+  // Streaming buffer, allocated on first use and released whenever the
+  // connection goes idle between requests.
   std::unique_ptr<char[]> relay_buf_;
+  // What an idle connection reads the start of its next request into.
+  static constexpr size_t kIdleReadBytes = 4096;
   bool idle_ = false;  // between requests, on the strand
   bool close_requested_ = false;
 };

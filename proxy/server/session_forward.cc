@@ -187,7 +187,8 @@ void Session::RewriteRequestHead(RequestState& rs, const ForwardTarget& ft) {
 
 RelayBuffer Session::RelayBuf() {
   if (!relay_buf_) {
-    relay_buf_ = std::make_unique<char[]>(ctx_.config->limits.buffer_bytes);
+    relay_buf_ = std::make_unique_for_overwrite<char[]>(
+        ctx_.config->limits.buffer_bytes);
   }
   return RelayBuffer{relay_buf_.get(), ctx_.config->limits.buffer_bytes};
 }
