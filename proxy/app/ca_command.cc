@@ -1,5 +1,9 @@
 #include "proxy/app/ca_command.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -42,6 +46,13 @@ int RunCaCommand(int argc, const char* const* argv, const Clock* clock,
     if (dir.empty()) {
       *err = kUsage;
       return 2;
+    }
+    // A directory that is not there yet is made, private (the key goes in
+    // it); its parent must exist.
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      *err = absl::StrCat("sluice-proxy ca init: cannot create directory ", dir,
+                          ": ", std::strerror(errno), "\n");
+      return 1;
     }
     if (absl::Status s = CertAuthority::Init(dir, clock); !s.ok()) {
       *err = absl::StrCat("sluice-proxy ca init: ", s.message(), "\n");

@@ -42,6 +42,21 @@ TEST(CaCommandTest, InitWritesACaItsKeyAndABundle) {
   EXPECT_EQ(bundle.substr(bundle.size() - ca_pem.size()), ca_pem);
 }
 
+TEST(CaCommandTest, InitMakesAPrivateDirectoryThatIsNotThereYet) {
+  test::TempDir parent;
+  FakeClock clock;
+  std::string out, err;
+  const std::string dir = parent.File("ca");
+  ASSERT_EQ(RunCa({"init", "--out", dir.c_str()}, &out, &err, &clock), 0)
+      << err;
+  EXPECT_EQ(test::FileMode(dir) & 0777, 0700u);
+  EXPECT_EQ(test::FileMode(dir + "/ca-key.pem") & 0777, 0600u);
+  // Only the last component is made: a missing parent is named.
+  const std::string deep = parent.File("no/such/dir");
+  EXPECT_EQ(RunCa({"init", "--out", deep.c_str()}, &out, &err, &clock), 1);
+  EXPECT_THAT(err, HasSubstr("cannot create directory " + deep));
+}
+
 TEST(CaCommandTest, InitNeverOverwritesAKey) {
   test::TempDir dir;
   FakeClock clock;
