@@ -233,6 +233,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
   sluice::v1::Hello* hello = out.emplace_back().mutable_hello();
   hello->set_protocol_version(kProtocolVersion);
   hello->set_sidecar_id(options_.sidecar_id);
+  hello->set_instance(options_.instance);
   hello->set_pod(options_.pod);
   hello->set_namespace_(options_.pod_namespace);
   hello->set_version(options_.version);

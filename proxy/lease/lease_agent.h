@@ -42,6 +42,9 @@ class LeaseAgent {
  public:
   struct Options {
     std::string sidecar_id;  // non-empty, stable for the process
+    // Random per process (Hello.instance): tells the server a reconnect of
+    // this process from another process given the same sidecar_id.
+    std::string instance;
     std::string pod;
     std::string pod_namespace;
     std::string version;

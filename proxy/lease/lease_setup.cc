@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 
@@ -39,11 +41,20 @@ std::string SidecarId(std::string_view configured,
   return absl::StrCat(base, "-", env.pid);
 }
 
+std::string NewInstanceId() {
+  std::random_device rd;
+  const uint64_t hi = (uint64_t{rd()} << 32) | rd();
+  const uint64_t lo = (uint64_t{rd()} << 32) | rd();
+  return absl::StrCat(absl::Hex(hi, absl::kZeroPad16),
+                      absl::Hex(lo, absl::kZeroPad16));
+}
+
 LeaseAgent::Options LeaseAgentOptionsFor(const QuotaClientConfig& quota,
                                          const SidecarEnvironment& env,
                                          std::string_view version) {
   LeaseAgent::Options o;
   o.sidecar_id = SidecarId(quota.sidecar_id, env);
+  o.instance = NewInstanceId();
   o.pod = env.pod;
   o.pod_namespace = env.pod_namespace;
   o.version = std::string(version);

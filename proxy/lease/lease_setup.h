@@ -30,6 +30,9 @@ struct SidecarEnvironment {
 // Reads the environment of this process.
 SidecarEnvironment CurrentSidecarEnvironment();
 
+// 32 random hex digits, new for each process (Hello.instance).
+std::string NewInstanceId();
+
 // `configured` if non-empty; otherwise "<pod or hostname>-<pid>"
 // ("sluice-proxy-<pid>" when both are empty).
 std::string SidecarId(std::string_view configured,

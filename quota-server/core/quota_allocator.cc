@@ -62,11 +62,10 @@ class QuotaAllocator::Impl {
     auto it = streams_.find(id);
     if (it == streams_.end()) return false;  // never opened, or closed
     Stream& s = *it->second;
-    if (!s.open || s.superseded) return false;
+    if (!s.open || s.superseded || s.refused) return false;
     if (msg.has_hello()) {
       if (s.hello) return false;
-      OnHello(id, s, msg.hello(), now);
-      return true;
+      return OnHello(id, s, msg.hello(), now, out);
     }
     if (!s.hello) return false;
     if (msg.has_demand()) {
@@ -289,7 +288,9 @@ class QuotaAllocator::Impl {
     bool open = true;
     bool hello = false;
     bool superseded = false;  // a newer stream has the same sidecar id
+    bool refused = false;     // its Hello named another instance's id
     std::string sidecar_id;
+    std::string instance;
     std::string pod;
     double weight = 1;
     uint64_t next_seq = 1;
@@ -341,31 +342,61 @@ class QuotaAllocator::Impl {
     return start_ + rc.lease.ttl + rc.lease.grace;
   }
 
-  void OnHello(StreamId id, Stream& s, const sluice::v1::Hello& hello,
-               TimePoint now) {
+  bool OnHello(StreamId id, Stream& s, const sluice::v1::Hello& hello,
+               TimePoint now, Outbox* out) {
     // Speaking another protocol version is the transport's to refuse; the
     // allocator leaves such a stream without a Hello.
-    if (hello.protocol_version() != kLeaseProtocolVersion) return;
+    if (hello.protocol_version() != kLeaseProtocolVersion) return false;
+    if (!hello.sidecar_id().empty()) {
+      auto held = by_id_.find(hello.sidecar_id());
+      if (held != by_id_.end()) {
+        auto other = streams_.find(held->second);
+        if (other != streams_.end() && other->second->open &&
+            !other->second->superseded &&
+            other->second->instance != hello.instance()) {
+          // A second process with the same id (or a restarted one whose old
+          // stream the server has not seen end): both would lease as one
+          // sidecar and one's tokens would go uncounted. The open stream
+          // keeps the id; this one is refused until that one closes.
+          ++duplicate_ids_;
+          s.refused = true;
+          out->refused.emplace_back(
+              id, absl::StrCat("sidecar_id \"", hello.sidecar_id(),
+                               "\" is already leasing on another stream (a "
+                               "second process with the same id?); refused "
+                               "until that stream closes"));
+          return false;
+        }
+      }
+    }
     s.hello = true;
     s.sidecar_id = hello.sidecar_id();
+    s.instance = hello.instance();
     s.pod = hello.pod();
     const double w = hello.weight();
     s.weight =
         std::isfinite(w) && w > 0 ? std::clamp(w, kMinWeight, kMaxWeight) : 1.0;
-    if (s.sidecar_id.empty()) return;
+    if (s.sidecar_id.empty()) return true;
     auto [it, inserted] = by_id_.try_emplace(s.sidecar_id, id);
-    if (inserted) return;
+    if (inserted) return true;
     const StreamId old_id = it->second;
     it->second = id;
     auto old = streams_.find(old_id);
-    if (old == streams_.end()) return;
+    if (old == streams_.end()) return true;
     Stream& o = *old->second;
+    if (o.open && !o.superseded) Detach(o, now);
+    o.superseded = true;
+    // Only a reconnect of the same process takes over the old stream's
+    // ledgers: its first report's held includes what it held there. Another
+    // process (a restart) holds none of those tokens, and they stay counted
+    // under the old stream until they die. (A sidecar that sends no
+    // instance is taken to be the same process, as before instances.)
+    if (o.instance != s.instance) return true;
     for (StreamId p : o.predecessors) {
       if (streams_.contains(p)) s.predecessors.push_back(p);
     }
     s.predecessors.push_back(old_id);
-    if (o.open && !o.superseded) Detach(o, now);
-    o.superseded = true;
+    return true;
   }
 
   // Stops allocating to `s`; its ledgers keep its tokens until they die.
@@ -408,10 +439,13 @@ class QuotaAllocator::Impl {
               .first;
     }
     ResourceLedger* ledger = bit->second.get();
-    const ResourceLedger::Reporter who{.stream = id,
-                                       .sidecar_id = s.sidecar_id,
-                                       .weight = s.weight,
-                                       .replaces = s.predecessors};
+    // Who counts once in K while learning: the id, or for an anonymous
+    // sidecar its instance (the same on every reconnect).
+    const ResourceLedger::Reporter who{
+        .stream = id,
+        .sidecar_id = s.sidecar_id.empty() ? s.instance : s.sidecar_id,
+        .weight = s.weight,
+        .replaces = s.predecessors};
     removed_.clear();
     if (ledger->OnReport(who, rep, now, Sink(r.config.name, key, &r, now, out),
                          &removed_)) {
@@ -601,6 +635,7 @@ class QuotaAllocator::Impl {
   uint64_t ignored_reports_ = 0;
   uint64_t duplicate_reports_ = 0;
   uint64_t stale_reports_ = 0;
+  uint64_t duplicate_ids_ = 0;
   PropagationHistogram propagation_;
   TimePoint rate_at_;
   std::vector<StreamId> removed_;  // scratch
@@ -613,6 +648,7 @@ QuotaAllocator::Status QuotaAllocator::Impl::Snapshot(TimePoint now) const {
   status.ignored_reports = ignored_reports_;
   status.duplicate_reports = duplicate_reports_;
   status.stale_reports = stale_reports_;
+  status.duplicate_ids = duplicate_ids_;
   status.pause_propagation = propagation_;
   for (const auto& [id, s] : streams_) {
     if (s->open && s->hello && !s->superseded) ++status.connected_streams;

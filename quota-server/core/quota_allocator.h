@@ -53,6 +53,9 @@ struct PropagationHistogram {
 // Messages the allocator wants delivered, in order per stream.
 struct Outbox {
   std::vector<std::pair<StreamId, sluice::v1::ServerMessage>> messages;
+  // Streams the transport must end (ALREADY_EXISTS) with this message: a
+  // Hello whose sidecar_id another instance's open stream holds.
+  std::vector<std::pair<StreamId, std::string>> refused;
 };
 
 // The quota server's brain, with no I/O and no threads: it consumes sidecar
@@ -170,6 +173,9 @@ class QuotaAllocator {
     // Demand reports overtaken by a newer one of their stream (datagrams),
     // dropped.
     uint64_t stale_reports = 0;
+    // Hellos refused: their sidecar_id was held by another instance's open
+    // stream.
+    uint64_t duplicate_ids = 0;
     std::vector<ResourceStatus> resources;
     // Time from a throttle report to the last Pause acknowledgement.
     PropagationHistogram pause_propagation;

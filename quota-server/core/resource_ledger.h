@@ -77,6 +77,8 @@ class ResourceLedger {
   // Who sent a report.
   struct Reporter {
     StreamId stream = 0;
+    // Who the reporter is across reconnects (the sidecar id, or its
+    // instance); empty: unknown, counted in K on every first report.
     std::string_view sidecar_id;
     double weight = 1;
     // Older streams of the same sidecar: their members here are replaced by

@@ -121,6 +121,12 @@ struct QuotaMetrics::State {
                           "their stream came first (datagrams reorder)",
                           r)
                           .Add({})),
+        duplicate_ids(Reg(prometheus::BuildCounter(),
+                          "sluice_quota_duplicate_sidecar_ids_total",
+                          "Lease streams refused because their sidecar_id "
+                          "was leasing on another instance's open stream",
+                          r)
+                          .Add({})),
         propagation(
             Reg(prometheus::BuildHistogram(),
                 "sluice_quota_pause_propagation_seconds",
@@ -161,6 +167,7 @@ struct QuotaMetrics::State {
   Gauge& fast_path_sidecars;
   Counter& duplicate_reports;
   Counter& stale_reports;
+  Counter& duplicate_ids;
   prometheus::Histogram& propagation;
   PropagationHistogram propagation_seen;  // what `propagation` holds
   std::map<std::string, std::set<std::string>> reasons;  // pauses series
@@ -177,6 +184,7 @@ void QuotaMetrics::Update(const QuotaAllocator::Status& status,
                           uint64_t streams_opened, uint64_t messages_in,
                           uint64_t messages_out, uint64_t streams_rejected) {
   State& s = *state_;
+  CatchUp(s.duplicate_ids, status.duplicate_ids);
   std::set<std::string> seen;
   for (const auto& r : status.resources) {
     const std::map<std::string, std::string> l{{"resource", r.name}};

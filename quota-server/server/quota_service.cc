@@ -1,5 +1,7 @@
 #include "quota-server/server/quota_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -31,6 +33,13 @@ class QuotaService::Reactor
   }
 
   void Begin() { StartRead(&in_); }
+
+  // Ends the stream: its Hello named a sidecar_id that another instance's
+  // open stream holds. Safe from any thread.
+  void Refuse(std::string why) {
+    CountRejected();
+    FinishWith(grpc::Status(grpc::StatusCode::ALREADY_EXISTS, std::move(why)));
+  }
 
   // Queues `msg` for sending. Safe from any thread; drops the message if the
   // stream is finishing.
@@ -305,6 +314,13 @@ void QuotaService::DispatchLocked(Outbox& out) {
       for (size_t k = 0; k < grant_at.size(); ++k) by_udp[grant_at[k]] = ok[k];
     }
   }
+  for (auto& [id, why] : out.refused) {
+    spdlog::warn("lease stream {} refused: {}", id, why);
+    if (auto it = streams_.find(id); it != streams_.end()) {
+      it->second->Refuse(std::move(why));
+    }
+  }
+  out.refused.clear();
   const TimePoint due = clock_->Now() + kStreamCopyDelay;
   for (size_t i = 0; i < out.messages.size(); ++i) {
     auto& [id, msg] = out.messages[i];

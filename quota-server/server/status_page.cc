@@ -73,6 +73,7 @@ std::string StatusJson(const QuotaAllocator::Status& status) {
                    {"ignored_reports", status.ignored_reports},
                    {"duplicate_reports", status.duplicate_reports},
                    {"stale_reports", status.stale_reports},
+                   {"duplicate_sidecar_ids", status.duplicate_ids},
                    {"resources", std::move(resources)}});
 }
 

@@ -64,6 +64,7 @@ class Fleet {
     res.pause = cfg.pause;
     res.learn = cfg.learn;
     res.learn_options = cfg.learn_options;
+    res.unavailable_policy = cfg.policy;
     server_cfg_.resources.push_back(res);
     responding_ = !cfg.bans.empty() || cfg.upstream_rate > 0;
     if (cfg.upstream_rate > 0) {
@@ -115,6 +116,7 @@ class Fleet {
       result_.stale_grants += s.agent->stale_grants();
     }
     result_.stale_reports = server_->Snapshot(now_).stale_reports;
+    result_.duplicate_ids = server_->Snapshot(now_).duplicate_ids;
     return std::move(result_);
   }
 
@@ -150,6 +152,17 @@ class Fleet {
         result_.max_undercount = std::max(result_.max_undercount, excess);
       }
     }
+    // The same for the whole fleet, whoever says which id: what all live
+    // sidecars can spend never exceeds what the server counts.
+    double held_all = 0;
+    for (const Sidecar& s : sidecars_) {
+      if (s.alive) held_all += s.pool->Held(now_);
+    }
+    const double excess = held_all - st.resources[0].outstanding;
+    if (excess > 1e-6) {
+      under = true;
+      result_.max_undercount = std::max(result_.max_undercount, excess);
+    }
     if (under) ++result_.undercounted;
   }
 
@@ -178,6 +191,7 @@ class Fleet {
     po.initial_capacity = cfg_.burst;
     po.initial_rate_per_second =
         cfg_.rate_per_second / static_cast<double>(cfg_.sidecars);
+    po.policy = cfg_.policy;
     s.pool = std::make_shared<LeasePool>(po);
     RateLimiterOptions lo;
     lo.max_queue = cfg_.max_queue;
@@ -205,7 +219,9 @@ class Fleet {
             std::make_unique<LeasedTokenSource>(s.pool), s.pause),
         lo);
     LeaseAgent::Options ao;
-    ao.sidecar_id = "sidecar-" + std::to_string(i);
+    ao.sidecar_id =
+        "sidecar-" + std::to_string(i < cfg_.id_of.size() ? cfg_.id_of[i] : i);
+    ao.instance = "instance-" + std::to_string(i);
     ao.pod = ao.sidecar_id;
     ao.weight = i < cfg_.weights.size() ? cfg_.weights[i] : 1.0;
     ao.refresh = cfg_.lease.refresh;
@@ -254,6 +270,18 @@ class Fleet {
   }
 
   void Dispatch(Outbox& out) {
+    for (const auto& [id, why] : out.refused) {
+      // The transport ends the stream; the sidecar sees it one delay later
+      // and reconnects after its delay (and is refused again while the
+      // other instance's stream lives).
+      auto it = streams_.find(id);
+      if (it == streams_.end()) continue;
+      it->second.server_open = false;
+      server_->Close(id, now_);
+      Push(now_ + Uniform(cfg_.net_delay_min, cfg_.net_delay_max),
+           [this, stream = id] { Disconnect(stream); });
+    }
+    out.refused.clear();
     for (auto& entry : out.messages) {
       const StreamId id = entry.first;
       sluice::v1::ServerMessage& msg = entry.second;

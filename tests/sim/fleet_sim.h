@@ -97,6 +97,12 @@ struct SimConfig {
   // message read. What reached it meanwhile is read at `to`; the server
   // sees a live stream throughout.
   std::vector<Stall> freezes;
+  // Sidecar i says it is "sidecar-<id_of[i]>" (default: i), with an
+  // instance of its own: two with one id are a second process given the
+  // same id, or a restart the server has not yet seen the end of.
+  std::vector<size_t> id_of;
+  // What a sidecar does when it cannot lease (both sides' config).
+  UnavailablePolicy policy = UnavailablePolicy::kFallbackShare;
   // How long the server takes to notice a crashed sidecar's stream.
   Duration crash_detect = std::chrono::seconds(1);
   // A sidecar whose stream ended reconnects after this.
@@ -117,6 +123,9 @@ struct SimResult {
   // server dropped.
   uint64_t stale_grants = 0;
   uint64_t stale_reports = 0;
+  // Hellos the server refused: their id was leasing on another instance's
+  // open stream.
+  uint64_t duplicate_ids = 0;
   // check_accounting: checks in which some sidecar held more than its O_i,
   // and the largest excess seen (tokens).
   uint64_t undercounted = 0;

@@ -240,6 +240,54 @@ TEST(FleetSim, FrozenSidecarsKeepTheBound) {
   }
 }
 
+// A second process given a sidecar's id is refused while the first one's
+// stream is open: one of them leases, the other nothing. (With
+// fail_closed: a sidecar that cannot lease sends nothing. Under
+// fallback_share it would spend its fallback share, the documented
+// overshoot of that policy.)
+TEST(FleetSim, ASecondProcessWithTheSameIdLeasesNothing) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 5;
+    c.id_of = {0, 1, 2, 3, 0};
+    c.joins = {{4.0, 4}};  // while sidecar 0 leases, with tokens in hand
+    c.policy = UnavailablePolicy::kFailClosed;
+    // The pair with one id wants little, so the first holds unspent tokens
+    // when the second comes: they must stay counted.
+    c.demand = [](size_t i, double) { return i == 0 || i == 4 ? 10.0 : 100.0; };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GT(r.duplicate_ids, 0u) << "seed " << seed;
+    EXPECT_EQ(r.SentBetween(4, 0, 10), 0) << "seed " << seed;
+    EXPECT_NEAR(r.SentBetween(0, 2, 10) / 8, 10, 1) << "seed " << seed;
+    for (size_t i = 1; i < 4; ++i) {
+      EXPECT_NEAR(r.SentBetween(i, 3.5, 10) / 6.5, 190.0 / 3, 0.03 * 190 / 3)
+          << "sidecar " << i << " seed " << seed;
+    }
+  }
+}
+
+// A sidecar restarts (a new process, the same id) before the server has
+// seen its old stream end: the new one is refused until then, and the old
+// one's tokens stay counted until they die.
+TEST(FleetSim, ARestartBeforeTheServerNoticesKeepsTheBound) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.sidecars = 5;
+    c.id_of = {0, 1, 2, 3, 0};
+    c.policy = UnavailablePolicy::kFailClosed;
+    c.crashes = {{4.0, 0}};
+    c.joins = {{4.1, 4}};
+    c.demand = [](size_t, double) { return 100.0; };
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GT(r.duplicate_ids, 0u) << "seed " << seed;
+    // Once the old stream is gone (crash_detect 1 s), the new process leases.
+    EXPECT_NEAR(r.SentBetween(4, 6.5, 10) / 3.5, 50, 0.03 * 50)
+        << "seed " << seed;
+  }
+}
+
 TEST(FleetSim, ReorderedReportsAndGrantsKeepTheBound) {
   // Leases over the fast path: reports and grants are datagrams, which may
   // be lost or overtake each other. Overtaken grants are dropped by the

@@ -9,6 +9,7 @@ sluice::v1::SidecarMessage HelloMessage(const Hello& hello) {
   h->set_sidecar_id(hello.sidecar_id);
   h->set_pod(hello.sidecar_id + "-pod");
   h->set_weight(hello.weight);
+  h->set_instance(hello.instance);
   return m;
 }
 

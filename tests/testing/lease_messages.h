@@ -16,6 +16,7 @@ struct Hello {
   std::string sidecar_id;
   double weight = 1;
   uint32_t protocol_version = 1;
+  std::string instance;  // Hello.instance (empty: none)
 };
 // A Hello from `sidecar_id` on pod "<sidecar_id>-pod".
 sluice::v1::SidecarMessage HelloMessage(const Hello& hello);

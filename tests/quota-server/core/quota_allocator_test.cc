@@ -197,6 +197,87 @@ TEST_F(QuotaAllocatorTest, ReconnectWhileOldStreamOpenSupersedesIt) {
   EXPECT_EQ(alloc_->Snapshot(At(150)).connected_streams, 1u);
 }
 
+class DuplicateIdTest : public QuotaAllocatorTest {
+ protected:
+  // Opens `s` with a Hello from sidecar "a", instance `instance`.
+  Outbox HelloFrom(StreamId s, const std::string& instance, TimePoint now) {
+    alloc_->Open(s, now);
+    return Send(
+        s, test::HelloMessage({.sidecar_id = "a", .instance = instance}), now);
+  }
+};
+
+TEST_F(DuplicateIdTest,
+       ASecondProcessWithTheSameIdIsRefusedWhileTheFirstLeases) {
+  Make(Config(100, 50));
+  HelloFrom(1, "first", At(0));
+  ASSERT_THAT(GrantsTo(Send(1, Report({.queued = 5}), At(100)), 1), SizeIs(1));
+  const double held_by_first = Outstanding(At(100));
+  ASSERT_GT(held_by_first, 0);
+  const Outbox out = HelloFrom(2, "second", At(120));
+  ASSERT_THAT(out.refused, SizeIs(1));
+  EXPECT_EQ(out.refused[0].first, 2u);
+  EXPECT_THAT(out.refused[0].second, HasSubstr("sidecar_id \"a\""));
+  EXPECT_EQ(alloc_->Snapshot(At(120)).duplicate_ids, 1u);
+  // The refused stream is ignored; the first keeps leasing, still counted.
+  EXPECT_THAT(Send(2, Report({.queued = 50}), At(130)).messages, SizeIs(0));
+  EXPECT_NEAR(Outstanding(At(130)), held_by_first, 1e-9);
+  const auto r = Res(At(130));
+  ASSERT_THAT(r.sidecars, SizeIs(1));
+  EXPECT_TRUE(r.sidecars[0].connected);
+  EXPECT_THAT(
+      GrantsTo(Send(1, Report({.queued = 5, .held = 0, .seen = 1}), At(200)),
+               1),
+      SizeIs(0));  // (top-ups come on Tick; the stream is served)
+  EXPECT_EQ(alloc_->Snapshot(At(200)).connected_streams, 1u);
+  alloc_->Close(2, At(210));  // closing a refused stream changes nothing
+  EXPECT_EQ(alloc_->Snapshot(At(210)).connected_streams, 1u);
+}
+
+TEST_F(DuplicateIdTest, AnotherProcessTakesTheIdOverOnlyAfterTheFirstClosed) {
+  Make(Config(100, 50));
+  HelloFrom(1, "first", At(0));
+  ASSERT_THAT(GrantsTo(Send(1, Report({.queued = 5}), At(100)), 1), SizeIs(1));
+  const double held_by_first = Outstanding(At(100));
+  alloc_->Close(1, At(150));
+  // A restarted process (new instance): accepted, but it holds none of the
+  // first one's tokens, which stay counted until they die.
+  EXPECT_THAT(HelloFrom(3, "restarted", At(160)).refused, SizeIs(0));
+  const auto g = GrantsTo(Send(3, Report({.queued = 5}), At(170)), 3);
+  double granted = 0;
+  for (const auto& grant : g) granted += grant.tokens();
+  EXPECT_NEAR(Outstanding(At(170)), held_by_first + granted, 1e-9);
+  // Its entry keeps its tokens until ttl + grace (3 s here) after its
+  // grant.
+  auto old_outstanding = [&](TimePoint now) {
+    double o = -1;
+    for (const auto& sc : Res(now).sidecars) {
+      if (!sc.connected) o = sc.outstanding;
+    }
+    return o;  // -1: gone
+  };
+  EXPECT_NEAR(old_outstanding(At(170)), held_by_first, 1e-9);
+  Tick(At(3090));
+  EXPECT_NEAR(old_outstanding(At(3090)), held_by_first, 1e-9);
+  Tick(At(3100));
+  EXPECT_LT(old_outstanding(At(3100)), 0);
+}
+
+TEST_F(DuplicateIdTest, AReconnectOfTheSameProcessReplacesItsOldStream) {
+  Make(Config(100, 50));
+  HelloFrom(1, "same", At(0));
+  ASSERT_THAT(GrantsTo(Send(1, Report({.queued = 5}), At(100)), 1), SizeIs(1));
+  // The old stream is still open (the server has not seen it end).
+  EXPECT_THAT(HelloFrom(2, "same", At(120)).refused, SizeIs(0));
+  const auto g =
+      GrantsTo(Send(2, Report({.queued = 5, .held = 4}), At(140)), 2);
+  double granted = 0;
+  for (const auto& grant : g) granted += grant.tokens();
+  // Its held (4) includes what it held on the old stream: counted once.
+  EXPECT_NEAR(Outstanding(At(140)), 4 + granted, 1e-9);
+  EXPECT_EQ(alloc_->Snapshot(At(140)).duplicate_ids, 0u);
+}
+
 TEST_F(QuotaAllocatorTest, WeightsSplitTheRate) {
   Make(Config(100, 50));
   Connect(1, "a", At(0), 3);

@@ -52,6 +52,7 @@ inline QuotaAllocator::Status SampleStatus() {
   s.ignored_reports = 3;
   s.duplicate_reports = 4;
   s.stale_reports = 5;
+  s.duplicate_ids = 6;
   QuotaAllocator::ResourceStatus a = Resource("openai", 0);
   a.sidecars.push_back(Sidecar("sc-1", 0));
   a.sidecars.push_back(Sidecar("sc-\"2\"</script>", 30));

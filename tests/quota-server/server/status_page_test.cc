@@ -89,7 +89,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   const json::value v = json::parse(text, ec);
   ASSERT_FALSE(ec) << ec.message() << ": " << text;
   const json::object& root = v.as_object();
-  EXPECT_EQ(root.size(), 8u) << text;
+  EXPECT_EQ(root.size(), 9u) << text;
   const json::array& recent = root.at("pause_propagation_ms_recent").as_array();
   ASSERT_EQ(recent.size(), 2u);
   EXPECT_DOUBLE_EQ(recent[0].to_number<double>(), 1.5);
@@ -100,6 +100,7 @@ TEST(StatusJsonTest, ParsesBackWithEveryField) {
   EXPECT_EQ(root.at("ignored_reports").to_number<uint64_t>(), 3u);
   EXPECT_EQ(root.at("duplicate_reports").to_number<uint64_t>(), 4u);
   EXPECT_EQ(root.at("stale_reports").to_number<uint64_t>(), 5u);
+  EXPECT_EQ(root.at("duplicate_sidecar_ids").to_number<uint64_t>(), 6u);
   const json::array& resources = root.at("resources").as_array();
   ASSERT_EQ(resources.size(), 2u);
   ExpectResource(resources[0], status.resources[0]);
