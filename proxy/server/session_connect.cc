@@ -47,6 +47,10 @@ asio::awaitable<bool> Session::HandleConnect(RequestState& rs) {
   if (auto bad = ParseConnectTarget(Sv(req.target()), rs.host, rs.port)) {
     co_return co_await SendError(rs, bad->status, bad->reason, bad->detail);
   }
+  // A tunnel is a request of neither scheme: only routes that name no
+  // scheme limit it (the requests read inside an intercepted one get
+  // theirs in HandleForward).
+  rs.scheme = RouteScheme::kAny;
   const auto& ports = ctx_.config->connect.allowed_ports;
   if (std::find(ports.begin(), ports.end(), rs.port) == ports.end()) {
     rs.outcome = RequestOutcome::kDeniedPort;

@@ -428,6 +428,43 @@ TEST_F(SessionTlsTest, AHostNotInterceptedStaysAnOpaqueTunnel) {
   EXPECT_EQ(res.count(http::field::via), 0u);  // sluice never saw it
 }
 
+// An opaque tunnel is a request of neither scheme: a route of scheme http
+// (or https) does not count it, a route without a scheme does.
+TEST_F(SessionTlsTest, OnlyRoutesWithoutASchemeLimitOpaqueTunnels) {
+  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
+  TlsOrigin origin(cert.get(), origin_key_.get());
+  config_.connect.allowed_ports = {origin.port()};
+  LimitEverything(/*burst=*/1, RouteScheme::kHttp);
+  config_.routes.push_back(RouteConfig{
+      .host = "127.0.0.1", .limit = "lim", .scheme = RouteScheme::kHttps});
+  Start(/*intercept=*/false);
+  for (int i = 0; i < 2; ++i) {
+    tcp::socket client = Connect();
+    ConnectTo(client, origin.port());  // asserts the 200
+  }
+}
+
+TEST_F(SessionTlsTest, ARouteWithoutASchemeLimitsOpaqueTunnels) {
+  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
+  TlsOrigin origin(cert.get(), origin_key_.get());
+  config_.connect.allowed_ports = {origin.port()};
+  LimitEverything(/*burst=*/1);
+  Start(/*intercept=*/false);
+  tcp::socket first = Connect();
+  ConnectTo(first, origin.port());
+  tcp::socket second = Connect();
+  const std::string req = "CONNECT 127.0.0.1:" + std::to_string(origin.port()) +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  asio::write(second, asio::buffer(req));
+  beast::flat_buffer buf;
+  http::response_parser<http::empty_body> head;
+  head.skip(true);
+  boost::system::error_code ec;
+  http::read_header(second, buf, head, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(head.get().result_int(), 429u);
+}
+
 TEST_F(SessionTlsTest, PlainHttpInsideATunnelIsReadAsHttp) {
   X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
   TlsOrigin origin(cert.get(), origin_key_.get());
