@@ -422,7 +422,7 @@ void ProxyApp::Impl::RefreshLeaseMetrics() {
       st.fast_path.up, st.fast_path.in_ok, st.fast_path.in_rejected,
       st.fast_path.out_sent, st.fast_path.out_failed, st.pauses_by_datagram,
       st.pauses_by_stream, st.fast_path.leasing, st.fast_path.demand_sent,
-      st.fast_path.grants_in, st.stale_grants});
+      st.fast_path.grants_in, st.stale_grants, st.aged_grants});
 }
 
 std::string ProxyApp::Impl::LeaseDetail() {

@@ -163,10 +163,10 @@ sluice::v1::SidecarMessage LeaseAgent::MakeReport(Bucket& b, TimePoint now) {
   const uint64_t report_seq = next_report_seq_++;
   r->set_report_seq(report_seq);
   b.reports_made.emplace_back(report_seq, now);
-  // A grant older than a ttl is refused anyway: remember what a ttl of up
-  // to a minute needs, and never more than a bounded number of reports.
-  while (b.reports_made.size() > kReportsRemembered ||
-         b.reports_made.front().second + kReportMemory < now) {
+  // The server echoes the latest report it took, normally the last or the
+  // one before: a grant echoing one of more than kReportsRemembered back
+  // brings nothing (safe; it only costs those tokens).
+  while (b.reports_made.size() > kReportsRemembered) {
     b.reports_made.pop_front();
   }
   if (b.binding.pause != nullptr) {
@@ -242,6 +242,7 @@ std::vector<sluice::v1::SidecarMessage> LeaseAgent::OnConnected(TimePoint now) {
     b->refresh = options_.refresh;
     b->target = 0;
     b->early_armed = false;
+    b->reports_made.clear();  // a new stream echoes only its own reports
     out.push_back(MakeReport(*b, now));
   }
   return out;
@@ -312,6 +313,12 @@ void LeaseAgent::OnServerMessage(const sluice::v1::ServerMessage& msg,
       if (g.report_seq() != 0) {
         const std::optional<TimePoint> made = b.ReportMadeAt(g.report_seq());
         expires = made.has_value() ? std::min(expires, *made + ttl) : now;
+        // Later grants of this stream echo this report or a newer one (an
+        // older echo only comes on a grant already stale by seq).
+        while (!b.reports_made.empty() &&
+               b.reports_made.front().first < g.report_seq()) {
+          b.reports_made.pop_front();
+        }
       }
       if (expires <= now && g.tokens() > 0) ++aged_grants_;
       if (pool != nullptr && !paused && expires > now) {

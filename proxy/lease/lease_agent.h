@@ -167,9 +167,9 @@ class LeaseAgent {
   uint64_t aged_grants_ = 0;
   // Numbers every report (DemandReport.report_seq), across streams.
   uint64_t next_report_seq_ = 1;
-  // Per bucket, at most this many reports and this long are remembered.
-  static constexpr size_t kReportsRemembered = 1024;
-  static constexpr Duration kReportMemory = std::chrono::seconds(60);
+  // Per bucket, at most this many recent reports are remembered (32 x 16
+  // bytes; 3.2 s of reports at the default refresh).
+  static constexpr size_t kReportsRemembered = 32;
   // Messages to send with the next Poll (pause acknowledgements).
   std::vector<sluice::v1::SidecarMessage> pending_;
   TimePoint last_now_{};  // Latest `now` passed to any method.

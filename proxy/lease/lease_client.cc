@@ -350,6 +350,7 @@ bool LeaseClient::RunStream(const std::string& target) {
     if (!batch.empty()) {
       std::lock_guard lock(mu_);
       stats_.stale_grants = agent_->stale_grants();
+      stats_.aged_grants = agent_->aged_grants();
       if (!connected) {
         connected = true;
         ++stats_.connects;

@@ -61,6 +61,8 @@ class LeaseClient {
     uint64_t pauses_by_stream = 0;
     // Grants the agent dropped as overtaken (LeaseAgent::stale_grants).
     uint64_t stale_grants = 0;
+    // Grants whose tokens came dead (LeaseAgent::aged_grants).
+    uint64_t aged_grants = 0;
   };
 
   LeaseClient(Options options, std::unique_ptr<LeaseAgent> agent, Clock* clock);

@@ -104,7 +104,13 @@ struct LeaseMetrics::Series {
                          "Grants dropped because a newer grant came first "
                          "(datagrams reorder).",
                          r)
-                         .Add({})) {}
+                         .Add({})),
+        aged_grants(Reg(prometheus::BuildCounter(),
+                        "sluice_proxy_lease_aged_grants_total",
+                        "Grants whose tokens came dead: older than a ttl, "
+                        "counted from the report they echo.",
+                        r)
+                        .Add({})) {}
 
   Family<Gauge>& mode;
   Family<Gauge>& held;
@@ -126,6 +132,7 @@ struct LeaseMetrics::Series {
   Counter& demand_datagrams;
   Counter& grant_datagrams;
   Counter& stale_grants;
+  Counter& aged_grants;
   absl::flat_hash_map<std::string, PerLimit> limits;
 };
 
@@ -185,6 +192,7 @@ void LeaseMetrics::SetLeaseStream(const LeaseStreamTotals& totals) {
   raise(series_->demand_datagrams, totals.demand_datagrams);
   raise(series_->grant_datagrams, totals.grant_datagrams);
   raise(series_->stale_grants, totals.stale_grants);
+  raise(series_->aged_grants, totals.aged_grants);
 }
 
 }  // namespace sluice

@@ -34,6 +34,8 @@ namespace sluice {
 //   sluice_proxy_lease_datagrams_total{kind}  demand reports sent and
 //     grants received as datagrams (kind: demand, grant)
 //   sluice_proxy_lease_stale_grants_total  grants dropped as overtaken
+//   sluice_proxy_lease_aged_grants_total  grants whose tokens came dead
+//     (older than a ttl, counted from the report they echo)
 // No series exists until the first RegisterLeasedLimit, so a standalone
 // proxy shows none; until then every other method does nothing.
 // Thread-safe (one internal mutex).
@@ -77,6 +79,7 @@ class LeaseMetrics {
     uint64_t demand_datagrams = 0;
     uint64_t grant_datagrams = 0;
     uint64_t stale_grants = 0;
+    uint64_t aged_grants = 0;
   };
   // lease_stream_connected = 0/1; lease_stream_{connects, disconnects,
   // failed_attempts}_total are raised to the given totals (never lowered),

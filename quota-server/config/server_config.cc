@@ -68,10 +68,10 @@ absl::Status ValidateLease(const LeaseTuning& lease, const std::string& path) {
   if (lease.grace < Duration::zero() || lease.grace > kMaxTtl) {
     return FieldError(Join(path, "grace"), "must be >= 0 and <= 1h");
   }
-  if (lease.refresh > lease.ttl) {
+  if (lease.refresh * 2 > lease.ttl) {
     return FieldError(Join(path, "refresh"),
-                      "must be <= ttl (tokens would die before the next "
-                      "report)");
+                      "must be <= ttl / 2 (a grant's tokens live ttl from "
+                      "the report it answers, which may be a refresh old)");
   }
   if (lease.horizon > lease.ttl) {
     return FieldError(Join(path, "horizon"), "must be <= ttl");

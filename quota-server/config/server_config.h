@@ -32,12 +32,13 @@ struct LearnOptions {
 
 // Lease tuning for one resource (see docs/leasing.md).
 struct LeaseTuning {
-  // Leased tokens die this long after the sidecar receives them.
+  // Leased tokens die this long after the sidecar made the report the
+  // grant answers (LeaseGrant.report_seq), at the latest.
   Duration ttl = std::chrono::seconds(1);
   // A sidecar aims to hold this much of its share in tokens. Capped at
   // burst / (2 * rate) so the fleet's targets fit in the burst.
   Duration horizon = std::chrono::milliseconds(200);
-  // Sidecars report at least this often.
+  // Sidecars report at least this often; at most ttl / 2.
   Duration refresh = std::chrono::milliseconds(100);
   // Assumed bound on one-way message delay: a closed stream's tokens are
   // forgotten ttl + grace after its last grant.

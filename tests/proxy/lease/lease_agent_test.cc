@@ -250,6 +250,43 @@ TEST_F(LeaseAgentTest, GrantTokensLiveTtlFromTheReportTheyEcho) {
   EXPECT_DOUBLE_EQ(pools_[0]->Held(kT0 + milliseconds(2700)), 0);
 }
 
+// Only the last 32 reports of a bucket are remembered, however long no
+// grant comes: an echo of an older one brings nothing.
+TEST_F(LeaseAgentTest, TheReportsRememberedAreBounded) {
+  const std::vector<SidecarMessage> hello = agent_->OnConnected(kT0);
+  const uint64_t first = hello[1].demand().report_seq();
+  uint64_t last = first;
+  TimePoint t = kT0;
+  for (int i = 0; i < 40; ++i) {
+    t += milliseconds(100);
+    for (const SidecarMessage& m : agent_->Poll(t)) {
+      if (m.has_demand() && m.demand().bucket().resource() == "a") {
+        last = m.demand().report_seq();
+      }
+    }
+  }
+  ASSERT_GT(last, first + 32);
+  auto grant = [](uint64_t seq, uint64_t report_seq) {
+    return test::GrantMessage({.resource = "a",
+                               .tokens = 2,
+                               .seq = seq,
+                               .target = 10,
+                               .ttl_ms = 60000,
+                               .report_seq = report_seq});
+  };
+  agent_->OnServerMessage(grant(1, first), t);  // 4 s old: within ttl
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(t), 0);      // but forgotten
+  EXPECT_EQ(agent_->aged_grants(), 1u);
+  agent_->OnServerMessage(grant(2, last), t);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(t), 2);
+  // A reconnect forgets the old stream's reports.
+  agent_->OnDisconnected(t);
+  agent_->OnConnected(t);
+  agent_->OnServerMessage(grant(1, last), t);
+  EXPECT_DOUBLE_EQ(pools_[0]->Held(t), 2);
+  EXPECT_EQ(agent_->aged_grants(), 2u);
+}
+
 TEST_F(LeaseAgentTest, ReportsCarryMeasuredDemandAndState) {
   agent_->OnConnected(kT0);
   agent_->OnServerMessage(Grant("a", 3, 1, 10), kT0);

@@ -105,6 +105,7 @@ TEST(LeaseMetricsTest, FastPathAndLeaseDatagramCounters) {
   t.demand_datagrams = 30;
   t.grant_datagrams = 25;
   t.stale_grants = 1;
+  t.aged_grants = 3;
   m.SetLeaseStream(t);
   EXPECT_EQ(GaugeValue(registry, "sluice_proxy_fast_path_up"), 1);
   EXPECT_EQ(GaugeValue(registry, "sluice_proxy_fast_path_leasing"), 1);
@@ -115,6 +116,7 @@ TEST(LeaseMetricsTest, FastPathAndLeaseDatagramCounters) {
                          {{"kind", "grant"}}),
             25);
   EXPECT_EQ(CounterValue(registry, "sluice_proxy_lease_stale_grants_total"), 1);
+  EXPECT_EQ(CounterValue(registry, "sluice_proxy_lease_aged_grants_total"), 3);
   EXPECT_EQ(CounterValue(registry, "sluice_proxy_pause_delivered_total",
                          {{"path", "datagram"}}),
             2);
@@ -172,6 +174,7 @@ TEST(LeaseMetricsTest, SeriesNamesTypesAndLabelsAreStable) {
       {"sluice_proxy_lease_datagrams_total",
        {MetricType::Counter, {{{"kind", "demand"}}, {{"kind", "grant"}}}}},
       {"sluice_proxy_lease_stale_grants_total", {MetricType::Counter, {{}}}},
+      {"sluice_proxy_lease_aged_grants_total", {MetricType::Counter, {{}}}},
   };
   EXPECT_EQ(got, want);
 }

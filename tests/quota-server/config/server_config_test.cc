@@ -167,7 +167,11 @@ TEST(ServerConfigTest, BadValuesNameTheirPath) {
               HasSubstr("resources.a.per_key: must be true or false"));
   EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    lease:\n"
                       "      refresh: 3s\n"),
-              HasSubstr("resources.a.lease.refresh: must be <= ttl"));
+              HasSubstr("resources.a.lease.refresh: must be <= ttl / 2"));
+  // Half the default ttl of 1 s is the most a refresh may be.
+  EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    lease:\n"
+                      "      refresh: 501ms\n"),
+              HasSubstr("resources.a.lease.refresh: must be <= ttl / 2"));
   EXPECT_THAT(ErrorOf("resources:\n  a:\n    rate: 1\n    lease:\n"
                       "      ttl: 0\n"),
               HasSubstr("resources.a.lease.ttl: must be > 0"));
