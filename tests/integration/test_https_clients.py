@@ -195,7 +195,7 @@ class HttpsClientsTest(h.ProxyTestCase):
         undici = os.path.join(node_modules(), "undici", "package.json")
         self.assertTrue(os.path.exists(undici),
                         "%s is missing: run `npm ci` in %s (ctest does, in "
-                        "the fixture integration.node_modules)" %
+                        "the test integration.node_modules)" %
                         (undici, NODE_DIR))
         self.assertTrue(shutil.which("node"), "node is not installed")
         r = tlsh.run_client(
