@@ -20,6 +20,7 @@
 #include "proxy/limit/keyed_limiter.h"
 #include "proxy/limit/limit_gate.h"
 #include "proxy/pause/bucket_pause.h"
+#include "proxy/server/relay_buffer_cache.h"
 #include "proxy/server/session_request.h"
 #include "proxy/stats/access_log.h"
 #include "proxy/stats/pause_metrics.h"
@@ -91,7 +92,8 @@ asio::awaitable<void> Session::Run() {
       if (close_requested_ || ctx_.draining.load()) break;
       // An idle connection keeps no buffer it does not need: a kept-alive
       // tunnel may wait for minutes, and a sidecar may hold thousands.
-      relay_buf_.reset();
+      RelayBufferCache::Give(std::move(relay_buf_),
+                             ctx_.config->limits.buffer_bytes);
       buffer_.shrink_to_fit();
       stream_.tcp().expires_after(first ? ctx_.config->timeouts.header_read
                                         : ctx_.config->timeouts.client_idle);

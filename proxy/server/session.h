@@ -222,8 +222,8 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   BodyDeadline body_deadline_{this};
   void DisarmHeadDeadline();
-  // Streaming buffer, allocated on first use and released whenever the
-  // connection goes idle between requests.
+  // Streaming buffer, taken on first use and given back to the thread's
+  // RelayBufferCache whenever the connection goes idle between requests.
   std::unique_ptr<char[]> relay_buf_;
   // What an idle connection reads the start of its next request into.
   static constexpr size_t kIdleReadBytes = 4096;

@@ -19,6 +19,7 @@
 #include "proxy/pause/bucket_pause.h"
 #include "proxy/server/http_relay.h"
 #include "proxy/server/proxy_context.h"
+#include "proxy/server/relay_buffer_cache.h"
 #include "proxy/server/session.h"
 #include "proxy/server/session_request.h"
 #include "proxy/server/tls_endpoints.h"
@@ -187,8 +188,7 @@ void Session::RewriteRequestHead(RequestState& rs, const ForwardTarget& ft) {
 
 RelayBuffer Session::RelayBuf() {
   if (!relay_buf_) {
-    relay_buf_ = std::make_unique_for_overwrite<char[]>(
-        ctx_.config->limits.buffer_bytes);
+    relay_buf_ = RelayBufferCache::Take(ctx_.config->limits.buffer_bytes);
   }
   return RelayBuffer{relay_buf_.get(), ctx_.config->limits.buffer_bytes};
 }
