@@ -75,20 +75,11 @@ class ConnectRelay:
 
     def _open(self, client):
         try:
-            up = socket.create_connection(("127.0.0.1", self.proxy_port),
-                                          timeout=10)
+            up, resp = h.open_tunnel(self.proxy_port, self.target,
+                                     headers=[("Host", self.target)])
             self._track(up)
-            up.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
-                        (self.target, self.target)).encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = up.recv(1)
-                if not chunk:
-                    raise OSError("proxy closed before its CONNECT reply")
-                head += chunk
-            status = head.split(b"\r\n", 1)[0]
-            if b" 200 " not in status + b" ":
-                raise OSError("CONNECT refused: %r" % status)
+            if resp.status != 200:
+                raise OSError("CONNECT refused: %d" % resp.status)
             up.settimeout(None)
         except OSError as e:
             with self._lock:
@@ -116,6 +107,12 @@ class ConnectRelay:
                 pass
 
     def close(self):
+        # Wakes the accept loop (close alone does not interrupt a blocked
+        # accept on Linux).
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             socks, self._socks = list(self._socks), set()
