@@ -165,6 +165,18 @@ asio::awaitable<bool> Session::ReadHead(RequestState& rs) {
       head_len = pos + kCrlfCrlf.size();
       break;
     }
+    // A line that ends in a bare LF never ends the head: answer at once
+    // rather than at the head deadline (RFC 9112 lets a recipient refuse
+    // it; a proxy that guessed where such a head ends could be smuggled
+    // past).
+    for (size_t i = data.find('\n', scanned); i != std::string_view::npos;
+         i = data.find('\n', i + 1)) {
+      if (i == 0 || data[i - 1] != '\r') {
+        co_await SendError(rs, 400, "bare_lf",
+                           "request head lines must end in CRLF");
+        co_return false;
+      }
+    }
     scanned = data.size();
     if (data.size() > limits.max_header_bytes) {
       HttpRuleError e = OversizedHeadError(data, limits.max_uri_bytes);

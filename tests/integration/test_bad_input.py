@@ -117,6 +117,16 @@ class BadInputTest(h.ProxyTestCase):
             "/echo", ["Transfer-Encoding: chunked"], "POST") +
             b"5\nhello\r\n0\r\n\r\n")
 
+    def test_bare_lf_head_is_refused_at_once(self):
+        # Without a CRLF blank line the head never ends: without this rule
+        # the answer would be the 408 at the head deadline.
+        for data in (b"GET %s/echo HTTP/1.1\nHost: x\n\n" %
+                     self.up.url.encode(),
+                     b"CONNECT %s HTTP/1.0\n\n" % self.up.authority.encode()):
+            resp = self.assertRejected(data, 400)
+            self.assertEqual(resp.headers.get("x-sluice-error"), "bare_lf",
+                             resp)
+
     # -- limits --------------------------------------------------------------
     def test_header_block_too_large(self):
         pad = ["X-Pad-%02d: %s" % (i, "a" * 80) for i in range(55)]  # ~5 KB
