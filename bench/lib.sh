@@ -151,3 +151,23 @@ find_sluice() {
   [[ -x $SLUICE_BIN ]] && HAVE_SLUICE=1
   return 0
 }
+
+# print_run_header TITLE PEERS: the head of a results file (the machine,
+# its load, the sluice binary and commit, the peers' versions). Reads
+# HAVE_SLUICE, SLUICE_BIN, BUILD_NOTE and REPO.
+print_run_header() {
+  local title=$1 peers=$2 load1 bin_note="not measured"
+  echo "# $title"
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "host: $(uname -srm), $(nproc) CPU(s), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
+  read -r load1 _ </proc/loadavg
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
+    echo "WARNING: the machine is busy (load $load1); req/s and latency will be noisy"
+  fi
+  if ((HAVE_SLUICE)); then
+    bin_note="$SLUICE_BIN, built $(date -u -r "$SLUICE_BIN" '+%Y-%m-%d %H:%M UTC')${BUILD_NOTE:+, $BUILD_NOTE}"
+  fi
+  echo "sluice: commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+uncommitted changes'); $bin_note"
+  echo "peers: $peers"
+}

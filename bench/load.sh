@@ -258,20 +258,7 @@ run_wrk() {
   echo "$line"
 }
 
-echo "# sluice load benchmark"
-echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "host: $(uname -srm), $ncpu CPU(s), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
-read -r load1 _ </proc/loadavg
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
-  echo "WARNING: the machine is busy (load $load1); req/s and latency will be noisy"
-fi
-bin_note="not measured"
-if ((HAVE_SLUICE)); then
-  bin_note="$SLUICE_BIN, built $(date -u -r "$SLUICE_BIN" '+%Y-%m-%d %H:%M UTC')${BUILD_NOTE:+, $BUILD_NOTE}"
-fi
-echo "sluice: commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+uncommitted changes'); $bin_note"
-echo "peers: $(nginx -v 2>&1 | sed 's/.*version: //'), $(squid -v | sed -n '1s/.*Version /squid /p'), $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/haproxy \1/p'), $(wrk -v 2>&1 | sed -n '1s/^\(wrk [^ ]*\).*/\1/p')"
+print_run_header "sluice load benchmark" "$(nginx -v 2>&1 | sed 's/.*version: //'), $(squid -v | sed -n '1s/.*Version /squid /p'), $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/haproxy \1/p'), $(wrk -v 2>&1 | sed -n '1s/^\(wrk [^ ]*\).*/\1/p')"
 if [[ -n ${SLUICE_POOL_IDLE:-} ]]; then
   echo "sluice config: limits.pool_max_idle_per_host=$SLUICE_POOL_IDLE"
 fi

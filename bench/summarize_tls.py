@@ -24,6 +24,9 @@ import re
 import statistics
 import sys
 
+# The table formats of the plain load benchmark's summary (same folder).
+from summarize import fmt_num, fmt_range, fmt_rps, verdict
+
 PATH_ORDER = ["direct", "sluice", "squid", "haproxy"]
 PROXY_PATHS = ["sluice", "squid", "haproxy"]
 RSS_GOAL_MB = 96.0
@@ -82,36 +85,12 @@ class Runs:
     return statistics.median(values) if values else None
 
 
-def fmt_rps(v):
-  if v is None:
-    return "–"
-  if v >= 10000:
-    return f"{v / 1000:.1f}k"
-  return f"{v / 1000:.2f}k" if v >= 1000 else f"{v:.0f}"
-
-
-def fmt_num(v, digits=0):
-  return "–" if v is None else f"{v:.{digits}f}"
-
-
-def fmt_range(values, fn):
-  if not values:
-    return "–"
-  return f"{fn(min(values))}–{fn(max(values))}"
-
-
 def ratio(a, b):
   return a / b if a is not None and b else None
 
 
 def fmt_ratio(r):
   return "–" if r is None else f"{r:.2f}×"
-
-
-def verdict(ok):
-  if ok is None:
-    return "n/a"
-  return "met" if ok else "MISSED"
 
 
 def metric_sum(metrics, name, label_filter=""):

@@ -405,20 +405,7 @@ idle_run() {
   return 0
 }
 
-echo "# sluice HTTPS (intercepted) load benchmark"
-echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "host: $(uname -srm), $ncpu CPU(s), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"
-read -r load1 _ </proc/loadavg
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
-  echo "WARNING: the machine is busy (load $load1); req/s and latency will be noisy"
-fi
-bin_note="not measured"
-if ((HAVE_SLUICE)); then
-  bin_note="$SLUICE_BIN, built $(date -u -r "$SLUICE_BIN" '+%Y-%m-%d %H:%M UTC')${BUILD_NOTE:+, $BUILD_NOTE}"
-fi
-echo "sluice: commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo '+uncommitted changes'); $bin_note"
-echo "peers: $(nginx -v 2>&1 | sed 's/.*version: //'), $(squid -v | sed -n '1s/.*Version /squid-openssl /p'), $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/haproxy \1/p'), $(openssl version | cut -d' ' -f1-2)"
+print_run_header "sluice HTTPS (intercepted) load benchmark" "$(nginx -v 2>&1 | sed 's/.*version: //'), $(squid -v | sed -n '1s/.*Version /squid-openssl /p'), $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/haproxy \1/p'), $(openssl version | cut -d' ' -f1-2)"
 echo "pinning: nginx on CPU $ORIGIN_CORE; the load client and the proxy under test on CPU $PROXY_CORE"
 echo "plan: $ROUNDS interleaved rounds x ${#PATHS[@]} paths (${PATHS[*]}): kept-alive c=$CONNS and c=1," \
   "new tunnel per request c=$NEWCONN_CONNS (sluice also cold), ${DURATION}s each; then $IDLE_CONNS idle tunnels per proxy"
