@@ -136,23 +136,35 @@ void ExpectMaxMinOptimal(double capacity, const std::vector<double>& demands,
   }
 }
 
+// A random instance: 1 to max_n sidecars, some with no demand, weights
+// mostly 1 or in [0.1, 10), and a capacity of `low` to 1.5 times the sum
+// of the demands.
+struct Instance {
+  std::vector<double> demands;
+  std::vector<double> weights;
+  double capacity = 0;
+};
+Instance RandomInstance(uint32_t seed, size_t max_n, double low) {
+  std::mt19937_64 rng(seed);
+  const size_t n = 1 + rng() % max_n;
+  std::uniform_real_distribution<double> weight(0.1, 10);
+  std::exponential_distribution<double> demand(0.01);
+  Instance inst{std::vector<double>(n), std::vector<double>(n), 0};
+  double sum_d = 0;
+  for (size_t i = 0; i < n; ++i) {
+    inst.demands[i] = rng() % 7 == 0 ? 0 : demand(rng);
+    inst.weights[i] = rng() % 3 == 0 ? 1 : weight(rng);
+    sum_d += inst.demands[i];
+  }
+  inst.capacity = sum_d * std::uniform_real_distribution<double>(low, 1.5)(rng);
+  return inst;
+}
+
 TEST(FairShareTest, RandomInstancesAreMaxMinOptimal) {
   for (uint32_t seed = 1; seed <= 200; ++seed) {
-    std::mt19937_64 rng(seed);
-    const size_t n = 1 + rng() % 2000;
-    std::uniform_real_distribution<double> weight(0.1, 10);
-    std::exponential_distribution<double> demand(0.01);
-    std::vector<double> demands(n);
-    std::vector<double> weights(n);
-    double sum_d = 0;
-    for (size_t i = 0; i < n; ++i) {
-      demands[i] = rng() % 7 == 0 ? 0 : demand(rng);
-      weights[i] = rng() % 3 == 0 ? 1 : weight(rng);
-      sum_d += demands[i];
-    }
     // Capacities from starved to plentiful.
-    const double capacity =
-        sum_d * std::uniform_real_distribution<double>(0.01, 1.5)(rng);
+    const auto [demands, weights, capacity] = RandomInstance(seed, 2000, 0.01);
+    const size_t n = demands.size();
     std::vector<double> shares;
     WaterFill(capacity, demands, weights, &shares);
     SCOPED_TRACE(testing::Message() << "seed " << seed << " n " << n);
@@ -194,20 +206,10 @@ TEST(ShareOutTest, HeadroomComesOnlyOutOfTheSpare) {
 
 TEST(ShareOutTest, RandomInstancesNeverGoBelowTheFairShare) {
   for (uint32_t seed = 1; seed <= 200; ++seed) {
-    std::mt19937_64 rng(seed);
-    const size_t n = 1 + rng() % 200;
-    std::uniform_real_distribution<double> weight(0.1, 10);
-    std::exponential_distribution<double> demand(0.01);
-    std::vector<double> demands(n);
-    std::vector<double> weights(n);
+    const auto [demands, weights, capacity] = RandomInstance(seed, 200, 0.5);
+    const size_t n = demands.size();
     double sum_d = 0;
-    for (size_t i = 0; i < n; ++i) {
-      demands[i] = rng() % 7 == 0 ? 0 : demand(rng);
-      weights[i] = rng() % 3 == 0 ? 1 : weight(rng);
-      sum_d += demands[i];
-    }
-    const double capacity =
-        sum_d * std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+    for (double d : demands) sum_d += d;
     SCOPED_TRACE(testing::Message() << "seed " << seed << " n " << n);
     // The fair shares, checked against the optimality conditions.
     std::vector<double> fair;
