@@ -374,6 +374,15 @@ def report(results, fleets, a, dialects, elapsed, fanout_all, hist_count):
                 "(p) first throttle read -> last sidecar paused, %s" % m,
                 fmt_pcts([r["paused_ms"] for r in by_mode[m]
                           if r["paused_ms"] is not None])))
+    for m in MODES:
+        if by_mode[m]:
+            left_out = [r for r in by_mode[m] if r["paused_ms"] is None]
+            print("    (p) %s: %d of %d bans left out (%d with a sidecar "
+                  "that never paused, %d where no sidecar read a throttle "
+                  "itself)" % (
+                      m, len(left_out), len(by_mode[m]),
+                      sum(r["unpaused"] > 0 for r in left_out),
+                      sum(r["unpaused"] == 0 for r in left_out)))
     if "leased" in fleets:
         print("%-58s %s" % (
             "(p1) first throttle read -> first sidecar paused remotely",
