@@ -153,10 +153,12 @@ class QuotaAllocator::Impl {
         // An idle key's bucket is evicted once it would have refilled
         // anyway (burst / rate after its last grant), so recreating it full
         // never lets a window see more than rate * W + burst.
+        // At the rate in force: a learned rate below the configured one
+        // refills more slowly.
         if (rc.per_key && ledger->empty() &&
             ledger->Pause(now).phase == PauseSchedule::Phase::kRunning &&
             ToSeconds(now - ledger->last_grant_at()) >=
-                rc.burst / rc.RatePerSecond()) {
+                rc.burst / Effective(r).RatePerSecond()) {
           r.buckets.erase(it++);
         } else {
           ++it;

@@ -551,6 +551,29 @@ TEST_F(QuotaAllocatorTest, PerKeyBucketsHaveTheirOwnLevels) {
   EXPECT_EQ(Res(At(6000)).level, 0);  // evicted
 }
 
+// A key's bucket is evicted once it would have refilled at the rate in
+// force: with a learned rate of 5/s, a burst of 50 takes 10 s, not the 5 s
+// of the configured 10/s (a bucket recreated full earlier could let a
+// window see more than rate * W + burst at the learned rate).
+TEST_F(QuotaAllocatorTest, PerKeyBucketsEvictAtTheLearnedRate) {
+  ServerConfig config = Config(10, 50);
+  config.resources[0].per_key = true;
+  config.resources[0].learn = true;
+  Make(config);
+  Connect(1, "a", At(0));
+  SidecarMessage report = Report({.queued = 100, .key = "k1"});
+  report.mutable_demand()->set_stated_limit(5);
+  report.mutable_demand()->set_stated_window_ms(1000);
+  ASSERT_THAT(GrantsTo(Send(1, report, At(1000)), 1), SizeIs(1));
+  Tick(At(1050));
+  EXPECT_NEAR(Res(At(1050)).effective_rate_per_second, 5, 1e-9);
+  alloc_->Close(1, At(1100));
+  Tick(At(7000));  // 6 s after the grant: refilled at 10/s, not at 5/s
+  EXPECT_GT(Res(At(7000)).level, 0);
+  Tick(At(11100));
+  EXPECT_EQ(Res(At(11100)).level, 0);  // evicted
+}
+
 TEST_F(QuotaAllocatorTest, SnapshotReportsRatesAndLevels) {
   Make(Config(100, 50));
   Connect(1, "a", At(0));
