@@ -39,6 +39,7 @@ struct Stream {
   bool sidecar_open = true;
   TimePoint last_up{};
   TimePoint last_down{};
+  size_t pending_down = 0;  // messages sent and not yet delivered
 };
 
 struct Event {
@@ -302,6 +303,17 @@ class Fleet {
         at = std::max(at, *stall);
         st.last_down = std::max(st.last_down, at);
       }
+      if (cfg_.down_queue_limit > 0 &&
+          st.pending_down >= cfg_.down_queue_limit) {
+        // The queue is full: the server ends the stream. What it sent
+        // still arrives; the sidecar sees the end right after.
+        ++result_.queue_full_closes;
+        st.server_open = false;
+        server_->Close(id, now_);
+        Push(std::max(at, st.last_down), [this, id] { Disconnect(id); });
+        continue;
+      }
+      ++st.pending_down;
       Push(at, [this, id, m = std::move(msg)] { Deliver(id, m); });
     }
     out.messages.clear();
@@ -324,12 +336,16 @@ class Fleet {
   // sidecar to thaw, in order).
   void Deliver(StreamId id, const sluice::v1::ServerMessage& m) {
     auto it = streams_.find(id);
-    if (it == streams_.end() || !it->second.sidecar_open) return;
+    if (it == streams_.end()) return;
     const size_t i = it->second.sidecar;
-    if (const auto thaw = During(cfg_.freezes, i, now_)) {
-      Push(*thaw, [this, id, m] { Deliver(id, m); });
-      return;
+    if (it->second.sidecar_open) {
+      if (const auto thaw = During(cfg_.freezes, i, now_)) {
+        Push(*thaw, [this, id, m] { Deliver(id, m); });  // still queued
+        return;
+      }
     }
+    if (it->second.pending_down > 0) --it->second.pending_down;
+    if (!it->second.sidecar_open) return;
     Sidecar& s = sidecars_[i];
     if (s.alive) s.agent->OnServerMessage(m, now_);
   }

@@ -92,6 +92,12 @@ struct SimConfig {
   // (in a write queue, behind TCP retransmission) and arrives all at `to`,
   // in order. Reports still go up.
   std::vector<Stall> stalls;
+  // The server's write queue per stream (0: unbounded): a stream with more
+  // messages on their way than this is ended by the server, as the
+  // service ends one whose sidecar does not read (RESOURCE_EXHAUSTED).
+  // What was already sent still arrives; the sidecar sees the end after
+  // that and reconnects.
+  size_t down_queue_limit = 0;
   // Frozen sidecars (SIGSTOP, CPU throttling): in [from, to) the sidecar
   // runs nothing: no request is admitted or sent, no report made, no
   // message read. What reached it meanwhile is read at `to`; the server
@@ -126,6 +132,8 @@ struct SimResult {
   // Hellos the server refused: their id was leasing on another instance's
   // open stream.
   uint64_t duplicate_ids = 0;
+  // Streams the server ended because their write queue filled.
+  uint64_t queue_full_closes = 0;
   // check_accounting: checks in which some sidecar held more than its O_i,
   // and the largest excess seen (tokens).
   uint64_t undercounted = 0;

@@ -223,6 +223,32 @@ TEST(FleetSim, StalledStreamsKeepTheBound) {
   }
 }
 
+// The same stalls with a write queue of 3 messages: the server ends a
+// stalled stream once its queue fills (as the service does); what it had
+// sent still arrives, then the end; the sidecar reconnects and leases
+// again. fail_closed: between the end and the reconnect a sidecar cannot
+// lease, and under fallback_share it would spend its fallback share there,
+// that policy's documented overshoot (docs/leasing.md), not the lease's.
+TEST(FleetSim, AFullWriteQueueEndsTheStreamAndKeepsTheBound) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    SimConfig c = Base(seed);
+    c.duration = seconds(12);
+    c.demand = [](size_t, double) { return 100.0; };
+    c.stalls = {{.from = 3, .to = 9, .sidecar = 0},
+                {.from = 3, .to = 9, .sidecar = 1},
+                {.from = 3.2, .to = 8.9, .sidecar = 2}};
+    c.down_queue_limit = 3;
+    c.policy = UnavailablePolicy::kFailClosed;
+    const SimResult r = RunFleet(c);
+    ExpectBound(c, r);
+    EXPECT_GE(r.queue_full_closes, 3u) << "seed " << seed;
+    EXPECT_GE(Utilisation(c, r, 10, 12), 0.95) << "seed " << seed;
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_GT(r.SentBetween(i, 10, 12), 0) << "sidecar " << i;
+    }
+  }
+}
+
 // A frozen sidecar reads, when it thaws, every grant the server sent it
 // meanwhile; those older than a ttl bring no tokens.
 TEST(FleetSim, FrozenSidecarsKeepTheBound) {
