@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "common/time/duration.h"
 #include "proxy/http/http_head.h"
+#include "proxy/http/http_rules.h"
 #include "proxy/http/router.h"
 #include "proxy/limit/keyed_limiter.h"
 #include "proxy/limit/limit_gate.h"
@@ -165,17 +166,17 @@ asio::awaitable<bool> Session::ReadHead(RequestState& rs) {
       head_len = pos + kCrlfCrlf.size();
       break;
     }
-    // A line that ends in a bare LF never ends the head: answer at once
-    // rather than at the head deadline (RFC 9112 lets a recipient refuse
-    // it; a proxy that guessed where such a head ends could be smuggled
-    // past).
-    for (size_t i = data.find('\n', scanned); i != std::string_view::npos;
-         i = data.find('\n', i + 1)) {
-      if (i == 0 || data[i - 1] != '\r') {
-        co_await SendError(rs, 400, "bare_lf",
-                           "request head lines must end in CRLF");
-        co_return false;
-      }
+    // A line that ends in a bare LF never ends the head: the head rules
+    // run on each new part at once rather than wait for the head deadline
+    // (RFC 9112 lets a recipient refuse it; a proxy that guessed where such
+    // a head ends could be smuggled past). The part starts two bytes back,
+    // past a LF already checked, so a CRLF or a fold split across reads is
+    // seen whole.
+    size_t part = scanned >= 2 ? scanned - 2 : 0;
+    if (part < data.size() && part > 0 && data[part] == '\n') ++part;
+    if (auto bad = CheckRawRequestHead(data.substr(part))) {
+      co_await SendError(rs, bad->status, bad->reason, bad->detail);
+      co_return false;
     }
     scanned = data.size();
     if (data.size() > limits.max_header_bytes) {

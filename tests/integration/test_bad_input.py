@@ -127,6 +127,24 @@ class BadInputTest(h.ProxyTestCase):
             self.assertEqual(resp.headers.get("x-sluice-error"), "bare_lf",
                              resp)
 
+    def test_a_crlf_split_across_reads_is_not_a_bare_lf(self):
+        # One byte at a time, 50 ms apart: every CR and its LF come in reads
+        # of their own, and the head only ends at the 408.
+        resp, _, dripped = h.slow_send(
+            self.proxy.port,
+            b"GET %s/echo HTTP/1.1\r\nHost: x\r\nX-A: 1" % self.up.url.encode(),
+            timeout=5, drip=b"\r\nX-B: 2", drip_interval=0.05)
+        self.assertGreater(dripped, 2)
+        self.assertEqual(resp.status, 408, resp)
+
+    def test_a_fold_split_across_reads_is_refused_at_once(self):
+        resp, _, _ = h.slow_send(
+            self.proxy.port,
+            b"GET %s/echo HTTP/1.1\r\nHost: x\r\nX-A: 1" % self.up.url.encode(),
+            timeout=5, drip=b"\r\n folded", drip_interval=0.05)
+        self.assertEqual(resp.status, 400, resp)
+        self.assertEqual(resp.headers.get("x-sluice-error"), "obs_fold", resp)
+
     # -- limits --------------------------------------------------------------
     def test_header_block_too_large(self):
         pad = ["X-Pad-%02d: %s" % (i, "a" * 80) for i in range(55)]  # ~5 KB
