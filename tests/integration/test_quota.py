@@ -459,7 +459,9 @@ class UnavailableServerTest(h.ProxyTestCase):
 
         # fallback_share: each sidecar is paced by a local bucket at
         # min(R / sidecars it was told of, its last share), as deep as
-        # min(B, its last grant). Every sidecar keeps forwarding.
+        # min(B, its last grant). Every sidecar keeps forwarding. The fleet
+        # runs this way for FALLBACK_WINDOW: not a wait for some state, but
+        # the stretch of fallback traffic the spend bounds below judge.
         time.sleep(FALLBACK_WINDOW)
         self.assertTrue(h.wait_until(
             lambda: all(load.select(sent_from=down_at, index=i, status=200,
