@@ -173,6 +173,15 @@ class SessionTlsTest : public ::testing::Test {
         origin_key_.get(), ca.cert.get(), ca.key.get());
   }
 
+  // An origin whose certificate the proxy trusts (from origin_ca_, for
+  // 127.0.0.1); CONNECTs to its port are allowed.
+  std::unique_ptr<TlsOrigin> TrustedOrigin() {
+    X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
+    auto origin = std::make_unique<TlsOrigin>(cert.get(), origin_key_.get());
+    config_.connect.allowed_ports = {origin->port()};
+    return origin;
+  }
+
   // Starts the proxy: interception of 127.0.0.1 when `intercept`, TLS
   // towards origins trusting the origin CA.
   void Start(bool intercept = true) {
@@ -218,13 +227,11 @@ class SessionTlsTest : public ::testing::Test {
   // The status of the second of two requests inside an intercepted
   // tunnel, under a limit of one token on routes of `scheme`.
   unsigned SecondRequestUnderALimitOn(RouteScheme scheme) {
-    X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-    TlsOrigin origin(cert.get(), origin_key_.get());
-    config_.connect.allowed_ports = {origin.port()};
+    auto origin = TrustedOrigin();
     LimitEverything(/*burst=*/1, scheme);
     Start();
     tcp::socket client = Connect();
-    ConnectTo(client, origin.port());
+    ConnectTo(client, origin->port());
     boost::system::error_code ec;
     auto tls = Handshake(client, proxy_ca_, "127.0.0.1", ec);
     EXPECT_FALSE(ec) << ec.message();
@@ -318,12 +325,10 @@ class SessionTlsTest : public ::testing::Test {
 };
 
 TEST_F(SessionTlsTest, AnInterceptedRequestTakesTheHttpPathToATlsOrigin) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   Start();
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   boost::system::error_code ec;
   // The client sees a certificate from the proxy's CA, for the host.
   auto tls = Handshake(client, proxy_ca_, "", ec);
@@ -332,7 +337,7 @@ TEST_F(SessionTlsTest, AnInterceptedRequestTakesTheHttpPathToATlsOrigin) {
   ASSERT_NE(served, nullptr);
   EXPECT_EQ(X509_check_issued(proxy_ca_.cert.get(), served), X509_V_OK);
   beast::flat_buffer buf;
-  const std::string host = "127.0.0.1:" + std::to_string(origin.port());
+  const std::string host = "127.0.0.1:" + std::to_string(origin->port());
   auto res = Get(*tls, buf, "/v1/models?x=1", host);
   EXPECT_EQ(res.result_int(), 200u);
   EXPECT_EQ(res.body(), "GET /v1/models?x=1 host=" + host);
@@ -340,18 +345,16 @@ TEST_F(SessionTlsTest, AnInterceptedRequestTakesTheHttpPathToATlsOrigin) {
   // A second request rides the same tunnel and the pooled TLS connection.
   res = Get(*tls, buf, "/v1/other", host);
   EXPECT_EQ(res.body(), "GET /v1/other host=" + host);
-  EXPECT_EQ(origin.accepts(), 1);
+  EXPECT_EQ(origin->accepts(), 1);
   EXPECT_EQ(TunnelsRead("tls"), 1);
 }
 
 TEST_F(SessionTlsTest, EachRequestInsideTheTunnelMeetsTheLimit) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   LimitEverything(/*burst=*/1);
   Start();
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   boost::system::error_code ec;
   auto tls = Handshake(client, proxy_ca_, "127.0.0.1", ec);
   ASSERT_FALSE(ec) << ec.message();
@@ -360,7 +363,7 @@ TEST_F(SessionTlsTest, EachRequestInsideTheTunnelMeetsTheLimit) {
   auto res = Get(*tls, buf, "/2", "127.0.0.1");
   EXPECT_EQ(res.result_int(), 429u);
   EXPECT_EQ(res["x-sluice-limited"], "local");
-  EXPECT_EQ(origin.seen().size(), 1u);
+  EXPECT_EQ(origin->seen().size(), 1u);
 }
 
 // A route of scheme http does not see the https requests of an
@@ -412,12 +415,10 @@ TEST_F(SessionTlsTest, AnOriginCertificateThatFailsIsA502NamingWhy) {
 }
 
 TEST_F(SessionTlsTest, AHostNotInterceptedStaysAnOpaqueTunnel) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   Start(/*intercept=*/false);
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   // The handshake is the origin's own: its certificate, its CA.
   boost::system::error_code ec;
   auto tls = Handshake(client, origin_ca_, "", ec);
@@ -431,30 +432,27 @@ TEST_F(SessionTlsTest, AHostNotInterceptedStaysAnOpaqueTunnel) {
 // An opaque tunnel is a request of neither scheme: a route of scheme http
 // (or https) does not count it, a route without a scheme does.
 TEST_F(SessionTlsTest, OnlyRoutesWithoutASchemeLimitOpaqueTunnels) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   LimitEverything(/*burst=*/1, RouteScheme::kHttp);
   config_.routes.push_back(RouteConfig{
       .host = "127.0.0.1", .limit = "lim", .scheme = RouteScheme::kHttps});
   Start(/*intercept=*/false);
   for (int i = 0; i < 2; ++i) {
     tcp::socket client = Connect();
-    ConnectTo(client, origin.port());  // asserts the 200
+    ConnectTo(client, origin->port());  // asserts the 200
   }
 }
 
 TEST_F(SessionTlsTest, ARouteWithoutASchemeLimitsOpaqueTunnels) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   LimitEverything(/*burst=*/1);
   Start(/*intercept=*/false);
   tcp::socket first = Connect();
-  ConnectTo(first, origin.port());
+  ConnectTo(first, origin->port());
   tcp::socket second = Connect();
-  const std::string req = "CONNECT 127.0.0.1:" + std::to_string(origin.port()) +
-                          " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string req =
+      "CONNECT 127.0.0.1:" + std::to_string(origin->port()) +
+      " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   asio::write(second, asio::buffer(req));
   beast::flat_buffer buf;
   http::response_parser<http::empty_body> head;
@@ -466,12 +464,10 @@ TEST_F(SessionTlsTest, ARouteWithoutASchemeLimitsOpaqueTunnels) {
 }
 
 TEST_F(SessionTlsTest, PlainHttpInsideATunnelIsReadAsHttp) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   Start();
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   // Plain HTTP after the 200: sluice reads it and calls the origin in
   // plain HTTP too, which a TLS origin refuses: the point is that sluice,
   // not the origin, answered.
@@ -484,12 +480,10 @@ TEST_F(SessionTlsTest, PlainHttpInsideATunnelIsReadAsHttp) {
 }
 
 TEST_F(SessionTlsTest, ARequestForAnotherHostInsideTheTunnelIs421) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   Start();
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   boost::system::error_code ec;
   auto tls = Handshake(client, proxy_ca_, "", ec);
   ASSERT_FALSE(ec) << ec.message();
@@ -497,21 +491,19 @@ TEST_F(SessionTlsTest, ARequestForAnotherHostInsideTheTunnelIs421) {
   auto res = Get(*tls, buf, "/", "other.example");
   EXPECT_EQ(res.result_int(), 421u);
   EXPECT_EQ(res["x-sluice-error"], "misdirected");
-  EXPECT_TRUE(origin.seen().empty());
+  EXPECT_TRUE(origin->seen().empty());
 }
 
 TEST_F(SessionTlsTest, AnSniForAnotherHostFailsTheHandshake) {
-  X509Ptr cert = OriginCert(origin_ca_, "IP:127.0.0.1");
-  TlsOrigin origin(cert.get(), origin_key_.get());
-  config_.connect.allowed_ports = {origin.port()};
+  auto origin = TrustedOrigin();
   Start();
   tcp::socket client = Connect();
-  ConnectTo(client, origin.port());
+  ConnectTo(client, origin->port());
   boost::system::error_code ec;
   auto tls = Handshake(client, proxy_ca_, "evil.example", ec);
   EXPECT_TRUE(ec);
   ASSERT_TRUE(test::WaitFor([&] { return TunnelsRead("sni_mismatch") == 1; }));
-  EXPECT_TRUE(origin.seen().empty());
+  EXPECT_TRUE(origin->seen().empty());
 }
 
 TEST_F(SessionTlsTest, AClientThatNeverSpeaksIsClosedAtTheHeadDeadline) {
