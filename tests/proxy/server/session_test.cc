@@ -25,6 +25,7 @@
 #include "proxy/config/config.h"
 #include "proxy/limit/keyed_limiter.h"
 #include "proxy/limit/rate_limiter.h"
+#include "tests/proxy/server/blocking_origin.h"
 #include "tests/proxy/server/test_context.h"
 
 namespace sluice {
@@ -36,65 +37,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using std::chrono::seconds;
 
-// An origin on loopback, served by its own thread with blocking sockets:
-// each accepted connection goes to `handler`, one after another.
-class Origin {
- public:
-  using Handler = std::function<void(tcp::socket&)>;
-
-  explicit Origin(Handler handler)
-      : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-        endpoint_(acceptor_.local_endpoint()),
-        handler_(std::move(handler)),
-        thread_([this] { Serve(); }) {}
-
-  ~Origin() {
-    {
-      // Ends a handler blocked on a connection the proxy keeps pooled; a
-      // connection accepted after this sees stop_ and is not served.
-      std::lock_guard lock(mu_);
-      stop_ = true;
-      if (serving_ >= 0) ::shutdown(serving_, SHUT_RDWR);
-    }
-    // Unblocks the accept.
-    boost::system::error_code ignored;
-    tcp::socket poke(poke_io_);
-    poke.connect(endpoint_, ignored);
-    thread_.join();
-  }
-
-  uint16_t port() const { return endpoint_.port(); }
-  int accepts() const { return accepts_.load(); }
-
- private:
-  void Serve() {
-    for (;;) {
-      boost::system::error_code ec;
-      tcp::socket s = acceptor_.accept(ec);
-      if (ec) return;
-      {
-        std::lock_guard lock(mu_);
-        if (stop_) return;
-        serving_ = s.native_handle();
-      }
-      ++accepts_;
-      handler_(s);
-      std::lock_guard lock(mu_);
-      serving_ = -1;
-    }
-  }
-
-  asio::io_context io_;
-  asio::io_context poke_io_;
-  tcp::acceptor acceptor_;
-  const tcp::endpoint endpoint_;
-  Handler handler_;
-  std::atomic<int> accepts_{0};
-  std::mutex mu_;
-  bool stop_ = false;  // guarded by mu_
-  int serving_ = -1;   // the connection being served, guarded by mu_
-  std::thread thread_;
-};
+using Origin = test::BlockingOrigin;
 
 // Reads one request (false at the end of the connection).
 bool ReadRequest(tcp::socket& s, beast::flat_buffer& buf,

@@ -32,6 +32,7 @@
 #include "proxy/server/session.h"
 #include "proxy/server/tls_endpoints.h"
 #include "proxy/stats/tls_metrics.h"
+#include "tests/proxy/server/blocking_origin.h"
 #include "tests/proxy/server/test_context.h"
 #include "tests/proxy/tls/tls_test_util.h"
 #include "tests/testing/registry_values.h"
@@ -48,85 +49,57 @@ using tcp = asio::ip::tcp;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// A TLS origin on 127.0.0.1 with its own certificate, served by one thread
-// with blocking sockets: it answers every request with 200 and a body
-// naming what it saw, and counts connections.
+// A TLS origin on 127.0.0.1 with its own certificate (a BlockingOrigin
+// that speaks TLS): it answers every request with 200 and a body naming
+// what it saw, and counts connections.
 class TlsOrigin {
  public:
   TlsOrigin(X509* cert, EVP_PKEY* key)
-      : ctx_(ssl::context::tls_server),
-        acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
-        endpoint_(acceptor_.local_endpoint()) {
-    SSL_CTX_use_certificate(ctx_.native_handle(), cert);
-    SSL_CTX_use_PrivateKey(ctx_.native_handle(), key);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~TlsOrigin() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-      if (serving_ >= 0) ::shutdown(serving_, SHUT_RDWR);
-    }
-    boost::system::error_code ignored;
-    tcp::socket poke(poke_io_);
-    poke.connect(endpoint_, ignored);
-    thread_.join();
-  }
+      : ctx_(ServerContext(cert, key)),
+        origin_([this](tcp::socket& s) { Serve(s); }) {}
 
-  uint16_t port() const { return endpoint_.port(); }
-  int accepts() const { return accepts_.load(); }
+  uint16_t port() const { return origin_.port(); }
+  int accepts() const { return origin_.accepts(); }
   std::vector<std::string> seen() {
     std::lock_guard lock(mu_);
     return seen_;
   }
 
  private:
-  void Serve() {
-    for (;;) {
-      boost::system::error_code ec;
-      tcp::socket s = acceptor_.accept(ec);
-      if (ec) return;
+  static ssl::context ServerContext(X509* cert, EVP_PKEY* key) {
+    ssl::context ctx(ssl::context::tls_server);
+    SSL_CTX_use_certificate(ctx.native_handle(), cert);
+    SSL_CTX_use_PrivateKey(ctx.native_handle(), key);
+    return ctx;
+  }
+
+  void Serve(tcp::socket& s) {
+    ssl::stream<tcp::socket&> tls(s, ctx_);
+    boost::system::error_code ec;
+    tls.handshake(ssl::stream_base::server, ec);
+    beast::flat_buffer buf;
+    while (!ec) {
+      http::request<http::string_body> req;
+      http::read(tls, buf, req, ec);
+      if (ec) break;
+      const std::string what = std::string(req.method_string()) + " " +
+                               std::string(req.target()) +
+                               " host=" + std::string(req[http::field::host]);
       {
         std::lock_guard lock(mu_);
-        if (stop_) return;
-        serving_ = s.native_handle();
+        seen_.push_back(what);
       }
-      ++accepts_;
-      ssl::stream<tcp::socket> tls(std::move(s), ctx_);
-      tls.handshake(ssl::stream_base::server, ec);
-      beast::flat_buffer buf;
-      while (!ec) {
-        http::request<http::string_body> req;
-        http::read(tls, buf, req, ec);
-        if (ec) break;
-        const std::string what = std::string(req.method_string()) + " " +
-                                 std::string(req.target()) +
-                                 " host=" + std::string(req[http::field::host]);
-        {
-          std::lock_guard lock(mu_);
-          seen_.push_back(what);
-        }
-        http::response<http::string_body> res{http::status::ok, 11};
-        res.body() = what;
-        res.prepare_payload();
-        http::write(tls, res, ec);
-      }
-      std::lock_guard lock(mu_);
-      serving_ = -1;
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = what;
+      res.prepare_payload();
+      http::write(tls, res, ec);
     }
   }
 
-  asio::io_context io_;
-  asio::io_context poke_io_;
   ssl::context ctx_;
-  tcp::acceptor acceptor_;
-  const tcp::endpoint endpoint_;
-  std::atomic<int> accepts_{0};
   std::mutex mu_;
-  bool stop_ = false;
-  int serving_ = -1;
-  std::vector<std::string> seen_;
-  std::thread thread_;
+  std::vector<std::string> seen_;  // guarded by mu_
+  test::BlockingOrigin origin_;    // last: its thread uses the rest
 };
 
 class SessionTlsTest : public ::testing::Test {
