@@ -73,6 +73,20 @@ def judge(label, load, records, t0, t1, rate, burst):
               if arrivals else 0.0))
 
 
+def run_load(load, a):
+    """Runs `load` for the warm-up and the measured seconds (a fixed
+    stretch of traffic: what is measured) and returns (start, end)."""
+    t0 = time.monotonic()
+    load.start()
+    time.sleep(a.warmup + a.seconds)
+    t1 = time.monotonic()
+    load.finish()
+    if load.errors:
+        print("  client errors: %d, e.g. %s" % (len(load.errors),
+                                                load.errors[0]))
+    return t0, t1
+
+
 def run_local(a, proxy_bin):
     up = h.RateLimitedUpstream()
     proxy = h.start_proxy(LOCAL % {"rate": a.rate, "burst": a.burst},
@@ -81,14 +95,7 @@ def run_local(a, proxy_bin):
         load = tq.Load()
         load.add(proxy, 0, up.url + "/paced", threads=a.clients)
         up.reset()
-        t0 = time.monotonic()
-        load.start()
-        time.sleep(a.warmup + a.seconds)
-        t1 = time.monotonic()
-        load.finish()
-        if load.errors:
-            print("  client errors: %d, e.g. %s" % (len(load.errors),
-                                                    load.errors[0]))
+        t0, t1 = run_load(load, a)
         judge("local", load, up.snapshot(), t0 + a.warmup, t1, a.rate,
               a.burst)
     finally:
@@ -124,14 +131,7 @@ def run_per_key(a, proxy_bin, quota_bin):
                                   "x-sluice-max-wait": "%dms" % a.max_wait_ms})
         for up in ups:
             up.reset()
-        t0 = time.monotonic()
-        load.start()
-        time.sleep(a.warmup + a.seconds)
-        t1 = time.monotonic()
-        load.finish()
-        if load.errors:
-            print("  client errors: %d, e.g. %s" % (len(load.errors),
-                                                    load.errors[0]))
+        t0, t1 = run_load(load, a)
         for k, up in enumerate(ups):
             judge("key %d" % k, load, up.snapshot(), t0 + a.warmup, t1,
                   a.rate, a.burst)
@@ -173,14 +173,7 @@ def run_shared(a, proxy_bin, quota_bin):
             load.add(p, i, up.url + "/api/%d" % i, threads=skew[i],
                      headers={"x-sluice-max-wait": "%dms" % a.max_wait_ms})
         up.reset()
-        t0 = time.monotonic()
-        load.start()
-        time.sleep(a.warmup + a.seconds)
-        t1 = time.monotonic()
-        load.finish()
-        if load.errors:
-            print("  client errors: %d, e.g. %s" % (len(load.errors),
-                                                    load.errors[0]))
+        t0, t1 = run_load(load, a)
         judge("fleet", load, up.snapshot(), t0 + a.warmup, t1, a.rate,
               a.burst)
         print("  per sidecar: %s" % [
