@@ -137,6 +137,8 @@ TEST(QuotaMetricsTest, CountersCatchUpToTotals) {
               Optional(40.0));
   EXPECT_THAT(Sample(text, "sluice_quota_messages_total{direction=\"out\"}"),
               Optional(50.0));
+  EXPECT_THAT(Sample(text, "sluice_quota_duplicate_sidecar_ids_total"),
+              Optional(static_cast<double>(status.duplicate_ids)));
   m.Update(status, 5, 100, 50, 1);
   text = m.Serialize();
   EXPECT_THAT(Sample(text, "sluice_quota_streams_opened_total"), Optional(5.0));
