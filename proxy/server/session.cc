@@ -95,7 +95,7 @@ asio::awaitable<void> Session::Run() {
       // tunnel may wait for minutes, and a sidecar may hold thousands.
       RelayBufferCache::Give(std::move(relay_buf_),
                              ctx_.config->limits.buffer_bytes);
-      buffer_.shrink_to_fit();
+      if (buffer_.capacity() > kIdleReadBytes) buffer_.shrink_to_fit();
       stream_.tcp().expires_after(first ? ctx_.config->timeouts.header_read
                                         : ctx_.config->timeouts.client_idle);
       auto [ec, n] = co_await stream_.async_read_some(
